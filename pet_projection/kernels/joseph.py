@@ -1,0 +1,261 @@
+"""Joseph's ray model, written once as scalar functions.
+
+Every function here is plain Python registered with
+:func:`numba.extending.register_jitable`, so the same text compiles inside the
+CPU drivers (``numba.njit``), inside CUDA kernels (numba-cuda sees third-party
+``register_jitable`` functions) and runs as-is under ``NUMBA_ENABLE_CUDASIM=1``.
+
+Joseph's method (P. M. Joseph, IEEE TMI 1(3), 1982): a ray is sampled on the
+planes of voxel centres perpendicular to its dominant axis (the axis along
+which it advances most in voxel units); on each plane the image is
+interpolated (bilinearly in 3D, linearly in 2D) between the nearest voxel
+centres, with zero outside the grid. Each sample is weighted by the path
+length per plane, ``|segment| / |segment along the dominant axis in voxels|``
+(mm), so a projection value is a line integral in image units times mm.
+
+The forward and the transposed (back) projection are the same function with
+``transpose`` False or True: the same voxels with the same weights, so the back
+projection is the exact adjoint of the forward by construction.
+
+All coordinates passed to :func:`joseph_segment` are continuous voxel indices
+``(k, i, j)`` (index ``j`` of voxel centre ``j`` equals ``j``), images are flat
+C-ordered ``(nz, ny, nx)`` blocks starting at ``base``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import namedtuple
+
+from numba.core import types
+from numba.extending import overload, register_jitable
+
+ParallelBeamRays = namedtuple(
+    "ParallelBeamRays", ["ny", "nx", "dy", "dx", "ci", "cj", "angles", "n_bins", "first_bin_mm", "bin_width_mm"])
+ParallelBeamRays.__doc__ = """Rays of a parallel-beam sinogram of one 2D slice ``(ny, nx)``; ray ``r = v * n_bins + b``.
+
+``(ci, cj)`` turn mm into voxel indices (``j = x / dx + cj``), ``angles`` has
+shape ``(n_views,)`` in radians and ``first_bin_mm`` is ``s_0``.
+"""
+
+LORRays = namedtuple("LORRays", ["nz", "ny", "nx", "dz", "dy", "dx", "ck", "ci", "cj", "xstart", "xend"])
+LORRays.__doc__ = """Segments between endpoint pairs ``xstart[r]``, ``xend[r]`` (shape ``(n_rays, 3)``, ``(x, y, z)`` mm)."""
+
+
+@register_jitable(_nrt=False)
+def scatter_add(array, index, value):
+    """``array[index] += value``; the one write of the transposed projection."""
+    array[index] += value
+
+
+@register_jitable(_nrt=False)
+def _visit(image, index, weight, scaled_value, transpose):
+    if transpose:
+        scatter_add(image, index, weight * scaled_value)
+        return 0.0
+    return image[index] * weight
+
+
+@register_jitable(_nrt=False)
+def _narrow_to_slab(lo, hi, c0, slope, t0, c_min, c_max):
+    """Narrow ``[lo, hi]`` to the ``t`` where ``c0 + slope * (t - t0)`` lies in ``[c_min, c_max]``."""
+    if slope == 0.0:
+        if c0 < c_min or c0 > c_max:
+            return 1.0, 0.0
+        return lo, hi
+    ta = t0 + (c_min - c0) / slope
+    tb = t0 + (c_max - c0) / slope
+    if ta > tb:
+        ta, tb = tb, ta
+    return max(lo, ta), min(hi, tb)
+
+
+# Inner samples are kept this far (in voxels) from the edge of the inner range,
+# far more than the rounding error of a position, so they never index outside.
+_INNER_MARGIN = 1e-6
+
+
+@register_jitable(_nrt=False, inline="always")
+def joseph_segment(image, base, nz, ny, nx, dz, dy, dx, k0, i0, j0, k1, i1, j1, value, transpose):
+    """Line integral of a flat image block along a segment, or its transpose.
+
+    Parameters
+    ----------
+    image : 1D float array
+        Flat images; the block of this ray starts at ``base`` and has shape
+        ``(nz, ny, nx)`` in C order.
+    nz, ny, nx : int
+        Block shape.
+    dz, dy, dx : float
+        Voxel size in mm.
+    k0, i0, j0, k1, i1, j1 : float
+        Segment endpoints in continuous voxel indices.
+    value : float
+        Ray value to spread over the voxels when ``transpose`` is True.
+    transpose : bool
+        False: return the line integral (image units times mm).
+        True: add ``value * weight`` to every voxel the ray samples; return 0.
+
+    Notes
+    -----
+    The planes ``t`` of the dominant axis are visited in increasing order; on
+    the inner planes no interpolation neighbour can fall outside the grid, so
+    their bounds checks are skipped.
+    """
+    dk = k1 - k0
+    di = i1 - i0
+    dj = j1 - j0
+    # dominant axis d and the two interpolated axes a, b: start, delta, size, stride
+    if abs(dj) >= abs(di) and abs(dj) >= abs(dk):
+        d0, dd, nd, sd = j0, dj, nx, 1
+        a0, da, na, sa = i0, di, ny, nx
+        b0, db, nb, sb = k0, dk, nz, ny * nx
+    elif abs(di) >= abs(dk):
+        d0, dd, nd, sd = i0, di, ny, nx
+        a0, da, na, sa = j0, dj, nx, 1
+        b0, db, nb, sb = k0, dk, nz, ny * nx
+    else:
+        d0, dd, nd, sd = k0, dk, nz, ny * nx
+        a0, da, na, sa = j0, dj, nx, 1
+        b0, db, nb, sb = i0, di, ny, nx
+    if dd == 0.0:
+        return 0.0
+    step_mm = math.sqrt((dk * dz) ** 2 + (di * dy) ** 2 + (dj * dx) ** 2) / abs(dd)
+    slope_a = da / dd
+    slope_b = db / dd
+    # planes with any neighbour inside the grid: a in (-1, na), b in (-1, nb)
+    lo = max(min(d0, d0 + dd), 0.0)
+    hi = min(max(d0, d0 + dd), nd - 1.0)
+    lo, hi = _narrow_to_slab(lo, hi, a0, slope_a, d0, -1.0, na)
+    lo, hi = _narrow_to_slab(lo, hi, b0, slope_b, d0, -1.0, nb)
+    if lo > hi:
+        return 0.0
+    t_first = int(math.ceil(lo))
+    t_last = int(math.floor(hi))
+    # planes whose neighbours are all inside: a in [0, na - 1), b in [0, nb - 1]
+    inner_lo, inner_hi = _narrow_to_slab(lo, hi, a0, slope_a, d0, _INNER_MARGIN, na - 1.0 - _INNER_MARGIN)
+    inner_lo, inner_hi = _narrow_to_slab(inner_lo, inner_hi, b0, slope_b, d0, 0.0, nb - 1.0)
+    inner_first = int(math.ceil(inner_lo))
+    inner_last = int(math.floor(inner_hi))
+    scaled_value = value * step_mm
+    acc = 0.0
+    for t in range(t_first, t_last + 1):
+        fa = a0 + slope_a * (t - d0)
+        fb = b0 + slope_b * (t - d0)
+        ia = int(math.floor(fa))
+        ib = int(math.floor(fb))
+        wa = fa - ia
+        wb = fb - ib
+        at = base + t * sd + ia * sa + ib * sb
+        inner = inner_first <= t <= inner_last  # skips the bounds checks
+        a_lo = inner or 0 <= ia < na
+        a_hi = inner or -1 <= ia < na - 1
+        b_lo = inner or 0 <= ib < nb
+        b_hi = ib < nb - 1 and (inner or ib >= -1)  # always False for a 2D image (nb = 1)
+        if a_lo and b_lo:
+            acc += _visit(image, at, (1.0 - wa) * (1.0 - wb), scaled_value, transpose)
+        if a_hi and b_lo:
+            acc += _visit(image, at + sa, wa * (1.0 - wb), scaled_value, transpose)
+        if a_lo and b_hi:
+            acc += _visit(image, at + sb, (1.0 - wa) * wb, scaled_value, transpose)
+        if a_hi and b_hi:
+            acc += _visit(image, at + sa + sb, wa * wb, scaled_value, transpose)
+    return acc * step_mm
+
+
+@register_jitable(_nrt=False)
+def parallel_beam_view(v, rays):
+    """Joseph constants of view ``v`` of a :class:`ParallelBeamRays`.
+
+    Returns ``(swap, a0, per_plane, per_bin, step_mm)``. ``swap`` is False when
+    the rays advance more along y than along x in voxel units: the sample planes
+    are the image rows ``t = i`` and the interpolation axis is x. It is True
+    otherwise: planes are the columns ``t = j`` (rows of the transposed slice),
+    interpolation along y. Ray ``b`` crosses plane ``t`` at the continuous index
+    :func:`plane_position` ``(a0, per_plane, per_bin, t, b)`` along the
+    interpolation axis, and every sample weighs ``step_mm`` (path length per
+    plane, mm).
+    """
+    cos_t = math.cos(rays.angles[v])
+    sin_t = math.sin(rays.angles[v])
+    if abs(cos_t) * rays.dx >= abs(sin_t) * rays.dy:
+        # row i: x = (s_b - y_i sin) / cos with y_i = (i - ci) dy, j = x / dx + cj
+        scale = 1.0 / (cos_t * rays.dx)
+        a0 = rays.cj + (rays.first_bin_mm + rays.ci * rays.dy * sin_t) * scale
+        return False, a0, -rays.dy * sin_t * scale, rays.bin_width_mm * scale, rays.dy / abs(cos_t)
+    # column j: y = (s_b - x_j cos) / sin with x_j = (j - cj) dx, i = y / dy + ci
+    scale = 1.0 / (sin_t * rays.dy)
+    a0 = rays.ci + (rays.first_bin_mm + rays.cj * rays.dx * cos_t) * scale
+    return True, a0, -rays.dx * cos_t * scale, rays.bin_width_mm * scale, rays.dx / abs(sin_t)
+
+
+@register_jitable(_nrt=False)
+def plane_position(a0, per_plane, per_bin, t, b):
+    """Continuous index where parallel ray ``b`` crosses plane ``t``; one expression for every path."""
+    return (a0 + t * per_plane) + b * per_bin
+
+
+@register_jitable(_nrt=False)
+def bins_within(base, per_bin, low, high, n_bins):
+    """Bins ``[first, last]`` whose position ``base + b * per_bin`` lies in ``[low, high]``."""
+    lo = (low - base) / per_bin
+    hi = (high - base) / per_bin
+    if lo > hi:
+        lo, hi = hi, lo
+    return max(int(math.ceil(lo)), 0), min(int(math.floor(hi)), n_bins - 1)
+
+
+@register_jitable(_nrt=False)
+def interpolate_edge(row, f, n):
+    """Linear interpolation of ``row`` (length ``n``, zero outside) at continuous index ``f``."""
+    i = int(math.floor(f))
+    w = f - i
+    value = 0.0
+    if 0 <= i < n:
+        value += row[i] * (1.0 - w)
+    if -1 <= i < n - 1:
+        value += row[i + 1] * w
+    return value
+
+
+@register_jitable(_nrt=False)
+def spread_edge(row, f, n, value):
+    """Transpose of :func:`interpolate_edge`: add ``value`` at ``f`` to ``row`` with the same weights."""
+    i = int(math.floor(f))
+    w = f - i
+    if 0 <= i < n:
+        row[i] += value * (1.0 - w)
+    if -1 <= i < n - 1:
+        row[i + 1] += value * w
+
+
+@register_jitable(_nrt=False, inline="always")
+def lor_ray(image, base, r, rays, value, transpose):
+    """Trace segment ``r`` of a :class:`LORRays` through one image block."""
+    xs = rays.xstart
+    xe = rays.xend
+    return joseph_segment(image, base, rays.nz, rays.ny, rays.nx, rays.dz, rays.dy, rays.dx,
+                          xs[r, 2] / rays.dz + rays.ck, xs[r, 1] / rays.dy + rays.ci, xs[r, 0] / rays.dx + rays.cj,
+                          xe[r, 2] / rays.dz + rays.ck, xe[r, 1] / rays.dy + rays.ci, xe[r, 0] / rays.dx + rays.cj,
+                          value, transpose)
+
+
+def trace_ray(image, base, r, rays, value, transpose):
+    """Trace segment ``r`` of a :class:`LORRays` (see :func:`lor_ray`).
+
+    Compiled callers pass ``transpose`` as a literal and get a function
+    specialised for that direction (the overload below); plain Python (the CUDA
+    simulator) runs :func:`lor_ray` directly.
+    """
+    return lor_ray(image, base, r, rays, value, transpose)
+
+
+@overload(trace_ray, jit_options={"_nrt": False}, prefer_literal=True)
+def _trace_ray_compiled(image, base, r, rays, value, transpose):
+    if not isinstance(transpose, types.BooleanLiteral):
+        return None
+    flag = transpose.literal_value
+
+    def specialised(image, base, r, rays, value, transpose):
+        return lor_ray(image, base, r, rays, value, flag)
+    return specialised
