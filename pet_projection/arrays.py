@@ -46,6 +46,19 @@ def to_numpy(x: Any, name: str) -> tuple[np.ndarray, Callable[[np.ndarray], Any]
     raise TypeError(f"{name} must be a NumPy array or a torch tensor, got {type(x).__name__}")
 
 
+def as_host_array(x: Any, name: str) -> np.ndarray:
+    """``x`` as a NumPy array for geometry or weights: array_like or a torch CPU tensor (detached)."""
+    if isinstance(x, (np.ndarray, list, tuple)) or np.isscalar(x):
+        try:
+            return np.asarray(x)
+        except ValueError:
+            raise ValueError(f"{name} is a ragged nested sequence; it must form a rectangular array") from None
+    tensor_type = _torch_tensor_type()
+    if tensor_type is not None and isinstance(x, tensor_type):
+        return to_numpy(x.detach(), name)[0]
+    return to_numpy(x, name)[0]
+
+
 def _identity(x: np.ndarray) -> np.ndarray:
     return x
 

@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .grid import ImageGrid
+from .grid import MAX_LENGTH_MM, MIN_SIZE_MM, ImageGrid
 
 
 def _positive_int(name: str, value: int) -> int:
@@ -20,14 +20,16 @@ def _positive_int(name: str, value: int) -> int:
     return int(value)
 
 
-def _finite_float(name: str, value: float, positive: bool = False) -> float:
+def _length_mm(name: str, value: float, positive: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
     value = float(value)
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
-    if positive and value <= 0.0:
-        raise ValueError(f"{name} must be positive, got {value}")
+    if positive and value < MIN_SIZE_MM:
+        raise ValueError(f"{name} must be positive (at least {MIN_SIZE_MM:g} mm), got {value}")
+    if abs(value) > MAX_LENGTH_MM:
+        raise ValueError(f"{name} must lie within +-{MAX_LENGTH_MM:g} mm, got {value}")
     return value
 
 
@@ -72,8 +74,10 @@ class ParallelBeamGeometry:
             raise TypeError(f"grid must be an ImageGrid, got {type(grid).__name__}")
         n_views = _positive_int("n_views", n_views)
         n_bins = _positive_int("n_bins", n_bins)
-        bin_width_mm = _finite_float("bin_width_mm", bin_width_mm, positive=True)
-        radial_offset_mm = _finite_float("radial_offset_mm", radial_offset_mm)
+        if n_views * n_bins > 2**40:
+            raise ValueError(f"n_views * n_bins = {n_views * n_bins} rays is beyond any sinogram that fits in memory")
+        bin_width_mm = _length_mm("bin_width_mm", bin_width_mm, positive=True)
+        radial_offset_mm = _length_mm("radial_offset_mm", radial_offset_mm)
         if angles_rad is None:
             angles = np.arange(n_views, dtype=np.float64) * (math.pi / n_views)
         else:

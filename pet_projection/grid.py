@@ -11,6 +11,11 @@ import numpy as np
 
 Number = Union[int, float]
 
+# Lengths (mm) are kept within this range so that index arithmetic in float64
+# stays exact to far below a voxel; PET and CT geometries are millimetres to metres.
+MAX_LENGTH_MM = 1e6
+MIN_SIZE_MM = 1e-6
+
 
 def _as_int_tuple(name: str, values: Sequence[int]) -> tuple[int, ...]:
     try:
@@ -31,6 +36,8 @@ def as_float_tuple(name: str, values: Number | Sequence[Number], length: int) ->
     Raises ``TypeError`` for non-numbers and ``ValueError`` for a wrong length
     or non-finite entries, naming ``name`` in the message.
     """
+    if isinstance(values, (str, bytes)):
+        raise TypeError(f"{name} must be a number or a sequence of numbers, got {values!r}")
     if isinstance(values, numbers.Real) and not isinstance(values, bool):
         items: tuple = (values,) * length
     else:
@@ -45,6 +52,8 @@ def as_float_tuple(name: str, values: Number | Sequence[Number], length: int) ->
             raise TypeError(f"{name} must contain real numbers, got {item!r}")
         if not math.isfinite(item):
             raise ValueError(f"{name} must be finite, got {values!r}")
+        if abs(item) > MAX_LENGTH_MM:
+            raise ValueError(f"{name} must lie within +-{MAX_LENGTH_MM:g} mm, got {values!r}")
     return tuple(float(item) for item in items)
 
 
@@ -80,8 +89,8 @@ class ImageGrid:
         if len(shape_t) not in (2, 3):
             raise ValueError(f"shape must be (ny, nx) or (nz, ny, nx), got {shape_t}")
         voxel = as_float_tuple("voxel_size_mm", voxel_size_mm, len(shape_t))
-        if min(voxel) <= 0.0:
-            raise ValueError(f"voxel_size_mm must be positive, got {voxel}")
+        if min(voxel) < MIN_SIZE_MM:
+            raise ValueError(f"voxel_size_mm must be positive (at least {MIN_SIZE_MM:g} mm), got {voxel}")
         origin = as_float_tuple("origin_mm", origin_mm, len(shape_t))
         object.__setattr__(self, "shape", shape_t)
         object.__setattr__(self, "voxel_size_mm", voxel)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .arrays import check_operand, to_numpy
+from .arrays import as_host_array, check_operand, to_numpy
 
 
 class LinearOperator(ABC):
@@ -140,7 +140,7 @@ class DiagonalOperator(LinearOperator):
     """
 
     def __init__(self, weights: Any) -> None:
-        array, _ = to_numpy(weights, "weights")
+        array = as_host_array(weights, "weights")
         if array.dtype.kind not in "biuf":
             raise TypeError(f"weights must be real numbers, got dtype {array.dtype}")
         if not np.all(np.isfinite(array)):

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from .arrays import to_numpy
+from .arrays import as_host_array
 from .geometry import ParallelBeamGeometry
-from .grid import ImageGrid
+from .grid import MAX_LENGTH_MM, ImageGrid
 from .kernels import cpu
 from .kernels.joseph import LORRays, ParallelBeamRays
 from .operators import LinearOperator
@@ -76,7 +76,7 @@ class ParallelBeamProjector(LinearOperator):
 
 
 def _endpoints(name: str, values: Any, grid: ImageGrid) -> np.ndarray:
-    array, _ = to_numpy(values, name)
+    array = as_host_array(values, name)
     if array.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real coordinates in mm, got dtype {array.dtype}")
     if array.ndim < 1 or array.shape[-1] not in (2, 3) or (grid.ndim == 3 and array.shape[-1] != 3):
@@ -86,6 +86,8 @@ def _endpoints(name: str, values: Any, grid: ImageGrid) -> np.ndarray:
     dtype = array.dtype if array.dtype in (np.float32, np.float64) else np.float64
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} must be finite")
+    if array.size and np.abs(array).max() > MAX_LENGTH_MM:
+        raise ValueError(f"{name} must lie within +-{MAX_LENGTH_MM:g} mm of the origin")
     if array.shape[-1] == 2:
         array = np.concatenate([array, np.zeros(array.shape[:-1] + (1,), dtype=array.dtype)], axis=-1)
     elif grid.ndim == 2 and np.any(array[..., 2] != 0):
@@ -118,10 +120,11 @@ class LORProjector(LinearOperator):
             raise TypeError(f"grid must be an ImageGrid, got {type(grid).__name__}")
         xstart = _endpoints("xstart_mm", xstart_mm, grid)
         xend = _endpoints("xend_mm", xend_mm, grid)
-        lor_shape = tuple(np.shape(xstart_mm)[:-1])
-        if tuple(np.shape(xend_mm)[:-1]) != lor_shape:
-            raise ValueError(f"xstart_mm and xend_mm must have the same shape, got {tuple(np.shape(xstart_mm))} "
-                             f"and {tuple(np.shape(xend_mm))}")
+        lor_shape = tuple(as_host_array(xstart_mm, "xstart_mm").shape[:-1])
+        end_shape = tuple(as_host_array(xend_mm, "xend_mm").shape[:-1])
+        if end_shape != lor_shape:
+            raise ValueError(f"xstart_mm and xend_mm must describe the same LORs, got shapes {lor_shape} (+3) "
+                             f"and {end_shape} (+3)")
         if xstart.dtype != xend.dtype:
             xstart, xend = xstart.astype(np.float64), xend.astype(np.float64)
         self.grid = grid

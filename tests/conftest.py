@@ -1,0 +1,35 @@
+"""Shared test setup: a Numba cache that follows the kernel sources, markers, hypothesis profile."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+import tempfile
+
+# Numba's on-disk cache is keyed on the file of the cached function only, not on
+# the files it calls; key the cache folder on every kernel source so an edited
+# kernel is never served from a stale cache. Must run before numba is imported.
+_KERNELS = pathlib.Path(__file__).resolve().parent.parent / "pet_projection" / "kernels"
+_digest = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(_KERNELS.glob("*.py")))).hexdigest()[:16]
+os.environ.setdefault("NUMBA_CACHE_DIR", str(pathlib.Path(tempfile.gettempdir()) / f"allpet-numba-{_digest}"))
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile("default", deadline=None, max_examples=40,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile("thorough", deadline=None, max_examples=400,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "gpu: needs a CUDA GPU (skipped with a reason when none is present)")
+    config.addinivalue_line("markers", "slow: large sizes; deselect with -m 'not slow'")
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(20261125)
