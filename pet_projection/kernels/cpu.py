@@ -12,12 +12,17 @@ whatever the number of threads.
   column, read as a row of the transposed slice) at equally spaced positions,
   so the forward loops over bins with contiguous memory access, and the back
   projection gives each thread whole rows, so it needs no buffers.
+
+The drivers are cached on disk (``cache=True``). Numba keys that cache on this
+file only, not on :mod:`.joseph`: after editing the maths, clear
+``__pycache__`` (the test suite keys its own cache folder on both files).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
+from numba.extending import register_jitable
 
 from .joseph import bins_within, interpolate_edge, parallel_beam_view, plane_position, spread_edge, trace_ray
 
@@ -65,7 +70,22 @@ def back(sinograms, rays, buffers, images):
             images[p] = acc
 
 
-@njit(_nrt=True, cache=True)
+@register_jitable
+def _bins_on_plane(base, per_bin, n_along, n_bins):
+    """Bins ``first <= inner_first <= inner_last + 1 <= last + 1`` that touch a plane row of ``n_along``.
+
+    Bins in ``[first, last]`` have a position in ``[-1, n_along]`` (some
+    neighbour inside the row); those in ``[inner_first, inner_last]`` have both
+    neighbours inside and are sampled without bounds checks.
+    """
+    first, last = bins_within(base, per_bin, -1.0, n_along, n_bins)
+    inner_first, inner_last = bins_within(base, per_bin, _INNER_MARGIN, n_along - 1.0 - _INNER_MARGIN, n_bins)
+    if inner_first > inner_last:
+        return first, last + 1, last, last
+    return first, inner_first, inner_last, last
+
+
+@njit(cache=True)
 def _view_table(rays):
     n_views = rays.angles.size
     table = np.empty((n_views, 5))
@@ -98,11 +118,7 @@ def parallel_beam_forward(slices, transposed, rays, out):
         for t in range(planes.shape[0]):
             row = planes[t]
             base = a0 + t * per_plane
-            first, last = bins_within(base, per_bin, -1.0, n_along, n_bins)
-            inner_first, inner_last = bins_within(base, per_bin, _INNER_MARGIN, n_along - 1.0 - _INNER_MARGIN,
-                                                  n_bins)
-            if inner_first > inner_last:
-                inner_first, inner_last = last + 1, last
+            first, inner_first, inner_last, last = _bins_on_plane(base, per_bin, n_along, n_bins)
             for b in range(first, inner_first):
                 acc[b] += interpolate_edge(row, plane_position(a0, per_plane, per_bin, t, b), n_along)
             for b in range(inner_first, inner_last + 1):
@@ -141,11 +157,7 @@ def parallel_beam_back(sinograms, rays, slices, transposed):
                 continue
             a0, per_plane, per_bin, step_mm = table[v, 1], table[v, 2], table[v, 3], table[v, 4]
             base = a0 + t * per_plane
-            first, last = bins_within(base, per_bin, -1.0, n_along, n_bins)
-            inner_first, inner_last = bins_within(base, per_bin, _INNER_MARGIN, n_along - 1.0 - _INNER_MARGIN,
-                                                  n_bins)
-            if inner_first > inner_last:
-                inner_first, inner_last = last + 1, last
+            first, inner_first, inner_last, last = _bins_on_plane(base, per_bin, n_along, n_bins)
             for b in range(first, inner_first):
                 spread_edge(acc, plane_position(a0, per_plane, per_bin, t, b), n_along, sinograms[n, v, b] * step_mm)
             for b in range(inner_first, inner_last + 1):
