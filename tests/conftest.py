@@ -14,6 +14,10 @@ _KERNELS = pathlib.Path(__file__).resolve().parent.parent / "pet_projection" / "
 _digest = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(_KERNELS.glob("*.py")))).hexdigest()[:16]
 os.environ.setdefault("NUMBA_CACHE_DIR", str(pathlib.Path(tempfile.gettempdir()) / f"allpet-numba-{_digest}"))
 
+# Without an NVIDIA device, CUDA kernels run in Numba's CUDA simulator (tiny sizes, on the CPU).
+if not pathlib.Path("/dev/nvidiactl").exists():
+    os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402

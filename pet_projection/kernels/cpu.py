@@ -86,7 +86,8 @@ def _bins_on_plane(base, per_bin, n_along, n_bins):
 
 
 @njit(cache=True)
-def _view_table(rays):
+def view_table(rays):
+    """``(n_views, 5)`` table of :func:`~.joseph.parallel_beam_view`: swap (0/1), a0, per_plane, per_bin, step_mm."""
     n_views = rays.angles.size
     table = np.empty((n_views, 5))
     for v in range(n_views):
@@ -107,7 +108,7 @@ def parallel_beam_forward(slices, transposed, rays, out):
     views whose planes are columns).
     """
     n_slices, n_views, n_bins = out.shape
-    table = _view_table(rays)
+    table = view_table(rays)
     for w in prange(n_slices * n_views):
         n = w // n_views
         v = w - n * n_views
@@ -140,7 +141,7 @@ def parallel_beam_back(sinograms, rays, slices, transposed):
     """
     n_slices, n_views, n_bins = sinograms.shape
     ny, nx = slices.shape[1], slices.shape[2]
-    table = _view_table(rays)
+    table = view_table(rays)
     for w in prange(n_slices * (ny + nx)):
         n = w // (ny + nx)
         t = w - n * (ny + nx)

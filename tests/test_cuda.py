@@ -1,0 +1,88 @@
+"""CUDA kernels: equal to the CPU kernels, exact adjoint, bitwise deterministic.
+
+Without a GPU these run in Numba's CUDA simulator (``tests/conftest.py`` sets
+``NUMBA_ENABLE_CUDASIM=1`` when the machine has no NVIDIA device), at tiny sizes,
+so a broken kernel fails CI on a CPU-only machine. On a GPU machine the same
+tests run on the device.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+cuda = pytest.importorskip("numba.cuda", reason="numba-cuda is not installed")
+
+from pet_projection import ImageGrid, ParallelBeamGeometry, ParallelBeamProjector  # noqa: E402
+from pet_projection.kernels import cpu  # noqa: E402
+from pet_projection.kernels import cuda as cuda_kernels  # noqa: E402
+
+SIMULATED = bool(numba.config.ENABLE_CUDASIM)
+
+
+@st.composite
+def small_projectors(draw: st.DrawFn) -> ParallelBeamProjector:
+    shape = (draw(st.integers(1, 3)), draw(st.integers(1, 7)), draw(st.integers(1, 7)))
+    grid = ImageGrid(shape, (1.0, draw(st.floats(0.4, 2.0)), draw(st.floats(0.4, 2.0))),
+                     (0.0, draw(st.floats(-2.0, 2.0)), draw(st.floats(-2.0, 2.0))))
+    n_views = draw(st.integers(1, 5))
+    angles = draw(st.lists(st.floats(-4.0, 4.0), min_size=n_views, max_size=n_views))
+    return ParallelBeamProjector(ParallelBeamGeometry(grid, n_views, draw(st.integers(1, 9)),
+                                                      draw(st.floats(0.3, 2.0)), angles_rad=angles,
+                                                      radial_offset_mm=draw(st.floats(-2.0, 2.0))))
+
+
+def cuda_forward(op: ParallelBeamProjector, x: np.ndarray) -> np.ndarray:
+    slices = x.reshape(-1, *op.in_shape[-2:])
+    out = cuda.device_array((slices.shape[0], op.geometry.n_views, op.geometry.n_bins), dtype=x.dtype)
+    cuda_kernels.parallel_beam_forward(cuda.to_device(slices), cuda.to_device(slices.transpose(0, 2, 1).copy()),
+                                       cuda.to_device(cpu.view_table(op._rays)), out)
+    return out.copy_to_host().reshape(x.shape[:-2] + out.shape[1:])
+
+
+def cuda_back(op: ParallelBeamProjector, y: np.ndarray) -> np.ndarray:
+    sinograms = y.reshape(-1, op.geometry.n_views, op.geometry.n_bins)
+    out = cuda.device_array((sinograms.shape[0],) + op.in_shape[-2:], dtype=y.dtype)
+    cuda_kernels.parallel_beam_back(cuda.to_device(sinograms), cuda.to_device(cpu.view_table(op._rays)), out)
+    return out.copy_to_host().reshape(y.shape[:-2] + out.shape[1:])
+
+
+@settings(max_examples=12)
+@given(small_projectors(), st.integers(0, 2**32 - 1))
+def test_cuda_equals_cpu_and_is_the_exact_adjoint(op: ParallelBeamProjector, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(op.in_shape)
+    y = rng.standard_normal(op.out_shape)
+    forward, back = cuda_forward(op, x), cuda_back(op, y)
+    np.testing.assert_allclose(forward, op(x), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(back, op.H(y), rtol=1e-12, atol=1e-12)
+    lhs, rhs = np.vdot(forward, y), np.vdot(x, back)
+    assert abs(lhs - rhs) <= 1e-12 * max(np.linalg.norm(forward) * np.linalg.norm(y), 1e-300)
+
+
+def test_cuda_float32_and_determinism() -> None:
+    op = ParallelBeamProjector(ParallelBeamGeometry(ImageGrid((2, 6, 5), 1.0), 4, 8, 1.0))
+    rng = np.random.default_rng(2)
+    x = rng.random(op.in_shape).astype(np.float32)
+    y = rng.random(op.out_shape).astype(np.float32)
+    first_forward, first_back = cuda_forward(op, x), cuda_back(op, y)
+    assert first_forward.dtype == np.float32 and first_back.dtype == np.float32
+    np.testing.assert_allclose(first_forward, op(x), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(first_back, op.H(y), rtol=1e-5, atol=1e-5)
+    assert np.array_equal(cuda_forward(op, x), first_forward)
+    assert np.array_equal(cuda_back(op, y), first_back)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(SIMULATED, reason="needs a CUDA GPU (running in the CUDA simulator)")
+def test_large_problem_on_the_gpu_matches_cpu() -> None:
+    op = ParallelBeamProjector(ParallelBeamGeometry(ImageGrid((8, 256, 256), 1.0), 180, 367, 1.0))
+    rng = np.random.default_rng(3)
+    x = rng.random(op.in_shape).astype(np.float32)
+    y = rng.random(op.out_shape).astype(np.float32)
+    np.testing.assert_allclose(cuda_forward(op, x), op(x), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(cuda_back(op, y), op.H(y), rtol=1e-4, atol=1e-3)
+    assert np.array_equal(cuda_back(op, y), cuda_back(op, y))
