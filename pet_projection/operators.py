@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from .arrays import as_host_array, check_operand, to_numpy
+from .device import DeviceLibrary, check_device_operand, is_device_array
 
 
 class LinearOperator(ABC):
@@ -34,13 +35,25 @@ class LinearOperator(ABC):
     def _adjoint(self, y: np.ndarray) -> np.ndarray:
         """Apply the adjoint to a validated array ``(..., *out_shape)``; return ``(..., *in_shape)``."""
 
+    def _apply_device(self, x: Any) -> Any:
+        """Apply to a validated GPU array (CuPy / torch CUDA); return one of the same library and device."""
+        raise TypeError(f"{type(self).__name__} has no CUDA implementation yet; pass a host array")
+
+    def _adjoint_device(self, y: Any) -> Any:
+        """Adjoint of a validated GPU array; see :meth:`_apply_device`."""
+        raise TypeError(f"{type(self).__name__} has no CUDA implementation yet; pass a host array")
+
     def apply(self, x: Any) -> Any:
         """Forward map of ``x`` with shape ``(..., *in_shape)``."""
+        if is_device_array(x):
+            return self._apply_device(check_device_operand(x, "input", self.in_shape))
         array, wrap = to_numpy(x, "input")
         return wrap(self._apply(check_operand(array, "input", self.in_shape)))
 
     def adjoint(self, y: Any) -> Any:
         """Adjoint (transposed) map of ``y`` with shape ``(..., *out_shape)``."""
+        if is_device_array(y):
+            return self._adjoint_device(check_device_operand(y, "adjoint input", self.out_shape))
         array, wrap = to_numpy(y, "adjoint input")
         return wrap(self._adjoint(check_operand(array, "adjoint input", self.out_shape)))
 
@@ -97,6 +110,12 @@ class AdjointOperator(LinearOperator):
     def _adjoint(self, y: np.ndarray) -> np.ndarray:
         return self.op._apply(y)
 
+    def _apply_device(self, x: Any) -> Any:
+        return self.op._adjoint_device(x)
+
+    def _adjoint_device(self, y: Any) -> Any:
+        return self.op._apply_device(y)
+
     @property
     def H(self) -> LinearOperator:
         return self.op
@@ -119,6 +138,12 @@ class ComposedOperator(LinearOperator):
 
     def _adjoint(self, y: np.ndarray) -> np.ndarray:
         return self.inner._adjoint(self.outer._adjoint(y))
+
+    def _apply_device(self, x: Any) -> Any:
+        return self.outer._apply_device(self.inner._apply_device(x))
+
+    def _adjoint_device(self, y: Any) -> Any:
+        return self.inner._adjoint_device(self.outer._adjoint_device(y))
 
     def __repr__(self) -> str:
         return f"({self.outer!r} @ {self.inner!r})"
@@ -163,3 +188,9 @@ class DiagonalOperator(LinearOperator):
         return x * self._weights_as(x.dtype)
 
     _adjoint = _apply
+
+    def _apply_device(self, x: Any) -> Any:
+        dtype = np.dtype(x.__cuda_array_interface__["typestr"])
+        return x * DeviceLibrary(x).asarray(self._weights_as(dtype))
+
+    _adjoint_device = _apply_device

@@ -54,21 +54,49 @@ class ParallelBeamProjector(LinearOperator):
         first_bin = -(geometry.n_bins - 1) / 2.0 * geometry.bin_width_mm + geometry.radial_offset_mm
         self._rays = ParallelBeamRays(grid.shape[-2], grid.shape[-1], dy, dx, ci, cj, geometry.angles_rad,
                                       geometry.n_bins, first_bin, geometry.bin_width_mm)
+        self._table = cpu.view_table(self._rays)  # (n_views, 5) constants, shared by the CPU and CUDA kernels
 
     def _apply(self, x: np.ndarray) -> np.ndarray:
         ny, nx = self.in_shape[-2:]
         slices = x.reshape(-1, ny, nx)
         transposed = np.ascontiguousarray(slices.transpose(0, 2, 1))
         out = np.empty((slices.shape[0], self.geometry.n_views, self.geometry.n_bins), dtype=x.dtype)
-        cpu.parallel_beam_forward(slices, transposed, self._rays, out)
+        cpu.parallel_beam_forward(slices, transposed, self._table, out)
         return out.reshape(x.shape[:x.ndim - 2] + out.shape[1:])
+
+    def _apply_device(self, x: Any) -> Any:
+        from . import device
+        from .kernels import cuda as kernels
+
+        library = device.DeviceLibrary(x)
+        ny, nx = self.in_shape[-2:]
+        slices = x.reshape(-1, ny, nx)
+        dtype = np.dtype(x.__cuda_array_interface__["typestr"])
+        out = library.empty((slices.shape[0], self.geometry.n_views, self.geometry.n_bins), dtype)
+        stream = library.stream()
+        kernels.parallel_beam_forward(device.view(slices), device.view(library.transposed_slices(x, ny, nx)),
+                                      device.view(library.asarray(self._table)), device.view(out), stream)
+        return out.reshape(tuple(x.shape[:len(x.shape) - 2]) + tuple(out.shape[1:]))
+
+    def _adjoint_device(self, y: Any) -> Any:
+        from . import device
+        from .kernels import cuda as kernels
+
+        library = device.DeviceLibrary(y)
+        ny, nx = self.in_shape[-2:]
+        sinograms = y.reshape(-1, self.geometry.n_views, self.geometry.n_bins)
+        dtype = np.dtype(y.__cuda_array_interface__["typestr"])
+        out = library.empty((sinograms.shape[0], ny, nx), dtype)
+        kernels.parallel_beam_back(device.view(sinograms), device.view(library.asarray(self._table)),
+                                   device.view(out), library.stream())
+        return out.reshape(tuple(y.shape[:len(y.shape) - 2]) + (ny, nx))
 
     def _adjoint(self, y: np.ndarray) -> np.ndarray:
         ny, nx = self.in_shape[-2:]
         sinograms = y.reshape(-1, self.geometry.n_views, self.geometry.n_bins)
         slices = np.zeros((sinograms.shape[0], ny, nx), dtype=y.dtype)
         transposed = np.zeros((sinograms.shape[0], nx, ny), dtype=y.dtype)
-        cpu.parallel_beam_back(sinograms, self._rays, slices, transposed)
+        cpu.parallel_beam_back(sinograms, self._table, slices, transposed)
         return slices.reshape(y.shape[:y.ndim - 2] + (ny, nx))
 
     def __repr__(self) -> str:

@@ -48,12 +48,27 @@ def test_not_an_array(projector: ParallelBeamProjector) -> None:
         projector([[0.0] * 10] * 8)
 
 
-def test_gpu_array_on_cpu_operator(projector: ParallelBeamProjector) -> None:
-    class FakeDeviceArray:
-        __cuda_array_interface__ = {"shape": (8, 10), "typestr": "<f4", "data": (0, False), "version": 3}
+class FakeDeviceArray:
+    """Exposes only ``__cuda_array_interface__``: enough for validation, which reads nothing else."""
 
-    with pytest.raises(TypeError, match="GPU array"):
-        projector(FakeDeviceArray())
+    def __init__(self, shape: tuple, typestr: str = "<f4", strides: tuple | None = None) -> None:
+        self.__cuda_array_interface__ = {"shape": shape, "typestr": typestr, "data": (0, False),
+                                         "strides": strides, "version": 3}
+
+
+def test_gpu_arrays_are_validated_before_any_kernel(projector: ParallelBeamProjector) -> None:
+    with pytest.raises(TypeError, match="dtype float32 or float64, got int32"):
+        projector(FakeDeviceArray((8, 10), "<i4"))
+    with pytest.raises(ValueError, match=r"shape \(8, 11\), expected \(\.\.\., 8, 10\)"):
+        projector(FakeDeviceArray((8, 11)))
+    with pytest.raises(ValueError, match="not C-contiguous"):
+        projector.adjoint(FakeDeviceArray((6, 15), "<f8", strides=(8, 48)))
+
+
+def test_gpu_array_on_an_operator_without_cuda_kernels() -> None:
+    lors = LORProjector(ImageGrid((8, 10), 1.0), np.zeros((3, 2)), np.ones((3, 2)))
+    with pytest.raises(TypeError, match="LORProjector has no CUDA implementation yet"):
+        lors(FakeDeviceArray((8, 10)))
 
 
 def test_torch_tensor_on_another_device_or_needing_grad(projector: ParallelBeamProjector) -> None:

@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 cuda = pytest.importorskip("numba.cuda", reason="numba-cuda is not installed")
 
 from pet_projection import ImageGrid, ParallelBeamGeometry, ParallelBeamProjector  # noqa: E402
-from pet_projection.kernels import cpu  # noqa: E402
 from pet_projection.kernels import cuda as cuda_kernels  # noqa: E402
 
 SIMULATED = bool(numba.config.ENABLE_CUDASIM)
@@ -39,14 +38,14 @@ def cuda_forward(op: ParallelBeamProjector, x: np.ndarray) -> np.ndarray:
     slices = x.reshape(-1, *op.in_shape[-2:])
     out = cuda.device_array((slices.shape[0], op.geometry.n_views, op.geometry.n_bins), dtype=x.dtype)
     cuda_kernels.parallel_beam_forward(cuda.to_device(slices), cuda.to_device(slices.transpose(0, 2, 1).copy()),
-                                       cuda.to_device(cpu.view_table(op._rays)), out)
+                                       cuda.to_device(op._table), out)
     return out.copy_to_host().reshape(x.shape[:-2] + out.shape[1:])
 
 
 def cuda_back(op: ParallelBeamProjector, y: np.ndarray) -> np.ndarray:
     sinograms = y.reshape(-1, op.geometry.n_views, op.geometry.n_bins)
     out = cuda.device_array((sinograms.shape[0],) + op.in_shape[-2:], dtype=y.dtype)
-    cuda_kernels.parallel_beam_back(cuda.to_device(sinograms), cuda.to_device(cpu.view_table(op._rays)), out)
+    cuda_kernels.parallel_beam_back(cuda.to_device(sinograms), cuda.to_device(op._table), out)
     return out.copy_to_host().reshape(y.shape[:-2] + out.shape[1:])
 
 

@@ -101,14 +101,13 @@ def view_table(rays):
 
 
 @njit(parallel=True, cache=True)
-def parallel_beam_forward(slices, transposed, rays, out):
+def parallel_beam_forward(slices, transposed, table, out):
     """Project slices ``(n, ny, nx)`` into sinograms ``out`` ``(n, n_views, n_bins)``.
 
     ``transposed`` ``(n, nx, ny)`` holds the same slices transposed (read for the
-    views whose planes are columns).
+    views whose planes are columns); ``table`` is :func:`view_table` of the rays.
     """
     n_slices, n_views, n_bins = out.shape
-    table = view_table(rays)
     for w in prange(n_slices * n_views):
         n = w // n_views
         v = w - n * n_views
@@ -133,15 +132,15 @@ def parallel_beam_forward(slices, transposed, rays, out):
 
 
 @njit(parallel=True, cache=True)
-def parallel_beam_back(sinograms, rays, slices, transposed):
+def parallel_beam_back(sinograms, table, slices, transposed):
     """Back project sinograms ``(n, n_views, n_bins)`` into zeroed ``slices`` ``(n, ny, nx)``.
 
     ``transposed`` ``(n, nx, ny)`` is zeroed scratch: the column-plane views are
-    accumulated there, row by row, and added to ``slices`` at the end.
+    accumulated there, row by row, and added to ``slices`` at the end;
+    ``table`` is :func:`view_table` of the rays.
     """
     n_slices, n_views, n_bins = sinograms.shape
     ny, nx = slices.shape[1], slices.shape[2]
-    table = view_table(rays)
     for w in prange(n_slices * (ny + nx)):
         n = w // (ny + nx)
         t = w - n * (ny + nx)
