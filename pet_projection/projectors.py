@@ -24,6 +24,7 @@ BACKPROJECTION_BUFFER_BYTES = 256 * 2**20
 
 
 def _n_chunks(n_images: int, n_rays: int, n_voxels: int, itemsize: int) -> int:
+    n_images = max(n_images, 1)
     chunks = min(n_rays, max(1, -(-BACKPROJECTION_CHUNKS // n_images)))
     return max(1, min(chunks, BACKPROJECTION_BUFFER_BYTES // (n_images * n_voxels * itemsize)))
 
@@ -178,7 +179,7 @@ class LORProjector(LinearOperator):
         images = np.zeros(n_images * self.grid.n_voxels, dtype=y.dtype)
         n_chunks = _n_chunks(n_images, self._n_rays, self.grid.n_voxels, y.dtype.itemsize)
         buffers = images.reshape(1, -1) if n_chunks == 1 else np.zeros((n_chunks, images.size), dtype=y.dtype)
-        cpu.back(y.reshape(n_images, self._n_rays), self._rays, buffers, images)
+        cpu.back(y.reshape(n_images, self._n_rays), self.grid.n_voxels, self._rays, buffers, images)
         return images.reshape(batch + self.in_shape)
 
     def __repr__(self) -> str:

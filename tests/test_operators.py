@@ -67,3 +67,12 @@ def test_torch_cpu_tensors_in_and_out(projector: ParallelBeamProjector) -> None:
     assert isinstance(back, torch.Tensor) and back.shape == x.shape
     attenuated = DiagonalOperator(torch.full(projector.out_shape, 0.5, dtype=torch.float64)) @ projector
     np.testing.assert_allclose(attenuated(x).numpy(), 0.5 * y.numpy(), rtol=1e-6)
+
+
+def test_empty_batches_give_empty_results(projector: ParallelBeamProjector) -> None:
+    from pet_projection import LORProjector
+
+    lors = LORProjector(ImageGrid((4, 5, 6), 1.0), np.zeros((7, 3)), np.ones((7, 3)))
+    for op in (projector, lors):
+        assert op(np.zeros((0,) + op.in_shape)).shape == (0,) + op.out_shape
+        assert op.adjoint(np.zeros((2, 0) + op.out_shape)).shape == (2, 0) + op.in_shape

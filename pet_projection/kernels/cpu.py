@@ -43,7 +43,7 @@ def forward(images, n_voxels, rays, out):
 
 
 @njit(parallel=True, cache=True)
-def back(sinograms, rays, buffers, images):
+def back(sinograms, n_voxels, rays, buffers, images):
     """Back project ``sinograms`` ``(n_images, n_rays)`` into flat ``images`` ``(n_images * n_voxels,)``.
 
     ``buffers`` ``(n_chunks, images.size)`` must be zero. With one chunk it may be
@@ -53,7 +53,6 @@ def back(sinograms, rays, buffers, images):
     """
     n_images, n_rays = sinograms.shape
     n_chunks = buffers.shape[0]
-    n_voxels = images.size // n_images
     for w in prange(n_images * n_chunks):
         n = w // n_chunks
         c = w - n * n_chunks
