@@ -23,13 +23,13 @@ def _positive_int(name: str, value: int) -> int:
 def _length_mm(name: str, value: float, positive: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
+    if abs(value) > MAX_LENGTH_MM:
+        raise ValueError(f"{name} must lie within +-{MAX_LENGTH_MM:g} mm, got {value!r}")
+    value = float(value)
     if positive and value < MIN_SIZE_MM:
         raise ValueError(f"{name} must be positive (at least {MIN_SIZE_MM:g} mm), got {value}")
-    if abs(value) > MAX_LENGTH_MM:
-        raise ValueError(f"{name} must lie within +-{MAX_LENGTH_MM:g} mm, got {value}")
     return value
 
 

@@ -50,7 +50,7 @@ def as_float_tuple(name: str, values: Number | Sequence[Number], length: int) ->
     for item in items:
         if isinstance(item, bool) or not isinstance(item, numbers.Real):
             raise TypeError(f"{name} must contain real numbers, got {item!r}")
-        if not math.isfinite(item):
+        if isinstance(item, float) and not math.isfinite(item):
             raise ValueError(f"{name} must be finite, got {values!r}")
         if abs(item) > MAX_LENGTH_MM:
             raise ValueError(f"{name} must lie within +-{MAX_LENGTH_MM:g} mm, got {values!r}")
