@@ -281,7 +281,7 @@ BUILDERS: dict[str, Callable[[Case, np.ndarray], AbstractContextManager[Method]]
 }
 
 
-def _time_calls(function: Callable[[Any], Any], argument: Any, repeat: int) -> tuple[list[float], float, Any]:
+def time_calls(function: Callable[[Any], Any], argument: Any, repeat: int) -> tuple[list[float], float, Any]:
     """Warm ``function`` up once, then time ``repeat`` calls.
 
     Returns
@@ -334,8 +334,8 @@ def run_worker(library: str, case_name: str, repeat: int, sinogram_path: Optiona
             method = stack.enter_context(BUILDERS[library](case, image))
         except (ImportError, OSError) as error:
             return {"skipped": f"{type(error).__name__}: {error}"}
-        forward_ms, forward_cpu_s, sinogram = _time_calls(method.forward, method.native_image, repeat)
-        back_ms, back_cpu_s, _ = _time_calls(method.back, sinogram, repeat)
+        forward_ms, forward_cpu_s, sinogram = time_calls(method.forward, method.native_image, repeat)
+        back_ms, back_cpu_s, _ = time_calls(method.back, sinogram, repeat)
         if sinogram_path is not None:
             np.save(sinogram_path, method.to_allpet(sinogram))
     return {

@@ -8,14 +8,20 @@ Conventions (lengths in mm, angles in radians): images have shape
 ``x = (j - (nx-1)/2) dx + ox`` (likewise ``y``, ``z``), points are ``(x, y, z)``.
 """
 
+from .attention import (AttentionMaps, AttentionRegions, RegionTable, RoiEdit, RoiEditSpec,
+                        TransparentMedicalAttention, segment_metabolic)
 from .geometry import ParallelBeamGeometry
 from .grid import ImageGrid
+from .masks import (CellGrid, CellSinogramBasis, apply_support, body_support, consistency_residuals,
+                    enforce_consistency, radon_mask, random_ellipses, random_polygons, sinogram_window,
+                    soft_radon_mask, split_by_mask)
 from .operators import AdjointOperator, ComposedOperator, DiagonalOperator, LinearOperator
 from .projectors import LORProjector, ParallelBeamProjector
 
 __version__ = "0.1.0"
 
 __all__ = [
+    # geometry and operators
     "AdjointOperator",
     "ComposedOperator",
     "DiagonalOperator",
@@ -24,4 +30,25 @@ __all__ = [
     "LORProjector",
     "ParallelBeamGeometry",
     "ParallelBeamProjector",
+    # Radon mask augmentation (RMAS / DMM) and positive/negative constraints
+    "CellGrid",
+    "CellSinogramBasis",
+    "apply_support",
+    "body_support",
+    "consistency_residuals",
+    "enforce_consistency",
+    "radon_mask",
+    "random_ellipses",
+    "random_polygons",
+    "sinogram_window",
+    "soft_radon_mask",
+    "split_by_mask",
+    # transparent medical attention (TMA) and clinician ROI edits
+    "AttentionMaps",
+    "AttentionRegions",
+    "RegionTable",
+    "RoiEdit",
+    "RoiEditSpec",
+    "TransparentMedicalAttention",
+    "segment_metabolic",
 ]

@@ -12,7 +12,8 @@ import numpy as np
 from .grid import MAX_LENGTH_MM, MIN_SIZE_MM, ImageGrid
 
 
-def _positive_int(name: str, value: int) -> int:
+def positive_int(name: str, value: int) -> int:
+    """``value`` as an int of at least 1; ``TypeError``/``ValueError`` naming ``name`` otherwise."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {value!r}")
     if value < 1:
@@ -20,7 +21,8 @@ def _positive_int(name: str, value: int) -> int:
     return int(value)
 
 
-def _length_mm(name: str, value: float, positive: bool = False) -> float:
+def length_mm(name: str, value: float, positive: bool = False) -> float:
+    """``value`` as a finite length in mm within +-MAX_LENGTH_MM (at least MIN_SIZE_MM if ``positive``)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
     if isinstance(value, float) and not math.isfinite(value):
@@ -72,12 +74,12 @@ class ParallelBeamGeometry:
                  angles_rad: Optional[Sequence[float]] = None, radial_offset_mm: float = 0.0) -> None:
         if not isinstance(grid, ImageGrid):
             raise TypeError(f"grid must be an ImageGrid, got {type(grid).__name__}")
-        n_views = _positive_int("n_views", n_views)
-        n_bins = _positive_int("n_bins", n_bins)
+        n_views = positive_int("n_views", n_views)
+        n_bins = positive_int("n_bins", n_bins)
         if n_views * n_bins > 2**40:
             raise ValueError(f"n_views * n_bins = {n_views * n_bins} rays is beyond any sinogram that fits in memory")
-        bin_width_mm = _length_mm("bin_width_mm", bin_width_mm, positive=True)
-        radial_offset_mm = _length_mm("radial_offset_mm", radial_offset_mm)
+        bin_width_mm = length_mm("bin_width_mm", bin_width_mm, positive=True)
+        radial_offset_mm = length_mm("radial_offset_mm", radial_offset_mm)
         if angles_rad is None:
             angles = np.arange(n_views, dtype=np.float64) * (math.pi / n_views)
         else:
