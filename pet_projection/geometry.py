@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .grid import MAX_LENGTH_MM, MIN_SIZE_MM, ImageGrid
+from .grid import ImageGrid, length_mm
 
 
 def positive_int(name: str, value: int) -> int:
@@ -19,20 +19,6 @@ def positive_int(name: str, value: int) -> int:
     if value < 1:
         raise ValueError(f"{name} must be at least 1, got {value}")
     return int(value)
-
-
-def length_mm(name: str, value: float, positive: bool = False) -> float:
-    """``value`` as a finite length in mm within +-MAX_LENGTH_MM (at least MIN_SIZE_MM if ``positive``)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    if abs(value) > MAX_LENGTH_MM:
-        raise ValueError(f"{name} must lie within +-{MAX_LENGTH_MM:g} mm, got {value!r}")
-    value = float(value)
-    if positive and value < MIN_SIZE_MM:
-        raise ValueError(f"{name} must be positive (at least {MIN_SIZE_MM:g} mm), got {value}")
-    return value
 
 
 @dataclass(frozen=True, eq=False, init=False)

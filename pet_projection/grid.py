@@ -30,6 +30,20 @@ def _as_int_tuple(name: str, values: Sequence[int]) -> tuple[int, ...]:
     return tuple(int(item) for item in items)
 
 
+def length_mm(name: str, value: float, positive: bool = False) -> float:
+    """``value`` as a finite length in mm within +-MAX_LENGTH_MM (at least MIN_SIZE_MM if ``positive``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if abs(value) > MAX_LENGTH_MM:
+        raise ValueError(f"{name} must lie within +-{MAX_LENGTH_MM:g} mm, got {value!r}")
+    value = float(value)
+    if positive and value < MIN_SIZE_MM:
+        raise ValueError(f"{name} must be positive (at least {MIN_SIZE_MM:g} mm), got {value}")
+    return value
+
+
 def as_float_tuple(name: str, values: Number | Sequence[Number], length: int) -> tuple[float, ...]:
     """Return ``values`` as ``length`` finite floats; a scalar is repeated.
 
@@ -48,12 +62,7 @@ def as_float_tuple(name: str, values: Number | Sequence[Number], length: int) ->
         if len(items) != length:
             raise ValueError(f"{name} must have {length} entries (one per image axis), got {len(items)}: {values!r}")
     for item in items:
-        if isinstance(item, bool) or not isinstance(item, numbers.Real):
-            raise TypeError(f"{name} must contain real numbers, got {item!r}")
-        if isinstance(item, float) and not math.isfinite(item):
-            raise ValueError(f"{name} must be finite, got {values!r}")
-        if abs(item) > MAX_LENGTH_MM:
-            raise ValueError(f"{name} must lie within +-{MAX_LENGTH_MM:g} mm, got {values!r}")
+        length_mm(name, item)
     return tuple(float(item) for item in items)
 
 

@@ -40,8 +40,8 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
 import numpy as np
 
 from .arrays import to_numpy
-from .geometry import ParallelBeamGeometry, length_mm, positive_int
-from .grid import ImageGrid
+from .geometry import ParallelBeamGeometry, positive_int
+from .grid import ImageGrid, length_mm
 from .operators import LinearOperator
 
 __all__ = [
