@@ -210,3 +210,26 @@ def test_norm_matches_largest_singular_value() -> None:
     op = ParallelBeamProjector(ParallelBeamGeometry(ImageGrid((10, 9), (1.0, 1.5)), 7, 15, 1.2))
     matrix = np.stack([op(e.reshape(op.in_shape)).ravel() for e in np.eye(90)], axis=1)
     np.testing.assert_allclose(op.norm(n_iter=500, rtol=1e-12), np.linalg.norm(matrix, 2), rtol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (7, 1), (2, 1), (1, 2), (3, 1, 5)])
+def test_grids_one_voxel_thin_never_read_outside(shape: tuple[int, ...]) -> None:
+    """Regression: with one voxel along the interpolation axis there is no inner range at all.
+
+    An inverted empty range once became a non-empty one and read one element past a row. The batch
+    item after the zero image is NaN, so any read past it shows up as NaN in the zero image's result.
+    """
+    grid = ImageGrid(shape, (1.3, 0.7) if len(shape) == 2 else (1.0, 1.3, 0.7))
+    images = np.zeros((2,) + shape)
+    images[1] = np.nan
+    # rays through voxel centres (an odd bin count centres a bin on s = 0 at 0 and 90 degrees) are the risky ones
+    for n_bins, offset in ((9, 0.0), (10, 0.4), (9, 0.3)):
+        op = ParallelBeamProjector(ParallelBeamGeometry(grid, 16, n_bins, 0.8, radial_offset_mm=offset))
+        assert not np.any(op(images)[0])
+    rng = np.random.default_rng(1)
+    start = rng.uniform(-9, 9, (64, 3)) * [1, 1, len(shape) == 3]
+    end = rng.uniform(-9, 9, (64, 3)) * [1, 1, len(shape) == 3]
+    start[:8, :2], end[:8, :2] = [0.0, -9.0], [0.0, 9.0]  # along y through the x = 0 voxel centres
+    start[8:16, :2], end[8:16, :2] = [-9.0, 0.0], [9.0, 0.0]  # along x through the y = 0 voxel centres
+    lors = LORProjector(grid, start, end)
+    assert not np.any(lors(images)[0])

@@ -65,7 +65,7 @@ def _narrow_to_slab(lo, hi, c0, slope, t0, c_min, c_max):
         return lo, hi
     ta = t0 + (c_min - c0) / slope
     tb = t0 + (c_max - c0) / slope
-    if ta > tb:
+    if slope < 0.0:  # orient by the slope only: an empty [c_min, c_max] must stay empty
         ta, tb = tb, ta
     return max(lo, ta), min(hi, tb)
 
@@ -200,7 +200,7 @@ def bins_within(base, per_bin, low, high, n_bins):
     """Bins ``[first, last]`` whose position ``base + b * per_bin`` lies in ``[low, high]``."""
     lo = (low - base) / per_bin
     hi = (high - base) / per_bin
-    if lo > hi:
+    if per_bin < 0.0:  # orient by the sign only: an empty [low, high] must stay empty
         lo, hi = hi, lo
     return max(int(math.ceil(lo)), 0), min(int(math.floor(hi)), n_bins - 1)
 
