@@ -102,7 +102,7 @@ def _pair(name: str, value: Any) -> tuple[Any, Any]:
     return value[0], value[1]
 
 
-def _int_range(name: str, value: Any, minimum: int, maximum: Optional[int] = None) -> tuple[int, int]:
+def int_range(name: str, value: Any, minimum: int, maximum: Optional[int] = None) -> tuple[int, int]:
     """``(low, high)`` integers with ``minimum <= low <= high [<= maximum]``."""
     low, high = _pair(name, value)
     for item in (low, high):
@@ -160,7 +160,7 @@ def _draw_counts(name: str, counts: CountRange, n: int, rng: np.random.Generator
         if drawn.min() < 0 or drawn.max() > maximum:
             raise ValueError(f"{name}(rng, n) must return values in [0, {maximum}], got [{drawn.min()}, {drawn.max()}]")
         return drawn.astype(np.int64)
-    low, high = _int_range(name, counts, 0, maximum)
+    low, high = int_range(name, counts, 0, maximum)
     return rng.integers(low, high + 1, size=n)
 
 
@@ -427,7 +427,7 @@ def _shape_setup(grid: ImageGrid, n: int, rng: RngLike, n_shapes: tuple[int, int
     grid = _plane_grid(grid)
     n = positive_int("n", n)
     rng = _as_rng(rng)
-    low, high = _int_range("n_shapes", n_shapes, 0)
+    low, high = int_range("n_shapes", n_shapes, 0)
     radius = (0.6 * _field_radius_mm(grid) if center_radius_mm is None
               else _non_negative_mm("center_radius_mm", center_radius_mm))
     shape_valid = np.arange(high) < rng.integers(low, high + 1, size=(n, 1))
@@ -505,7 +505,7 @@ def random_polygons(grid: ImageGrid, n: int, rng: RngLike, *, n_shapes: tuple[in
     """
     if not isinstance(convex, (bool, np.bool_)):
         raise TypeError(f"convex must be a bool, got {convex!r}")
-    v_low, v_high = _int_range("n_vertices", n_vertices, 3)
+    v_low, v_high = int_range("n_vertices", n_vertices, 3)
     grid, rng, valid, cx, cy = _shape_setup(grid, n, rng, n_shapes, center_radius_mm)
     field = _field_radius_mm(grid)
     r_low, r_high = (0.1 * field, 0.4 * field) if radius_mm is None else _length_range("radius_mm", radius_mm)
