@@ -272,12 +272,14 @@ def test_sinogram_attention_is_zero_off_the_regions_and_one_at_the_peak(scene: t
     mask = np.zeros(grid.shape, dtype=bool)
     for center, radius in lesions:
         mask |= disc(grid, center, radius)
-    maps = TransparentMedicalAttention(ParallelBeamProjector(geometry), margin_mm=margin)(
-        AttentionRegions({"lesion": mask}))
+    projector = ParallelBeamProjector(geometry)
+    maps = TransparentMedicalAttention(projector, margin_mm=margin)(AttentionRegions({"lesion": mask}))
     assert maps.sinogram.shape == geometry.sinogram_shape
     assert np.all(maps.sinogram[~near_rays(geometry, maps.image > 0.0)] == 0.0)
     assert maps.sinogram.min() >= 0.0
-    assert maps.sinogram.max() == (1.0 if mask.any() else 0.0)
+    # a lesion smaller than the ray spacing can fall between rays: then no data sees it and its attention is 0
+    visible = projector(maps.image).max() > 0.0
+    assert maps.sinogram.max() == (1.0 if visible else 0.0)
 
 
 def test_every_lesion_reaches_its_weight_on_its_own_rays(geometry: ParallelBeamGeometry,
