@@ -62,6 +62,17 @@ class DeviceLibrary:
 
         return cuda.to_device(host)
 
+    def max_abs(self, x: Any) -> float:
+        """``max |x|`` as a Python float (synchronises with the device)."""
+        if self.kind == "torch":
+            return float(x.abs().max()) if x.numel() else 0.0
+        if self.kind == "cupy":
+            import cupy
+
+            return float(cupy.abs(x).max()) if x.size else 0.0
+        host = x.copy_to_host()
+        return float(np.abs(host).max()) if host.size else 0.0
+
     def transposed_slices(self, x: Any, ny: int, nx: int) -> Any:
         """``x`` viewed as ``(n, ny, nx)`` slices, transposed to a C-contiguous ``(n, nx, ny)`` copy."""
         if self.kind == "torch":

@@ -166,12 +166,48 @@ class LORProjector(LinearOperator):
         dz, dy, dx = grid.voxel_size3d_mm
         ck, ci, cj = grid.index_offsets()
         self._rays = LORRays(nz, ny, nx, dz, dy, dx, ck, ci, cj, xstart, xend)
+        self._device_ray_sets: dict[tuple[str, str], LORRays] = {}
 
     def _apply(self, x: np.ndarray) -> np.ndarray:
         batch = x.shape[:x.ndim - self.grid.ndim]
         out = np.empty((math.prod(batch), self._n_rays), dtype=x.dtype)
         cpu.forward(x.reshape(-1), self.grid.n_voxels, self._rays, out)
         return out.reshape(batch + self.out_shape)
+
+    def _device_rays(self, library: Any) -> LORRays:
+        """The ray set with endpoint arrays on ``library``'s device (copied once per device)."""
+        from . import device
+
+        key = (library.kind, str(getattr(library.like, "device", "")))
+        if key not in self._device_ray_sets:
+            self._device_ray_sets[key] = self._rays._replace(xstart=device.view(library.asarray(self._rays.xstart)),
+                                                             xend=device.view(library.asarray(self._rays.xend)))
+        return self._device_ray_sets[key]
+
+    def _apply_device(self, x: Any) -> Any:
+        from . import device
+        from .kernels import cuda as kernels
+
+        library = device.DeviceLibrary(x)
+        batch = tuple(x.shape[:len(x.shape) - self.grid.ndim])
+        dtype = np.dtype(x.__cuda_array_interface__["typestr"])
+        out = library.empty((math.prod(batch), self._n_rays), dtype)
+        kernels.lor_forward(device.view(x.reshape(-1)), self.grid.n_voxels, self._device_rays(library),
+                            device.view(out), library.stream())
+        return out.reshape(batch + self.out_shape)
+
+    def _adjoint_device(self, y: Any) -> Any:
+        from . import device
+        from .kernels import cuda as kernels
+
+        library = device.DeviceLibrary(y)
+        batch = tuple(y.shape[:len(y.shape) - len(self.out_shape)])
+        n_images = math.prod(batch)
+        dtype = np.dtype(y.__cuda_array_interface__["typestr"])
+        out = library.empty((n_images * self.grid.n_voxels,), dtype)
+        kernels.lor_back(device.view(y.reshape(n_images, self._n_rays)), library.max_abs(y), self.grid.n_voxels,
+                         self._device_rays(library), device.view(out), library.stream())
+        return out.reshape(batch + self.in_shape)
 
     def _adjoint(self, y: np.ndarray) -> np.ndarray:
         batch = y.shape[:y.ndim - len(self.out_shape)]

@@ -66,9 +66,18 @@ def test_gpu_arrays_are_validated_before_any_kernel(projector: ParallelBeamProje
 
 
 def test_gpu_array_on_an_operator_without_cuda_kernels() -> None:
-    lors = LORProjector(ImageGrid((8, 10), 1.0), np.zeros((3, 2)), np.ones((3, 2)))
-    with pytest.raises(TypeError, match="LORProjector has no CUDA implementation yet"):
-        lors(FakeDeviceArray((8, 10)))
+    from pet_projection import LinearOperator
+
+    class HostOnly(LinearOperator):
+        in_shape = out_shape = (8, 10)
+
+        def _apply(self, x: np.ndarray) -> np.ndarray:
+            return x
+
+        _adjoint = _apply
+
+    with pytest.raises(TypeError, match="HostOnly has no CUDA implementation yet"):
+        HostOnly()(FakeDeviceArray((8, 10)))
 
 
 def test_torch_tensor_on_another_device_or_needing_grad(projector: ParallelBeamProjector) -> None:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 cuda = pytest.importorskip("numba.cuda", reason="numba-cuda is not installed")
 
-from pet_projection import ImageGrid, ParallelBeamGeometry, ParallelBeamProjector  # noqa: E402
+from pet_projection import ImageGrid, LORProjector, ParallelBeamGeometry, ParallelBeamProjector  # noqa: E402
 from pet_projection.kernels import cuda as cuda_kernels  # noqa: E402
 
 SIMULATED = bool(numba.config.ENABLE_CUDASIM)
@@ -85,3 +85,34 @@ def test_large_problem_on_the_gpu_matches_cpu() -> None:
     np.testing.assert_allclose(cuda_forward(op, x), op(x), rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(cuda_back(op, y), op.H(y), rtol=1e-4, atol=1e-3)
     assert np.array_equal(cuda_back(op, y), cuda_back(op, y))
+
+
+def device_lor_rays(op: LORProjector):
+    return op._rays._replace(xstart=cuda.to_device(op._rays.xstart), xend=cuda.to_device(op._rays.xend))
+
+
+@settings(max_examples=8)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([(1, 5, 6), (3, 4, 5)]))
+def test_cuda_lor_equals_cpu_and_fixed_point_back_projection_is_the_adjoint(seed: int, shape: tuple) -> None:
+    rng = np.random.default_rng(seed)
+    grid = ImageGrid(shape, (1.5, 1.0, 0.8), origin_mm=(0.2, -0.3, 0.1))
+    op = LORProjector(grid, rng.uniform(-6, 6, (20, 3)), rng.uniform(-6, 6, (20, 3)))
+    x = rng.standard_normal((2,) + shape)
+    y = rng.standard_normal((2, 20))
+    out = cuda.device_array((2, 20))
+    cuda_kernels.lor_forward(cuda.to_device(x.reshape(-1)), grid.n_voxels, device_lor_rays(op), out)
+    forward = out.copy_to_host()
+    np.testing.assert_allclose(forward, op(x), rtol=1e-12, atol=1e-12)
+    back_device = cuda.device_array(2 * grid.n_voxels)
+    cuda_kernels.lor_back(cuda.to_device(y), float(np.abs(y).max()), grid.n_voxels, device_lor_rays(op), back_device)
+    back = back_device.copy_to_host().reshape((2,) + shape)
+    # fixed point: each contribution is exact to 2**-62 * n_rays * max|y| * max step, far below float64 needs here
+    np.testing.assert_allclose(back, op.H(y), rtol=1e-12, atol=1e-12)
+    assert abs(np.vdot(forward, y) - np.vdot(x, back)) <= 1e-12 * np.linalg.norm(forward) * np.linalg.norm(y)
+
+
+def test_fixed_point_scale_bounds_every_voxel_sum() -> None:
+    scale = cuda_kernels.fixed_point_scale(3.0, 1000, 2.0)
+    assert 1000 * 3.0 * 2.0 * scale <= 2.0**62 < 2 * 1000 * 3.0 * 2.0 * scale
+    assert np.log2(scale) == np.round(np.log2(scale))  # a power of two: scaling is exact
+    assert cuda_kernels.fixed_point_scale(0.0, 10, 1.0) == 1.0

@@ -25,6 +25,7 @@ C-ordered ``(nz, ny, nx)`` blocks starting at ``base``.
 from __future__ import annotations
 
 import math
+import threading
 from collections import namedtuple
 
 from numba.core import types
@@ -42,10 +43,28 @@ LORRays = namedtuple("LORRays", ["nz", "ny", "nx", "dz", "dy", "dx", "ck", "ci",
 LORRays.__doc__ = """Segments between endpoint pairs ``xstart[r]``, ``xend[r]`` (shape ``(n_rays, 3)``, ``(x, y, z)`` mm)."""
 
 
-@register_jitable(_nrt=False)
+_SIMULATOR_LOCK = threading.Lock()
+
+
 def scatter_add(array, index, value):
-    """``array[index] += value``; the one write of the transposed projection."""
-    array[index] += value
+    """``array[index] += value``: the one write of the transposed projection.
+
+    Compiled for the CPU as a plain add (the overload below; CPU drivers give
+    every chunk of rays its own buffer). CUDA kernels get an atomic add into an
+    int64 fixed-point accumulator (:mod:`.cuda`), which is associative, so GPU
+    back projections are bitwise reproducible. This Python body is what Numba's
+    CUDA simulator runs: locked like an atomic, and rounding for integer
+    accumulators like the device version.
+    """
+    with _SIMULATOR_LOCK:
+        array[index] += round(value) if array.dtype.kind == "i" else value
+
+
+@overload(scatter_add, target="cpu", jit_options={"_nrt": False})
+def _scatter_add_cpu(array, index, value):
+    def add(array, index, value):
+        array[index] += value
+    return add
 
 
 @register_jitable(_nrt=False)
