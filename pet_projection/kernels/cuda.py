@@ -32,6 +32,7 @@ import math
 
 import numpy as np
 from numba import config, cuda
+from numba.extending import register_jitable
 
 from .joseph import LORRays, bins_within, interpolate_edge, plane_position, scatter_add, trace_ray
 
@@ -93,6 +94,13 @@ def _parallel_beam_back(sinograms, table, slices):
     slices[n, i, j] = acc
 
 
+@register_jitable
+def _lor_rays(shape, spacing, offsets, xstart, xend):
+    """A :class:`~.joseph.LORRays` built on the device (kernels take its parts as arguments)."""
+    return LORRays(shape[0], shape[1], shape[2], spacing[0], spacing[1], spacing[2],
+                   offsets[0], offsets[1], offsets[2], xstart, xend)
+
+
 @cuda.jit
 def _lor_forward(images, n_voxels, shape, spacing, offsets, xstart, xend, out):
     n_images, n_rays = out.shape
@@ -100,10 +108,8 @@ def _lor_forward(images, n_voxels, shape, spacing, offsets, xstart, xend, out):
     if w >= n_images * n_rays:
         return
     n = w // n_rays
-    r = w % n_rays
-    rays = LORRays(shape[0], shape[1], shape[2], spacing[0], spacing[1], spacing[2],
-                   offsets[0], offsets[1], offsets[2], xstart, xend)
-    out[n, r] = trace_ray(images, n * n_voxels, r, rays, 0.0, False)
+    out[n, w % n_rays] = trace_ray(images, n * n_voxels, w % n_rays, _lor_rays(shape, spacing, offsets, xstart, xend),
+                                   0.0, False)
 
 
 @cuda.jit
@@ -113,12 +119,9 @@ def _lor_back_fixed_point(sinograms, scale, n_voxels, shape, spacing, offsets, x
     if w >= n_images * n_rays:
         return
     n = w // n_rays
-    r = w % n_rays
-    value = sinograms[n, r] * scale
+    value = sinograms[n, w % n_rays] * scale
     if value != 0.0:
-        rays = LORRays(shape[0], shape[1], shape[2], spacing[0], spacing[1], spacing[2],
-                       offsets[0], offsets[1], offsets[2], xstart, xend)
-        trace_ray(accumulator, n * n_voxels, r, rays, value, True)
+        trace_ray(accumulator, n * n_voxels, w % n_rays, _lor_rays(shape, spacing, offsets, xstart, xend), value, True)
 
 
 @cuda.jit
