@@ -17,6 +17,7 @@ from .masks import (CellGrid, CellSinogramBasis, apply_support, body_support, co
                     soft_radon_mask, split_by_mask)
 from .operators import AdjointOperator, ComposedOperator, DiagonalOperator, LinearOperator
 from .projectors import LORProjector, ParallelBeamProjector
+from .scanner import RingScannerGeometry, SinogramLayout, lor_endpoints
 
 __version__ = "0.1.0"
 
@@ -30,6 +31,10 @@ __all__ = [
     "LORProjector",
     "ParallelBeamGeometry",
     "ParallelBeamProjector",
+    # PET ring scanners and Michelogram sinogram layouts
+    "RingScannerGeometry",
+    "SinogramLayout",
+    "lor_endpoints",
     # Radon mask augmentation (RMAS / DMM) and positive/negative constraints
     "CellGrid",
     "CellSinogramBasis",
