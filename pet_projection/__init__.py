@@ -16,7 +16,7 @@ from .masks import (CellGrid, CellSinogramBasis, apply_support, body_support, co
                     enforce_consistency, radon_mask, random_ellipses, random_polygons, sinogram_window,
                     soft_radon_mask, split_by_mask)
 from .operators import AdjointOperator, ComposedOperator, DiagonalOperator, LinearOperator
-from .projectors import LORProjector, ParallelBeamProjector
+from .projectors import LORProjector, ParallelBeamProjector, PETSinogramProjector
 from .scanner import RingScannerGeometry, SinogramLayout, lor_endpoints
 
 __version__ = "0.1.0"
@@ -31,6 +31,7 @@ __all__ = [
     "LORProjector",
     "ParallelBeamGeometry",
     "ParallelBeamProjector",
+    "PETSinogramProjector",
     # PET ring scanners and Michelogram sinogram layouts
     "RingScannerGeometry",
     "SinogramLayout",

@@ -11,8 +11,9 @@ from .arrays import as_host_array
 from .geometry import ParallelBeamGeometry
 from .grid import MAX_LENGTH_MM, ImageGrid
 from .kernels import cpu
-from .kernels.joseph import LORRays, ParallelBeamRays
+from .kernels.joseph import LORRays, ParallelBeamRays, PETSinogramRays
 from .operators import LinearOperator
+from .scanner import SinogramLayout
 
 # The LOR back projection splits each image's rays into at most this many chunks
 # (fewer when the batch alone has enough images) so a single image still keeps
@@ -124,7 +125,39 @@ def _endpoints(name: str, values: Any, grid: ImageGrid) -> np.ndarray:
     return np.ascontiguousarray(array.reshape(-1, 3), dtype=dtype)
 
 
-class LORProjector(LinearOperator):
+class _SegmentProjector(LinearOperator):
+    """Images ``(..., *grid.shape)`` to values of segments ``(..., *out_shape)`` through :func:`~.kernels.joseph.trace_ray`.
+
+    Subclasses set ``grid``, ``in_shape``, ``out_shape``, ``_n_rays`` and
+    ``_rays`` (a segment ray set of the kernels).
+    """
+
+    grid: ImageGrid
+    _n_rays: int
+    _rays: Any
+
+    def _apply(self, x: np.ndarray) -> np.ndarray:
+        batch = x.shape[:x.ndim - self.grid.ndim]
+        out = np.empty((math.prod(batch), self._n_rays), dtype=x.dtype)
+        cpu.forward(x.reshape(-1), self.grid.n_voxels, self._rays, out)
+        return out.reshape(batch + self.out_shape)
+
+    def _adjoint(self, y: np.ndarray) -> np.ndarray:
+        batch = y.shape[:y.ndim - len(self.out_shape)]
+        n_images = math.prod(batch)
+        images = np.zeros(n_images * self.grid.n_voxels, dtype=y.dtype)
+        n_chunks = _n_chunks(n_images, self._n_rays, self.grid.n_voxels, y.dtype.itemsize)
+        buffers = images.reshape(1, -1) if n_chunks == 1 else np.zeros((n_chunks, images.size), dtype=y.dtype)
+        cpu.back(y.reshape(n_images, self._n_rays), self.grid.n_voxels, self._rays, buffers, images)
+        return images.reshape(batch + self.in_shape)
+
+
+def _grid_rays(grid: ImageGrid) -> tuple:
+    """The nine grid fields every segment ray set starts with: ``(nz, ny, nx, dz, dy, dx, ck, ci, cj)``."""
+    return grid.shape3d + grid.voxel_size3d_mm + grid.index_offsets()
+
+
+class LORProjector(_SegmentProjector):
     """Joseph projector along arbitrary line segments (PET lines of response, listmode events).
 
     Parameters
@@ -162,17 +195,8 @@ class LORProjector(LinearOperator):
         self.in_shape = grid.shape
         self.out_shape = lor_shape
         self._n_rays = math.prod(lor_shape)
-        nz, ny, nx = grid.shape3d
-        dz, dy, dx = grid.voxel_size3d_mm
-        ck, ci, cj = grid.index_offsets()
-        self._rays = LORRays(nz, ny, nx, dz, dy, dx, ck, ci, cj, xstart, xend)
+        self._rays = LORRays(*_grid_rays(grid), xstart, xend)
         self._device_ray_sets: dict[tuple[str, str], LORRays] = {}
-
-    def _apply(self, x: np.ndarray) -> np.ndarray:
-        batch = x.shape[:x.ndim - self.grid.ndim]
-        out = np.empty((math.prod(batch), self._n_rays), dtype=x.dtype)
-        cpu.forward(x.reshape(-1), self.grid.n_voxels, self._rays, out)
-        return out.reshape(batch + self.out_shape)
 
     def _device_rays(self, library: Any) -> LORRays:
         """The ray set with endpoint arrays on ``library``'s device (copied once per device)."""
@@ -209,14 +233,57 @@ class LORProjector(LinearOperator):
                          self._device_rays(library), device.view(out), library.stream())
         return out.reshape(batch + self.in_shape)
 
-    def _adjoint(self, y: np.ndarray) -> np.ndarray:
-        batch = y.shape[:y.ndim - len(self.out_shape)]
-        n_images = math.prod(batch)
-        images = np.zeros(n_images * self.grid.n_voxels, dtype=y.dtype)
-        n_chunks = _n_chunks(n_images, self._n_rays, self.grid.n_voxels, y.dtype.itemsize)
-        buffers = images.reshape(1, -1) if n_chunks == 1 else np.zeros((n_chunks, images.size), dtype=y.dtype)
-        cpu.back(y.reshape(n_images, self._n_rays), self.grid.n_voxels, self._rays, buffers, images)
-        return images.reshape(batch + self.in_shape)
 
     def __repr__(self) -> str:
         return f"LORProjector(grid={self.grid!r}, n_lors={self._n_rays}, lor_shape={self.out_shape})"
+
+
+class PETSinogramProjector(_SegmentProjector):
+    """Joseph projector of a 3D image into a ring scanner's (non-TOF) sinogram.
+
+    Parameters
+    ----------
+    layout : SinogramLayout
+        Scanner, Michelogram (span, segments), radial bins and axis order.
+    grid : ImageGrid
+        3D image grid ``(nz, ny, nx)``; the scanner axis is z.
+
+    Notes
+    -----
+    Maps images ``(..., nz, ny, nx)`` to sinograms ``(..., *layout.shape)``.
+    Each bin's LOR endpoints are computed inside the kernel from its (radial,
+    view, plane) index: the crystal pair of the bin and the plane's endpoint z
+    (mean over the ring pairs a span > 1 plane merges). Only per-crystal and
+    per-plane tables are stored, never endpoint arrays of the sinogram's size.
+    The values equal ``LORProjector(grid, *self.lor_endpoints())``.
+    """
+
+    def __init__(self, layout: SinogramLayout, grid: ImageGrid) -> None:
+        if not isinstance(layout, SinogramLayout):
+            raise TypeError(f"layout must be a SinogramLayout, got {type(layout).__name__}")
+        if not isinstance(grid, ImageGrid) or grid.ndim != 3:
+            raise ValueError(f"grid must be a 3D ImageGrid (nz, ny, nx), got {grid!r}")
+        self.layout = layout
+        self.grid = grid
+        self.in_shape = grid.shape
+        self.out_shape = layout.shape
+        self._n_rays = math.prod(layout.shape)
+        scanner = layout.scanner
+        n_crystals = scanner.n_crystals_per_ring
+        ring_z = scanner.ring_positions_mm
+        plane_z = np.array([[np.mean([ring_z[pair[end]] for pair in pairs]) for end in (0, 1)]
+                            for pairs in layout.plane_ring_pairs()])
+        sizes = {"radial": layout.n_radial, "view": layout.n_views, "plane": layout.n_planes}
+        strides = {name: math.prod(sizes[later] for later in layout.axis_order[position + 1:])
+                   for position, name in enumerate(layout.axis_order)}
+        self._rays = PETSinogramRays(
+            *_grid_rays(grid), np.ascontiguousarray(scanner.crystal_positions_mm()[0, :, :2]), plane_z,
+            (n_crystals - 1 - layout.n_radial) // 2 - (n_crystals // 2 - 1), layout.n_radial, layout.n_views,
+            layout.n_planes, strides["radial"], strides["view"], strides["plane"])
+
+    def lor_endpoints(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(xstart_mm, xend_mm)`` of every bin, each ``layout.shape + (3,)`` (for checks and listmode)."""
+        return self.layout.lor_endpoints()
+
+    def __repr__(self) -> str:
+        return f"PETSinogramProjector(grid={self.grid!r}, sinogram_shape={self.out_shape})"

@@ -40,6 +40,18 @@ shape ``(n_views,)`` in radians and ``first_bin_mm`` is ``s_0``.
 """
 
 LORRays = namedtuple("LORRays", ["nz", "ny", "nx", "dz", "dy", "dx", "ck", "ci", "cj", "xstart", "xend"])
+PETSinogramRays = namedtuple(
+    "PETSinogramRays",
+    ["nz", "ny", "nx", "dz", "dy", "dx", "ck", "ci", "cj", "crystal_xy", "plane_z", "first_offset",
+     "n_radial", "n_views", "n_planes", "stride_radial", "stride_view", "stride_plane"])
+PETSinogramRays.__doc__ = """Rays of a ring-scanner sinogram; LOR endpoints computed per ray from its bin.
+
+``crystal_xy`` ``(n_crystals, 2)`` holds in-ring crystal centres (mm),
+``plane_z`` ``(n_planes, 2)`` the z of both endpoints of each plane (mm),
+``first_offset`` the radial offset of bin 0 and the strides say where the
+radial, view and plane index sit in the flat bin index (any axis order).
+See :func:`pet_sinogram_ray`.
+"""
 LORRays.__doc__ = """Segments between endpoint pairs ``xstart[r]``, ``xend[r]`` (shape ``(n_rays, 3)``, ``(x, y, z)`` mm)."""
 
 
@@ -249,32 +261,67 @@ def spread_edge(row, f, n, value):
 
 
 @register_jitable(_nrt=False, inline="always")
+def segment_mm(image, base, rays, x0, y0, z0, x1, y1, z1, value, transpose):
+    """:func:`joseph_segment` between two points in mm, on the grid described by ``rays``' first nine fields."""
+    return joseph_segment(image, base, rays.nz, rays.ny, rays.nx, rays.dz, rays.dy, rays.dx,
+                          z0 / rays.dz + rays.ck, y0 / rays.dy + rays.ci, x0 / rays.dx + rays.cj,
+                          z1 / rays.dz + rays.ck, y1 / rays.dy + rays.ci, x1 / rays.dx + rays.cj, value, transpose)
+
+
+@register_jitable(_nrt=False, inline="always")
 def lor_ray(image, base, r, rays, value, transpose):
     """Trace segment ``r`` of a :class:`LORRays` through one image block."""
     xs = rays.xstart
     xe = rays.xend
-    return joseph_segment(image, base, rays.nz, rays.ny, rays.nx, rays.dz, rays.dy, rays.dx,
-                          xs[r, 2] / rays.dz + rays.ck, xs[r, 1] / rays.dy + rays.ci, xs[r, 0] / rays.dx + rays.cj,
-                          xe[r, 2] / rays.dz + rays.ck, xe[r, 1] / rays.dy + rays.ci, xe[r, 0] / rays.dx + rays.cj,
-                          value, transpose)
+    return segment_mm(image, base, rays, xs[r, 0], xs[r, 1], xs[r, 2], xe[r, 0], xe[r, 1], xe[r, 2], value, transpose)
+
+
+@register_jitable(_nrt=False)
+def sinogram_crystals(radial, view, n_crystals, first_offset):
+    """In-ring crystals ``(c1, c2)`` of sinogram bin ``(radial, view)``.
+
+    The bin's offset ``i = radial + first_offset`` from the diametral pair gives
+    the crystal difference ``d = n/2 - i`` and the index sum ``2 view + d mod 2``
+    (the interleaved layout of :class:`~pet_projection.SinogramLayout`).
+    """
+    difference = n_crystals // 2 - (radial + first_offset)
+    index_sum = 2 * view + difference % 2
+    return (index_sum - difference) // 2 % n_crystals, (index_sum + difference) // 2 % n_crystals
+
+
+@register_jitable(_nrt=False, inline="always")
+def pet_sinogram_ray(image, base, r, rays, value, transpose):
+    """Trace bin ``r`` (flat, in the layout's axis order) of a :class:`PETSinogramRays`."""
+    radial = (r // rays.stride_radial) % rays.n_radial
+    view = (r // rays.stride_view) % rays.n_views
+    plane = (r // rays.stride_plane) % rays.n_planes
+    c1, c2 = sinogram_crystals(radial, view, rays.crystal_xy.shape[0], rays.first_offset)
+    xy = rays.crystal_xy
+    return segment_mm(image, base, rays, xy[c1, 0], xy[c1, 1], rays.plane_z[plane, 0],
+                      xy[c2, 0], xy[c2, 1], rays.plane_z[plane, 1], value, transpose)
 
 
 def trace_ray(image, base, r, rays, value, transpose):
-    """Trace segment ``r`` of a :class:`LORRays` (see :func:`lor_ray`).
+    """Trace ray ``r`` of any segment ray set (:class:`LORRays`, :class:`PETSinogramRays`).
 
     Compiled callers pass ``transpose`` as a literal and get a function
-    specialised for that direction (the overload below); plain Python (the CUDA
-    simulator) runs :func:`lor_ray` directly.
+    specialised for the ray set's type and the direction (the overload below);
+    plain Python (the CUDA simulator) dispatches here.
     """
+    if isinstance(rays, PETSinogramRays):
+        return pet_sinogram_ray(image, base, r, rays, value, transpose)
     return lor_ray(image, base, r, rays, value, transpose)
 
 
 @overload(trace_ray, jit_options={"_nrt": False}, prefer_literal=True)
 def _trace_ray_compiled(image, base, r, rays, value, transpose):
-    if not isinstance(transpose, types.BooleanLiteral):
+    if not isinstance(transpose, types.BooleanLiteral) or not isinstance(rays, types.BaseNamedTuple):
         return None
     flag = transpose.literal_value
+    ray = {LORRays: lor_ray, PETSinogramRays: pet_sinogram_ray}.get(rays.instance_class)
+    if ray is None:
+        return None
 
     def specialised(image, base, r, rays, value, transpose):
-        return lor_ray(image, base, r, rays, value, flag)
+        return ray(image, base, r, rays, value, flag)
     return specialised

@@ -1,0 +1,65 @@
+"""PETSinogramProjector: in-kernel LOR endpoints equal the stored-endpoint LOR projector; exact adjoint."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from helpers import dot_test_error
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pet_projection import (ImageGrid, LORProjector, PETSinogramProjector, RingScannerGeometry, SinogramLayout,
+                            lor_endpoints)
+
+AXIS_ORDERS = list(itertools.permutations(("radial", "view", "plane")))
+
+
+def small_scanner(n_rings: int = 4) -> RingScannerGeometry:
+    """12 sides x 3 crystals (36 per ring) of 4 mm at 60 mm radius: small enough for exhaustive checks."""
+    return RingScannerGeometry(radius_mm=60.0, n_sides=12, crystals_per_side=3, crystal_spacing_mm=4.0,
+                               ring_positions_mm=(np.arange(n_rings) - (n_rings - 1) / 2) * 4.0)
+
+
+@settings(max_examples=15)
+@given(st.sampled_from([1, 3]), st.sampled_from([None, 21, 11]), st.sampled_from(AXIS_ORDERS),
+       st.integers(0, 2**32 - 1))
+def test_equals_lor_projector_on_the_same_endpoints(span: int, n_radial, axis_order, seed: int) -> None:
+    layout = SinogramLayout(small_scanner(), span=span, n_radial=n_radial, axis_order=axis_order)
+    grid = ImageGrid((5, 24, 26), (3.0, 3.5, 3.2), origin_mm=(0.5, -1.0, 2.0))
+    op = PETSinogramProjector(layout, grid)
+    reference = LORProjector(grid, *lor_endpoints(layout))
+    assert op.out_shape == layout.shape
+    x = np.random.default_rng(seed).random((2,) + grid.shape)
+    np.testing.assert_allclose(op(x), reference(x), rtol=1e-12, atol=1e-12)
+    y = np.random.default_rng(seed + 1).random((2,) + layout.shape)
+    np.testing.assert_allclose(op.adjoint(y), reference.adjoint(y), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(np.float64, 1e-12), (np.float32, 1e-5)])
+def test_adjoint(dtype: type, tolerance: float) -> None:
+    op = PETSinogramProjector(SinogramLayout(small_scanner(), span=3), ImageGrid((6, 20, 20), 3.0))
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(op.in_shape).astype(dtype)
+    y = rng.standard_normal(op.out_shape).astype(dtype)
+    assert dot_test_error(op, x, y) < tolerance
+
+
+def test_stores_no_endpoint_arrays_of_the_sinogram_size() -> None:
+    op = PETSinogramProjector(SinogramLayout(small_scanner(8)), ImageGrid((8, 16, 16), 4.0))
+    stored = sum(field.nbytes for field in op._rays if isinstance(field, np.ndarray))
+    n_crystals, n_planes = 36, 64
+    assert stored == (n_crystals * 2 + n_planes * 2) * 8  # per-crystal xy and per-plane z tables only
+    assert stored < 8 * np.prod(op.out_shape)
+
+
+def test_lor_endpoints_and_errors() -> None:
+    layout = SinogramLayout(small_scanner())
+    op = PETSinogramProjector(layout, ImageGrid((4, 8, 8), 4.0))
+    xstart, xend = op.lor_endpoints()
+    assert xstart.shape == layout.shape + (3,) and xend.shape == layout.shape + (3,)
+    with pytest.raises(ValueError, match="3D ImageGrid"):
+        PETSinogramProjector(layout, ImageGrid((8, 8), 4.0))
+    with pytest.raises(TypeError, match="SinogramLayout"):
+        PETSinogramProjector(small_scanner(), ImageGrid((4, 8, 8), 4.0))
