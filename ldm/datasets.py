@@ -31,14 +31,6 @@ _FEISTEL_ROUNDS = 4  # Luby and Rackoff (1988): four Feistel rounds of a pseudo-
 _SAMPLE_KEYS = ("full", "positive", "negative", "mask", "attention", "activity", "base_index", "sample_id")
 
 
-def _non_negative_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < 0:
-        raise ValueError(f"{name} must be non-negative, got {value}")
-    return int(value)
-
-
 def _mix64(x: np.ndarray) -> np.ndarray:
     """splitmix64 finaliser (Steele, Lea and Flood 2014): a bijective uint64 -> uint64 hash, wrapping arithmetic."""
     x = x + np.uint64(0x9E3779B97F4A7C15)
@@ -162,7 +154,7 @@ class RMASDataset(Dataset):
         if not 0.0 <= shape_fraction <= 1.0:
             raise ValueError(f"shape_fraction must be a number in [0, 1], got {shape_fraction!r}")
         self.shape_fraction = float(shape_fraction)
-        self.seed = _non_negative_int("seed", seed)
+        self.seed = positive_int("seed", seed, minimum=0)
         self.epoch = 0
         low, high = self.n_active
         counts = [math.comb(n_cells, k) for k in range(low, high + 1)]
@@ -186,7 +178,7 @@ class RMASDataset(Dataset):
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch (like ``DistributedSampler.set_epoch``): epoch ``e`` continues where ``e - 1`` ended."""
-        self.epoch = _non_negative_int("epoch", epoch)
+        self.epoch = positive_int("epoch", epoch, minimum=0)
 
     def n_distinct_masks(self) -> int:
         """Distinct DMM cell subsets: the sum of ``C(n_cells, k)`` over ``k`` in ``n_active`` (distinct image masks)."""

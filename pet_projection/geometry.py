@@ -12,12 +12,12 @@ import numpy as np
 from .grid import ImageGrid, length_mm
 
 
-def positive_int(name: str, value: int) -> int:
-    """``value`` as an int of at least 1; ``TypeError``/``ValueError`` naming ``name`` otherwise."""
+def positive_int(name: str, value: int, minimum: int = 1) -> int:
+    """``value`` as an int of at least ``minimum``; ``TypeError``/``ValueError`` naming ``name`` otherwise."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
     return int(value)
 
 
