@@ -101,8 +101,30 @@ class ParallelBeamProjector(LinearOperator):
         cpu.parallel_beam_back(sinograms, self._table, slices, transposed)
         return slices.reshape(y.shape[:y.ndim - 2] + (ny, nx))
 
+    def view_subset(self, views: Any) -> "ParallelBeamProjector":
+        """The projector of the sinogram views ``views`` only (an OSEM subset); see :func:`check_views`."""
+        g = self.geometry
+        views = check_views(views, g.n_views)
+        return ParallelBeamProjector(ParallelBeamGeometry(g.grid, views.size, g.n_bins, g.bin_width_mm,
+                                                          g.angles_rad[views], g.radial_offset_mm))
+
     def __repr__(self) -> str:
         return f"ParallelBeamProjector({self.geometry!r})"
+
+
+def check_views(views: Any, n_views: int) -> np.ndarray:
+    """Validated view indices for :meth:`view_subset`: a non-empty 1D integer sequence in ``[0, n_views)``.
+
+    The subset projector's sinograms hold these views in the given order (for
+    example ``SinogramLayout.view_subsets(n)[k]``), so data for it is
+    ``np.take(sinogram, views, axis=view_axis)``.
+    """
+    array = np.asarray(views)
+    if array.ndim != 1 or array.size == 0 or array.dtype.kind not in "iu":
+        raise ValueError(f"views must be a non-empty 1D sequence of integer view indices, got {views!r}")
+    if array.min() < 0 or array.max() >= n_views:
+        raise ValueError(f"views must lie in [0, {n_views}), got values from {array.min()} to {array.max()}")
+    return array.astype(np.int64)
 
 
 def _endpoints(name: str, values: Any, grid: ImageGrid) -> np.ndarray:
@@ -247,10 +269,14 @@ class PETSinogramProjector(_SegmentProjector):
         Scanner, Michelogram (span, segments), radial bins and axis order.
     grid : ImageGrid
         3D image grid ``(nz, ny, nx)``; the scanner axis is z.
+    views : sequence of int, optional
+        Project only these views of the layout, in this order (an OSEM subset);
+        default all views.
 
     Notes
     -----
-    Maps images ``(..., nz, ny, nx)`` to sinograms ``(..., *layout.shape)``.
+    Maps images ``(..., nz, ny, nx)`` to sinograms ``(..., *layout.shape)``
+    (with ``len(views)`` views).
     Each bin's LOR endpoints are computed inside the kernel from its (radial,
     view, plane) index: the crystal pair of the bin and the plane's endpoint z
     (mean over the ring pairs a span > 1 plane merges). Only per-crystal and
@@ -258,32 +284,38 @@ class PETSinogramProjector(_SegmentProjector):
     The values equal ``LORProjector(grid, *self.lor_endpoints())``.
     """
 
-    def __init__(self, layout: SinogramLayout, grid: ImageGrid) -> None:
+    def __init__(self, layout: SinogramLayout, grid: ImageGrid, views: Any = None) -> None:
         if not isinstance(layout, SinogramLayout):
             raise TypeError(f"layout must be a SinogramLayout, got {type(layout).__name__}")
         if not isinstance(grid, ImageGrid) or grid.ndim != 3:
             raise ValueError(f"grid must be a 3D ImageGrid (nz, ny, nx), got {grid!r}")
         self.layout = layout
         self.grid = grid
+        self.views = np.arange(layout.n_views) if views is None else check_views(views, layout.n_views)
+        sizes = {"radial": layout.n_radial, "view": self.views.size, "plane": layout.n_planes}
         self.in_shape = grid.shape
-        self.out_shape = layout.shape
-        self._n_rays = math.prod(layout.shape)
+        self.out_shape = tuple(sizes[name] for name in layout.axis_order)
+        self._n_rays = math.prod(self.out_shape)
         scanner = layout.scanner
         n_crystals = scanner.n_crystals_per_ring
         ring_z = scanner.ring_positions_mm
         plane_z = np.array([[np.mean([ring_z[pair[end]] for pair in pairs]) for end in (0, 1)]
                             for pairs in layout.plane_ring_pairs()])
-        sizes = {"radial": layout.n_radial, "view": layout.n_views, "plane": layout.n_planes}
         strides = {name: math.prod(sizes[later] for later in layout.axis_order[position + 1:])
                    for position, name in enumerate(layout.axis_order)}
         self._rays = PETSinogramRays(
-            *_grid_rays(grid), np.ascontiguousarray(scanner.crystal_positions_mm()[0, :, :2]), plane_z,
-            (n_crystals - 1 - layout.n_radial) // 2 - (n_crystals // 2 - 1), layout.n_radial, layout.n_views,
+            *_grid_rays(grid), np.ascontiguousarray(scanner.crystal_positions_mm()[0, :, :2]), plane_z, self.views,
+            (n_crystals - 1 - layout.n_radial) // 2 - (n_crystals // 2 - 1), layout.n_radial, self.views.size,
             layout.n_planes, strides["radial"], strides["view"], strides["plane"])
 
     def lor_endpoints(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(xstart_mm, xend_mm)`` of every bin, each ``layout.shape + (3,)`` (for checks and listmode)."""
-        return self.layout.lor_endpoints()
+        """``(xstart_mm, xend_mm)`` of every bin, each ``out_shape + (3,)`` (for checks and listmode)."""
+        view_axis = self.layout.axis_order.index("view")
+        return tuple(np.take(end, self.views, axis=view_axis) for end in self.layout.lor_endpoints())
+
+    def view_subset(self, views: Any) -> "PETSinogramProjector":
+        """The projector of sinogram views ``self.views[views]`` only (an OSEM subset)."""
+        return PETSinogramProjector(self.layout, self.grid, self.views[check_views(views, self.views.size)])
 
     def __repr__(self) -> str:
         return f"PETSinogramProjector(grid={self.grid!r}, sinogram_shape={self.out_shape})"

@@ -233,3 +233,13 @@ def test_grids_one_voxel_thin_never_read_outside(shape: tuple[int, ...]) -> None
     start[8:16, :2], end[8:16, :2] = [-9.0, 0.0], [9.0, 0.0]  # along x through the y = 0 voxel centres
     lors = LORProjector(grid, start, end)
     assert not np.any(lors(images)[0])
+
+
+def test_view_subset_projects_the_chosen_views() -> None:
+    geometry = ParallelBeamGeometry(ImageGrid((12, 12), 2.0), 9, 17, 1.6)
+    op = ParallelBeamProjector(geometry)
+    x = np.random.default_rng(0).random(op.in_shape)
+    views = np.array([7, 1, 4])
+    np.testing.assert_allclose(op.view_subset(views)(x), op(x)[views], rtol=1e-12)
+    with pytest.raises(ValueError, match="integer view indices"):
+        op.view_subset([0.5])

@@ -49,8 +49,8 @@ def test_adjoint(dtype: type, tolerance: float) -> None:
 def test_stores_no_endpoint_arrays_of_the_sinogram_size() -> None:
     op = PETSinogramProjector(SinogramLayout(small_scanner(8)), ImageGrid((8, 16, 16), 4.0))
     stored = sum(field.nbytes for field in op._rays if isinstance(field, np.ndarray))
-    n_crystals, n_planes = 36, 64
-    assert stored == (n_crystals * 2 + n_planes * 2) * 8  # per-crystal xy and per-plane z tables only
+    n_crystals, n_planes, n_views = 36, 64, 18
+    assert stored == (n_crystals * 2 + n_planes * 2 + n_views) * 8  # per-crystal, per-plane and per-view tables only
     assert stored < 8 * np.prod(op.out_shape)
 
 
@@ -63,3 +63,19 @@ def test_lor_endpoints_and_errors() -> None:
         PETSinogramProjector(layout, ImageGrid((8, 8), 4.0))
     with pytest.raises(TypeError, match="SinogramLayout"):
         PETSinogramProjector(small_scanner(), ImageGrid((4, 8, 8), 4.0))
+
+
+def test_view_subset_projects_the_chosen_views() -> None:
+    """An OSEM subset projector equals the full projection restricted to its views, and stays matched."""
+    layout = SinogramLayout(small_scanner(4), axis_order=("view", "plane", "radial"))
+    op = PETSinogramProjector(layout, ImageGrid((4, 12, 12), 4.0))
+    x = np.random.default_rng(3).random(op.in_shape)
+    views = layout.view_subsets(4)[1]
+    sub = op.view_subset(views)
+    assert sub.out_shape == (views.size,) + op.out_shape[1:]
+    np.testing.assert_allclose(sub(x), op(x)[views], rtol=1e-12)
+    y = np.random.default_rng(4).random(sub.out_shape)
+    assert abs(np.vdot(sub(x), y) - np.vdot(x, sub.H(y))) < 1e-12 * np.vdot(sub(x), y)
+    np.testing.assert_array_equal(sub.lor_endpoints()[0], op.lor_endpoints()[0][views])
+    with pytest.raises(ValueError, match="views must lie in"):
+        op.view_subset([0, layout.n_views])

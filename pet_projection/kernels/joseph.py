@@ -42,13 +42,14 @@ shape ``(n_views,)`` in radians and ``first_bin_mm`` is ``s_0``.
 LORRays = namedtuple("LORRays", ["nz", "ny", "nx", "dz", "dy", "dx", "ck", "ci", "cj", "xstart", "xend"])
 PETSinogramRays = namedtuple(
     "PETSinogramRays",
-    ["nz", "ny", "nx", "dz", "dy", "dx", "ck", "ci", "cj", "crystal_xy", "plane_z", "first_offset",
+    ["nz", "ny", "nx", "dz", "dy", "dx", "ck", "ci", "cj", "crystal_xy", "plane_z", "views", "first_offset",
      "n_radial", "n_views", "n_planes", "stride_radial", "stride_view", "stride_plane"])
 PETSinogramRays.__doc__ = """Rays of a ring-scanner sinogram; LOR endpoints computed per ray from its bin.
 
 ``crystal_xy`` ``(n_crystals, 2)`` holds in-ring crystal centres (mm),
 ``plane_z`` ``(n_planes, 2)`` the z of both endpoints of each plane (mm),
-``first_offset`` the radial offset of bin 0 and the strides say where the
+``views`` ``(n_views,)`` the scanner view of each sinogram view (all views, or
+an OSEM subset), ``first_offset`` the radial offset of bin 0 and the strides say where the
 radial, view and plane index sit in the flat bin index (any axis order).
 See :func:`pet_sinogram_ray`.
 """
@@ -293,7 +294,7 @@ def sinogram_crystals(radial, view, n_crystals, first_offset):
 def pet_sinogram_ray(image, base, r, rays, value, transpose):
     """Trace bin ``r`` (flat, in the layout's axis order) of a :class:`PETSinogramRays`."""
     radial = (r // rays.stride_radial) % rays.n_radial
-    view = (r // rays.stride_view) % rays.n_views
+    view = rays.views[(r // rays.stride_view) % rays.n_views]
     plane = (r // rays.stride_plane) % rays.n_planes
     c1, c2 = sinogram_crystals(radial, view, rays.crystal_xy.shape[0], rays.first_offset)
     xy = rays.crystal_xy
