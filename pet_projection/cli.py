@@ -1,35 +1,41 @@
 """``allpet`` command line: the main jobs of the package.
 
-Commands
---------
-``allpet bench [options]``
-    Projector benchmark against scikit-image and ASTRA (see ``benchmarks/bench_projectors.py``;
-    ``allpet bench --help`` lists its options).
+Each command lives in its own module with a ``main(argv) -> int`` function,
+imported only when the command runs (so ``allpet simulate`` never imports
+torch); ``allpet COMMAND --help`` lists the options of one command.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from typing import Optional, Sequence
+
+# command -> (module with main(argv), one-line help)
+COMMANDS = {
+    "bench": ("benchmarks.bench_projectors", "time forward/back projection against peers and write JSON results"),
+    "simulate": ("pet_projection.simulation.cli", "simulate PET task datasets (phantoms, physics, dose, kinetics)"),
+    "train": ("ldm.cli", "train the sinogram autoencoder and latent diffusion model from a config"),
+    "sample": ("ldm.cli_sample", "generate sinograms for task inputs with a trained model"),
+}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the ``allpet`` command line; returns the process exit code."""
-    parser = argparse.ArgumentParser(prog="allpet", description="ALL-PET: exact, fast PET/Radon projectors.")
+    parser = argparse.ArgumentParser(prog="allpet", description="ALL-PET: exact, fast PET/Radon projectors, "
+                                     "physics simulation and a projection-domain latent diffusion model.")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("bench", help="time forward/back projection against peers and write JSON results",
-                        add_help=False)
+    for name, (_, help_text) in COMMANDS.items():
+        commands.add_parser(name, help=help_text, add_help=False)
     args, rest = parser.parse_known_args(argv)
-    if args.command == "bench":
-        try:
-            from benchmarks.bench_projectors import main as bench_main
-        except ImportError as error:
-            print(f"allpet bench needs the benchmarks package of an ALL-PET checkout: {error}", file=sys.stderr)
-            return 2
-        return bench_main(rest)
-    parser.error(f"unknown command {args.command}")
-    return 2
+    module_name = COMMANDS[args.command][0]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        print(f"allpet {args.command} cannot start: {error}", file=sys.stderr)
+        return 2
+    return module.main(rest)
 
 
 if __name__ == "__main__":
