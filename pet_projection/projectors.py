@@ -51,6 +51,7 @@ class ParallelBeamProjector(LinearOperator):
         grid = geometry.grid
         self.in_shape = grid.shape
         self.out_shape = geometry.sinogram_shape
+        self.view_axis = len(self.out_shape) - 2  # index of the view axis in out_shape
         _, ci, cj = grid.index_offsets()
         dy, dx = grid.voxel_size_mm[-2:]
         first_bin = -(geometry.n_bins - 1) / 2.0 * geometry.bin_width_mm + geometry.radial_offset_mm
@@ -295,6 +296,7 @@ class PETSinogramProjector(_SegmentProjector):
         sizes = {"radial": layout.n_radial, "view": self.views.size, "plane": layout.n_planes}
         self.in_shape = grid.shape
         self.out_shape = tuple(sizes[name] for name in layout.axis_order)
+        self.view_axis = layout.axis_order.index("view")  # index of the view axis in out_shape
         self._n_rays = math.prod(self.out_shape)
         scanner = layout.scanner
         n_crystals = scanner.n_crystals_per_ring
