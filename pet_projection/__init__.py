@@ -16,8 +16,9 @@ from .masks import (CellGrid, CellSinogramBasis, apply_support, body_support, co
                     enforce_consistency, radon_mask, random_ellipses, random_polygons, sinogram_window,
                     soft_radon_mask, split_by_mask)
 from .operators import AdjointOperator, ComposedOperator, DiagonalOperator, LinearOperator
-from .projectors import LORProjector, ParallelBeamProjector, PETSinogramProjector
+from .projectors import ListmodeProjector, LORProjector, ParallelBeamProjector, PETSinogramProjector
 from .scanner import RingScannerGeometry, SinogramLayout, lor_endpoints
+from .tof import TOFParameters
 
 __version__ = "0.1.0"
 
@@ -32,6 +33,8 @@ __all__ = [
     "ParallelBeamGeometry",
     "ParallelBeamProjector",
     "PETSinogramProjector",
+    "ListmodeProjector",
+    "TOFParameters",
     # PET ring scanners and Michelogram sinogram layouts
     "RingScannerGeometry",
     "SinogramLayout",

@@ -11,9 +11,10 @@ from .arrays import as_host_array
 from .geometry import ParallelBeamGeometry
 from .grid import MAX_LENGTH_MM, ImageGrid
 from .kernels import cpu
-from .kernels.joseph import LORRays, ParallelBeamRays, PETSinogramRays
+from .kernels.joseph import LORRays, ParallelBeamRays, PETSinogramRays, TOFBins
 from .operators import LinearOperator
 from .scanner import SinogramLayout
+from .tof import TOFParameters
 
 # The LOR back projection splits each image's rays into at most this many chunks
 # (fewer when the batch alone has enough images) so a single image still keeps
@@ -149,20 +150,26 @@ def _endpoints(name: str, values: Any, grid: ImageGrid) -> np.ndarray:
 
 
 class _SegmentProjector(LinearOperator):
-    """Images ``(..., *grid.shape)`` to values of segments ``(..., *out_shape)`` through :func:`~.kernels.joseph.trace_ray`.
+    """Images ``(..., *grid.shape)`` to values of segments ``(..., *out_shape)`` through :func:`~.kernels.joseph.project_ray`.
 
     Subclasses set ``grid``, ``in_shape``, ``out_shape``, ``_n_rays`` and
-    ``_rays`` (a segment ray set of the kernels).
+    ``_rays`` (a segment ray set of the kernels); TOF projectors also set
+    ``_tof`` (:class:`TOFBins`) and ``_n_values``, the TOF values per ray.
     """
 
     grid: ImageGrid
     _n_rays: int
     _rays: Any
+    _tof: TOFBins | None = None
+    _n_values: int = 0  # 0: one value per ray; > 0: TOF values per ray
+
+    def _ray_shape(self, n_images: int) -> tuple[int, ...]:
+        return (n_images, self._n_rays) + ((self._n_values,) if self._n_values else ())
 
     def _apply(self, x: np.ndarray) -> np.ndarray:
         batch = x.shape[:x.ndim - self.grid.ndim]
-        out = np.empty((math.prod(batch), self._n_rays), dtype=x.dtype)
-        cpu.forward(x.reshape(-1), self.grid.n_voxels, self._rays, out)
+        out = np.zeros(self._ray_shape(math.prod(batch)), dtype=x.dtype)
+        cpu.forward(x.reshape(-1), self.grid.n_voxels, self._rays, self._tof, out)
         return out.reshape(batch + self.out_shape)
 
     def _adjoint(self, y: np.ndarray) -> np.ndarray:
@@ -171,8 +178,15 @@ class _SegmentProjector(LinearOperator):
         images = np.zeros(n_images * self.grid.n_voxels, dtype=y.dtype)
         n_chunks = _n_chunks(n_images, self._n_rays, self.grid.n_voxels, y.dtype.itemsize)
         buffers = images.reshape(1, -1) if n_chunks == 1 else np.zeros((n_chunks, images.size), dtype=y.dtype)
-        cpu.back(y.reshape(n_images, self._n_rays), self.grid.n_voxels, self._rays, buffers, images)
+        cpu.back(y.reshape(self._ray_shape(n_images)), self.grid.n_voxels, self._rays, self._tof, buffers, images)
         return images.reshape(batch + self.in_shape)
+
+
+def _tof_bins(tof: Any, event_bins: np.ndarray | None = None) -> TOFBins:
+    if not isinstance(tof, TOFParameters):
+        raise TypeError(f"tof must be a TOFParameters, got {type(tof).__name__}")
+    bins = np.zeros(0, dtype=np.int64) if event_bins is None else event_bins
+    return TOFBins(tof.n_bins, tof.bin_width_mm, tof.sigma_mm, tof.limit_mm, bins)
 
 
 def _grid_rays(grid: ImageGrid) -> tuple:
@@ -273,11 +287,14 @@ class PETSinogramProjector(_SegmentProjector):
     views : sequence of int, optional
         Project only these views of the layout, in this order (an OSEM subset);
         default all views.
+    tof : TOFParameters, optional
+        Time of flight: every bin gets a trailing axis of ``tof.n_bins`` TOF
+        bins, positive TOF towards the LOR's end point of :meth:`lor_endpoints`.
 
     Notes
     -----
     Maps images ``(..., nz, ny, nx)`` to sinograms ``(..., *layout.shape)``
-    (with ``len(views)`` views).
+    (with ``len(views)`` views; TOF: ``(..., *layout.shape, tof.n_bins)``).
     Each bin's LOR endpoints are computed inside the kernel from its (radial,
     view, plane) index: the crystal pair of the bin and the plane's endpoint z
     (mean over the ring pairs a span > 1 plane merges). Only per-crystal and
@@ -285,7 +302,8 @@ class PETSinogramProjector(_SegmentProjector):
     The values equal ``LORProjector(grid, *self.lor_endpoints())``.
     """
 
-    def __init__(self, layout: SinogramLayout, grid: ImageGrid, views: Any = None) -> None:
+    def __init__(self, layout: SinogramLayout, grid: ImageGrid, views: Any = None,
+                 tof: TOFParameters | None = None) -> None:
         if not isinstance(layout, SinogramLayout):
             raise TypeError(f"layout must be a SinogramLayout, got {type(layout).__name__}")
         if not isinstance(grid, ImageGrid) or grid.ndim != 3:
@@ -293,6 +311,7 @@ class PETSinogramProjector(_SegmentProjector):
         self.layout = layout
         self.grid = grid
         self.views = np.arange(layout.n_views) if views is None else check_views(views, layout.n_views)
+        self.tof = tof
         sizes = {"radial": layout.n_radial, "view": self.views.size, "plane": layout.n_planes}
         self.in_shape = grid.shape
         self.out_shape = tuple(sizes[name] for name in layout.axis_order)
@@ -309,15 +328,77 @@ class PETSinogramProjector(_SegmentProjector):
             *_grid_rays(grid), np.ascontiguousarray(scanner.crystal_positions_mm()[0, :, :2]), plane_z, self.views,
             (n_crystals - 1 - layout.n_radial) // 2 - (n_crystals // 2 - 1), layout.n_radial, self.views.size,
             layout.n_planes, strides["radial"], strides["view"], strides["plane"])
+        if tof is not None:
+            self._tof = _tof_bins(tof)
+            self._n_values = tof.n_bins
+            self.out_shape += (tof.n_bins,)
 
     def lor_endpoints(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(xstart_mm, xend_mm)`` of every bin, each ``out_shape + (3,)`` (for checks and listmode)."""
+        """``(xstart_mm, xend_mm)`` of every LOR, each of the non-TOF sinogram shape ``+ (3,)`` (checks, listmode)."""
         view_axis = self.layout.axis_order.index("view")
         return tuple(np.take(end, self.views, axis=view_axis) for end in self.layout.lor_endpoints())
 
     def view_subset(self, views: Any) -> "PETSinogramProjector":
         """The projector of sinogram views ``self.views[views]`` only (an OSEM subset)."""
-        return PETSinogramProjector(self.layout, self.grid, self.views[check_views(views, self.views.size)])
+        return PETSinogramProjector(self.layout, self.grid, self.views[check_views(views, self.views.size)], self.tof)
 
     def __repr__(self) -> str:
-        return f"PETSinogramProjector(grid={self.grid!r}, sinogram_shape={self.out_shape})"
+        return f"PETSinogramProjector(grid={self.grid!r}, sinogram_shape={self.out_shape}, tof={self.tof!r})"
+
+
+class ListmodeProjector(LORProjector):
+    """Joseph projector of a 3D image onto a list of PET events (LORs), optionally with TOF.
+
+    Parameters
+    ----------
+    grid : ImageGrid
+        3D (or 2D) image grid.
+    xstart_mm, xend_mm : array_like, shape ``(n_events, 3)``
+        Event LOR endpoints ``(x, y, z)`` in mm (e.g. detector centres).
+    tof_bin : array_like of int, shape ``(n_events,)``, optional
+        TOF bin of each event, in ``[0, tof.n_bins)`` with the bin convention of
+        :class:`TOFParameters` (positive towards ``xend_mm``). Requires ``tof``.
+    tof : TOFParameters, optional
+        TOF resolution and binning; with ``tof_bin`` each event's value is the
+        TOF-weighted line integral of its bin only.
+
+    Notes
+    -----
+    Maps images ``(..., *grid.shape)`` to event values ``(..., n_events)``; an
+    event equals the sinogram bin (TOF bin) of the same LOR, so histogramming
+    events into a sinogram and back projecting gives the same image as back
+    projecting the events one by one.
+    """
+
+    def __init__(self, grid: ImageGrid, xstart_mm: Any, xend_mm: Any, tof_bin: Any = None,
+                 tof: TOFParameters | None = None) -> None:
+        super().__init__(grid, xstart_mm, xend_mm)
+        if len(self.out_shape) != 1:
+            raise ValueError(f"listmode endpoints must have shape (n_events, 3), got {self.out_shape + (3,)}")
+        self.tof = tof
+        self.tof_bin = None
+        if (tof_bin is None) != (tof is None):
+            raise ValueError("give both tof_bin and tof for TOF listmode, or neither")
+        if tof is not None:
+            bins = as_host_array(tof_bin, "tof_bin")
+            if bins.dtype.kind not in "iu" or bins.shape != self.out_shape:
+                raise ValueError(f"tof_bin must hold one integer TOF bin per event, shape {self.out_shape}, "
+                                 f"got dtype {bins.dtype} and shape {tuple(bins.shape)}")
+            if bins.size and (bins.min() < 0 or bins.max() >= tof.n_bins):
+                raise ValueError(f"tof_bin must lie in [0, {tof.n_bins}), got values from {bins.min()} to {bins.max()}")
+            self.tof_bin = np.ascontiguousarray(bins, dtype=np.int64)
+            self._tof = _tof_bins(tof, self.tof_bin)
+            self._n_values = 1  # one TOF value per event: the kernels' (n_events, 1) axis is reshaped away
+
+    def _apply_device(self, x: Any) -> Any:
+        if self.tof is not None:
+            raise TypeError("TOF listmode projection has no CUDA implementation yet; pass a host array")
+        return super()._apply_device(x)
+
+    def _adjoint_device(self, y: Any) -> Any:
+        if self.tof is not None:
+            raise TypeError("TOF listmode projection has no CUDA implementation yet; pass a host array")
+        return super()._adjoint_device(y)
+
+    def __repr__(self) -> str:
+        return f"ListmodeProjector(grid={self.grid!r}, n_events={self._n_rays}, tof={self.tof!r})"

@@ -24,7 +24,8 @@ import numpy as np
 from numba import njit, prange
 from numba.extending import register_jitable
 
-from .joseph import bins_within, interpolate_edge, parallel_beam_view, plane_position, spread_edge, trace_ray
+from .joseph import (back_project_ray, bins_within, interpolate_edge, parallel_beam_view, plane_position,
+                     project_ray, spread_edge)
 
 # Inner samples keep this distance (in voxels) from the last index at which both
 # interpolation neighbours exist: far more than the rounding error of a
@@ -33,34 +34,35 @@ _INNER_MARGIN = 1e-6
 
 
 @njit(parallel=True, cache=True)
-def forward(images, n_voxels, rays, out):
-    """Project flat images ``(n_images * n_voxels,)`` into ``out`` of shape ``(n_images, n_rays)``."""
-    n_images, n_rays = out.shape
+def forward(images, n_voxels, rays, tof, out):
+    """Project flat images ``(n_images * n_voxels,)`` into ``out`` ``(n_images, n_rays)``.
+
+    ``tof``: None, or :class:`~.joseph.TOFBins` with ``out`` ``(n_images, n_rays, n_out)`` zeroed.
+    """
+    n_images, n_rays = out.shape[0], out.shape[1]
     for w in prange(n_images * n_rays):
         n = w // n_rays
         r = w - n * n_rays
-        out[n, r] = trace_ray(images, n * n_voxels, r, rays, 0.0, False)
+        project_ray(images, n * n_voxels, r, rays, tof, out, n)
 
 
 @njit(parallel=True, cache=True)
-def back(sinograms, n_voxels, rays, buffers, images):
-    """Back project ``sinograms`` ``(n_images, n_rays)`` into flat ``images`` ``(n_images * n_voxels,)``.
+def back(sinograms, n_voxels, rays, tof, buffers, images):
+    """Back project ``sinograms`` ``(n_images, n_rays)`` (TOF: ``(.., n_out)``) into flat ``images`` ``(n_images * n_voxels,)``.
 
     ``buffers`` ``(n_chunks, images.size)`` must be zero. With one chunk it may be
     ``images`` itself (viewed as ``(1, images.size)``); with more, the rays of
     each image are split into ``n_chunks`` contiguous chunks, each scattered into
     its own buffer, and the buffers are summed in chunk order into ``images``.
     """
-    n_images, n_rays = sinograms.shape
+    n_images, n_rays = sinograms.shape[0], sinograms.shape[1]
     n_chunks = buffers.shape[0]
     for w in prange(n_images * n_chunks):
         n = w // n_chunks
         c = w - n * n_chunks
         buffer = buffers[c]
         for r in range(c * n_rays // n_chunks, (c + 1) * n_rays // n_chunks):
-            value = sinograms[n, r]
-            if value != 0.0:
-                trace_ray(buffer, n * n_voxels, r, rays, value, True)
+            back_project_ray(buffer, n * n_voxels, r, rays, tof, sinograms, n)
     if n_chunks > 1:
         for p in prange(images.size):
             acc = buffers[0, p]

@@ -108,6 +108,87 @@ _INNER_MARGIN = 1e-6
 
 
 @register_jitable(_nrt=False, inline="always")
+def _joseph_frame(nz, ny, nx, dz, dy, dx, k0, i0, j0, k1, i1, j1):
+    """Sampling frame of a segment for :func:`joseph_segment` and :func:`joseph_segment_tof`.
+
+    Returns ``(t_first, t_last, inner_first, inner_last, d0, dd, sd, a0, slope_a, na, sa, b0, slope_b, nb,
+    sb, step_mm, length_mm)``: the planes ``t`` of the dominant axis ``d`` that have an interpolation
+    neighbour inside the grid, the inner planes whose neighbours are all inside, the start, delta and
+    stride of ``d``, the start, slope, size and stride of the interpolated axes ``a`` and ``b``, the
+    path length per plane and the segment length (mm). ``t_first > t_last`` when the segment misses.
+    """
+    dk = k1 - k0
+    di = i1 - i0
+    dj = j1 - j0
+    # dominant axis d and the two interpolated axes a, b: start, delta, size, stride
+    if abs(dj) >= abs(di) and abs(dj) >= abs(dk):
+        d0, dd, nd, sd = j0, dj, nx, 1
+        a0, da, na, sa = i0, di, ny, nx
+        b0, db, nb, sb = k0, dk, nz, ny * nx
+    elif abs(di) >= abs(dk):
+        d0, dd, nd, sd = i0, di, ny, nx
+        a0, da, na, sa = j0, dj, nx, 1
+        b0, db, nb, sb = k0, dk, nz, ny * nx
+    else:
+        d0, dd, nd, sd = k0, dk, nz, ny * nx
+        a0, da, na, sa = j0, dj, nx, 1
+        b0, db, nb, sb = i0, di, ny, nx
+    length_mm = math.sqrt((dk * dz) ** 2 + (di * dy) ** 2 + (dj * dx) ** 2)
+    if dd == 0.0:
+        return 1, 0, 1, 0, d0, 1.0, sd, a0, 0.0, na, sa, b0, 0.0, nb, sb, 0.0, length_mm
+    step_mm = length_mm / abs(dd)
+    slope_a = da / dd
+    slope_b = db / dd
+    # planes with any neighbour inside the grid: a in (-1, na), b in (-1, nb)
+    lo = max(min(d0, d0 + dd), 0.0)
+    hi = min(max(d0, d0 + dd), nd - 1.0)
+    lo, hi = _narrow_to_slab(lo, hi, a0, slope_a, d0, -1.0, na)
+    lo, hi = _narrow_to_slab(lo, hi, b0, slope_b, d0, -1.0, nb)
+    if lo > hi:
+        return 1, 0, 1, 0, d0, dd, sd, a0, slope_a, na, sa, b0, slope_b, nb, sb, step_mm, length_mm
+    # planes whose neighbours are all inside: a in [0, na - 1), b in [0, nb - 1]
+    inner_lo, inner_hi = _narrow_to_slab(lo, hi, a0, slope_a, d0, _INNER_MARGIN, na - 1.0 - _INNER_MARGIN)
+    inner_lo, inner_hi = _narrow_to_slab(inner_lo, inner_hi, b0, slope_b, d0, 0.0, nb - 1.0)
+    return (int(math.ceil(lo)), int(math.floor(hi)), int(math.ceil(inner_lo)), int(math.floor(inner_hi)),
+            d0, dd, sd, a0, slope_a, na, sa, b0, slope_b, nb, sb, step_mm, length_mm)
+
+
+@register_jitable(_nrt=False, inline="always")
+def _joseph_sample(image, base, t, inner, d0, sd, a0, slope_a, na, sa, b0, slope_b, nb, sb, value, transpose):
+    """Interpolate the image on plane ``t`` at the segment's crossing, or spread ``value`` there (transpose).
+
+    ``inner`` planes skip the bounds checks (all four neighbours are inside).
+    """
+    fa = a0 + slope_a * (t - d0)
+    fb = b0 + slope_b * (t - d0)
+    ia = int(math.floor(fa))
+    ib = int(math.floor(fb))
+    wa = fa - ia
+    wb = fb - ib
+    at = base + t * sd + ia * sa + ib * sb
+    a_lo = inner or 0 <= ia < na
+    a_hi = inner or -1 <= ia < na - 1
+    b_lo = inner or 0 <= ib < nb
+    b_hi = ib < nb - 1 and (inner or ib >= -1)  # always False for a 2D image (nb = 1)
+    acc = 0.0
+    if a_lo and b_lo:
+        acc += _visit(image, at, (1.0 - wa) * (1.0 - wb), value, transpose)
+    if a_hi and b_lo:
+        acc += _visit(image, at + sa, wa * (1.0 - wb), value, transpose)
+    if a_lo and b_hi:
+        acc += _visit(image, at + sb, (1.0 - wa) * wb, value, transpose)
+    if a_hi and b_hi:
+        acc += _visit(image, at + sa + sb, wa * wb, value, transpose)
+    return acc
+
+
+@register_jitable(_nrt=False)
+def _joseph_sample_call(image, base, t, inner, d0, sd, a0, slope_a, na, sa, b0, slope_b, nb, sb, value, transpose):
+    """:func:`_joseph_sample` as a call (Numba's IR inlining of it into the TOF loop trips its IR checks)."""
+    return _joseph_sample(image, base, t, inner, d0, sd, a0, slope_a, na, sa, b0, slope_b, nb, sb, value, transpose)
+
+
+@register_jitable(_nrt=False, inline="always")
 def joseph_segment(image, base, nz, ny, nx, dz, dy, dx, k0, i0, j0, k1, i1, j1, value, transpose):
     """Line integral of a flat image block along a segment, or its transpose.
 
@@ -134,65 +215,84 @@ def joseph_segment(image, base, nz, ny, nx, dz, dy, dx, k0, i0, j0, k1, i1, j1, 
     the inner planes no interpolation neighbour can fall outside the grid, so
     their bounds checks are skipped.
     """
-    dk = k1 - k0
-    di = i1 - i0
-    dj = j1 - j0
-    # dominant axis d and the two interpolated axes a, b: start, delta, size, stride
-    if abs(dj) >= abs(di) and abs(dj) >= abs(dk):
-        d0, dd, nd, sd = j0, dj, nx, 1
-        a0, da, na, sa = i0, di, ny, nx
-        b0, db, nb, sb = k0, dk, nz, ny * nx
-    elif abs(di) >= abs(dk):
-        d0, dd, nd, sd = i0, di, ny, nx
-        a0, da, na, sa = j0, dj, nx, 1
-        b0, db, nb, sb = k0, dk, nz, ny * nx
-    else:
-        d0, dd, nd, sd = k0, dk, nz, ny * nx
-        a0, da, na, sa = j0, dj, nx, 1
-        b0, db, nb, sb = i0, di, ny, nx
-    if dd == 0.0:
-        return 0.0
-    step_mm = math.sqrt((dk * dz) ** 2 + (di * dy) ** 2 + (dj * dx) ** 2) / abs(dd)
-    slope_a = da / dd
-    slope_b = db / dd
-    # planes with any neighbour inside the grid: a in (-1, na), b in (-1, nb)
-    lo = max(min(d0, d0 + dd), 0.0)
-    hi = min(max(d0, d0 + dd), nd - 1.0)
-    lo, hi = _narrow_to_slab(lo, hi, a0, slope_a, d0, -1.0, na)
-    lo, hi = _narrow_to_slab(lo, hi, b0, slope_b, d0, -1.0, nb)
-    if lo > hi:
-        return 0.0
-    t_first = int(math.ceil(lo))
-    t_last = int(math.floor(hi))
-    # planes whose neighbours are all inside: a in [0, na - 1), b in [0, nb - 1]
-    inner_lo, inner_hi = _narrow_to_slab(lo, hi, a0, slope_a, d0, _INNER_MARGIN, na - 1.0 - _INNER_MARGIN)
-    inner_lo, inner_hi = _narrow_to_slab(inner_lo, inner_hi, b0, slope_b, d0, 0.0, nb - 1.0)
-    inner_first = int(math.ceil(inner_lo))
-    inner_last = int(math.floor(inner_hi))
+    (t_first, t_last, inner_first, inner_last, d0, dd, sd, a0, slope_a, na, sa, b0, slope_b, nb, sb, step_mm,
+     length_mm) = _joseph_frame(nz, ny, nx, dz, dy, dx, k0, i0, j0, k1, i1, j1)
     scaled_value = value * step_mm
     acc = 0.0
     for t in range(t_first, t_last + 1):
-        fa = a0 + slope_a * (t - d0)
-        fb = b0 + slope_b * (t - d0)
-        ia = int(math.floor(fa))
-        ib = int(math.floor(fb))
-        wa = fa - ia
-        wb = fb - ib
-        at = base + t * sd + ia * sa + ib * sb
-        inner = inner_first <= t <= inner_last  # skips the bounds checks
-        a_lo = inner or 0 <= ia < na
-        a_hi = inner or -1 <= ia < na - 1
-        b_lo = inner or 0 <= ib < nb
-        b_hi = ib < nb - 1 and (inner or ib >= -1)  # always False for a 2D image (nb = 1)
-        if a_lo and b_lo:
-            acc += _visit(image, at, (1.0 - wa) * (1.0 - wb), scaled_value, transpose)
-        if a_hi and b_lo:
-            acc += _visit(image, at + sa, wa * (1.0 - wb), scaled_value, transpose)
-        if a_lo and b_hi:
-            acc += _visit(image, at + sb, (1.0 - wa) * wb, scaled_value, transpose)
-        if a_hi and b_hi:
-            acc += _visit(image, at + sa + sb, wa * wb, scaled_value, transpose)
+        acc += _joseph_sample(image, base, t, inner_first <= t <= inner_last, d0, sd, a0, slope_a, na, sa,
+                              b0, slope_b, nb, sb, scaled_value, transpose)
     return acc * step_mm
+
+
+TOFBins = namedtuple("TOFBins", ["n_tof", "bin_width_mm", "sigma_mm", "limit_mm", "event_bins"])
+TOFBins.__doc__ = """Time-of-flight bins of a segment ray set: each ray's value is split into TOF bins.
+
+TOF bin ``b`` of ``n_tof`` covers the distances ``[(b - c - 1/2) w, (b - c + 1/2) w]`` (mm, ``c = (n_tof -
+1) / 2``, ``w = bin_width_mm``) from the segment's midpoint, positive towards its end point. A sample at
+distance ``d`` contributes to bin ``b`` the mass of a Gaussian of ``sigma_mm`` centred at ``d``, truncated
+to ``[d - limit_mm, d + limit_mm]`` and renormalised to 1, that falls inside the bin (:func:`tof_weights`).
+``event_bins`` is empty for TOF sinograms (every ray has all ``n_tof`` bins) or holds one bin per ray
+(listmode: the value of ray ``r`` is its bin ``event_bins[r]`` only).
+"""
+
+
+@register_jitable(_nrt=False)
+def tof_weights(data, n, r, d, first, n_out, tof, value, spread):
+    """TOF-weighted sum of ``data[n, r, b - first]`` over bins ``b``, or (``spread``) add ``weight * value`` there.
+
+    The bins ``first .. first + n_out - 1`` are those of ray ``r``; only bins
+    within ``tof.limit_mm`` of distance ``d`` (mm) carry weight. Successive bins
+    share an edge, so one erf per edge.
+    """
+    half = (tof.n_tof - 1) / 2.0
+    w = tof.bin_width_mm
+    lo_bin = max(int(math.floor((d - tof.limit_mm) / w + half - 0.5)) + 1, first)
+    hi_bin = min(int(math.ceil((d + tof.limit_mm) / w + half + 0.5)) - 1, first + n_out - 1)
+    inv = 1.0 / (math.sqrt(2.0) * tof.sigma_mm)
+    norm = 0.5 / math.erf(tof.limit_mm * inv)
+    edge = max((lo_bin - half - 0.5) * w, d - tof.limit_mm)
+    previous = math.erf((edge - d) * inv)
+    acc = 0.0
+    for b in range(lo_bin, hi_bin + 1):
+        edge = min((b - half + 0.5) * w, d + tof.limit_mm)
+        current = math.erf((edge - d) * inv)
+        weight = (current - previous) * norm
+        previous = current
+        if spread:
+            data[n, r, b - first] += weight * value
+        else:
+            acc += weight * data[n, r, b - first]
+    return acc
+
+
+@register_jitable(_nrt=False)
+def joseph_segment_tof(image, base, nz, ny, nx, dz, dy, dx, k0, i0, j0, k1, i1, j1, tof, data, n, r, first,
+                       n_out, transpose):
+    """TOF Joseph projection of one segment into ``data[n, r, :]``, or its transpose from there.
+
+    Every Joseph sample of :func:`joseph_segment` is split over the TOF bins
+    by :func:`tof_weights` at its distance from the segment midpoint. Forward
+    (``transpose`` False): adds to ``data[n, r, b - first]`` (zero it first).
+    Transpose: reads them and adds to ``image``. Summed over all bins, the
+    weights of a sample are 1 when its truncated Gaussian lies inside the TOF
+    bins, so the TOF sinogram sums to the non-TOF one.
+    """
+    (t_first, t_last, inner_first, inner_last, d0, dd, sd, a0, slope_a, na, sa, b0, slope_b, nb, sb, step_mm,
+     length_mm) = _joseph_frame(nz, ny, nx, dz, dy, dx, k0, i0, j0, k1, i1, j1)
+    for t in range(t_first, t_last + 1):
+        distance = ((t - d0) / dd - 0.5) * length_mm
+        inner = inner_first <= t <= inner_last
+        if transpose:
+            value = tof_weights(data, n, r, distance, first, n_out, tof, 0.0, False) * step_mm
+            if value != 0.0:
+                _joseph_sample_call(image, base, t, inner, d0, sd, a0, slope_a, na, sa, b0, slope_b, nb, sb, value, True)
+        else:
+            sample = _joseph_sample_call(image, base, t, inner, d0, sd, a0, slope_a, na, sa, b0, slope_b, nb, sb,
+                                    0.0, False)
+            if sample != 0.0:
+                tof_weights(data, n, r, distance, first, n_out, tof, sample * step_mm, True)
+    return 0.0
 
 
 @register_jitable(_nrt=False)
@@ -270,11 +370,18 @@ def segment_mm(image, base, rays, x0, y0, z0, x1, y1, z1, value, transpose):
 
 
 @register_jitable(_nrt=False, inline="always")
-def lor_ray(image, base, r, rays, value, transpose):
-    """Trace segment ``r`` of a :class:`LORRays` through one image block."""
+def lor_segment_mm(r, rays):
+    """Endpoints ``(x0, y0, z0, x1, y1, z1)`` (mm) of segment ``r`` of a :class:`LORRays`."""
     xs = rays.xstart
     xe = rays.xend
-    return segment_mm(image, base, rays, xs[r, 0], xs[r, 1], xs[r, 2], xe[r, 0], xe[r, 1], xe[r, 2], value, transpose)
+    return xs[r, 0], xs[r, 1], xs[r, 2], xe[r, 0], xe[r, 1], xe[r, 2]
+
+
+@register_jitable(_nrt=False, inline="always")
+def lor_ray(image, base, r, rays, value, transpose):
+    """Trace segment ``r`` of a :class:`LORRays` through one image block."""
+    x0, y0, z0, x1, y1, z1 = lor_segment_mm(r, rays)
+    return segment_mm(image, base, rays, x0, y0, z0, x1, y1, z1, value, transpose)
 
 
 @register_jitable(_nrt=False)
@@ -291,15 +398,21 @@ def sinogram_crystals(radial, view, n_crystals, first_offset):
 
 
 @register_jitable(_nrt=False, inline="always")
-def pet_sinogram_ray(image, base, r, rays, value, transpose):
-    """Trace bin ``r`` (flat, in the layout's axis order) of a :class:`PETSinogramRays`."""
+def pet_sinogram_segment_mm(r, rays):
+    """Endpoints ``(x0, y0, z0, x1, y1, z1)`` (mm) of bin ``r`` (flat, in the layout's axis order) of a :class:`PETSinogramRays`."""
     radial = (r // rays.stride_radial) % rays.n_radial
     view = rays.views[(r // rays.stride_view) % rays.n_views]
     plane = (r // rays.stride_plane) % rays.n_planes
     c1, c2 = sinogram_crystals(radial, view, rays.crystal_xy.shape[0], rays.first_offset)
     xy = rays.crystal_xy
-    return segment_mm(image, base, rays, xy[c1, 0], xy[c1, 1], rays.plane_z[plane, 0],
-                      xy[c2, 0], xy[c2, 1], rays.plane_z[plane, 1], value, transpose)
+    return xy[c1, 0], xy[c1, 1], rays.plane_z[plane, 0], xy[c2, 0], xy[c2, 1], rays.plane_z[plane, 1]
+
+
+@register_jitable(_nrt=False, inline="always")
+def pet_sinogram_ray(image, base, r, rays, value, transpose):
+    """Trace bin ``r`` of a :class:`PETSinogramRays` through one image block."""
+    x0, y0, z0, x1, y1, z1 = pet_sinogram_segment_mm(r, rays)
+    return segment_mm(image, base, rays, x0, y0, z0, x1, y1, z1, value, transpose)
 
 
 def trace_ray(image, base, r, rays, value, transpose):
@@ -326,3 +439,89 @@ def _trace_ray_compiled(image, base, r, rays, value, transpose):
     def specialised(image, base, r, rays, value, transpose):
         return ray(image, base, r, rays, value, flag)
     return specialised
+
+
+def ray_segment_mm(r, rays):
+    """Endpoints ``(x0, y0, z0, x1, y1, z1)`` (mm) of ray ``r`` of any segment ray set (compiled: overload below)."""
+    if isinstance(rays, PETSinogramRays):
+        return pet_sinogram_segment_mm(r, rays)
+    return lor_segment_mm(r, rays)
+
+
+@overload(ray_segment_mm, jit_options={"_nrt": False})
+def _ray_segment_mm_compiled(r, rays):
+    if not isinstance(rays, types.BaseNamedTuple):
+        return None
+    endpoints = {LORRays: lor_segment_mm, PETSinogramRays: pet_sinogram_segment_mm}.get(rays.instance_class)
+    if endpoints is None:
+        return None
+
+    def specialised(r, rays):
+        return endpoints(r, rays)
+    return specialised
+
+
+@register_jitable(_nrt=False)
+def trace_tof_ray(image, base, r, rays, tof, data, n, transpose):
+    """TOF projection of ray ``r`` of a segment ray set with :class:`TOFBins` into ``data[n, r, :]``, or its transpose.
+
+    ``data`` has shape ``(n_images, n_rays, n_tof)`` for TOF sinograms and
+    ``(n_images, n_rays, 1)`` for listmode (bin ``tof.event_bins[r]``).
+    """
+    x0, y0, z0, x1, y1, z1 = ray_segment_mm(r, rays)
+    if tof.event_bins.size > 0:
+        first, n_out = tof.event_bins[r], 1
+    else:
+        first, n_out = 0, tof.n_tof
+    joseph_segment_tof(image, base, rays.nz, rays.ny, rays.nx, rays.dz, rays.dy, rays.dx,
+                       z0 / rays.dz + rays.ck, y0 / rays.dy + rays.ci, x0 / rays.dx + rays.cj,
+                       z1 / rays.dz + rays.ck, y1 / rays.dy + rays.ci, x1 / rays.dx + rays.cj,
+                       tof, data, n, r, first, n_out, transpose)
+
+
+def project_ray(image, base, r, rays, tof, out, n):
+    """Forward projection of ray ``r`` of image block ``base`` into ``out[n, r]``.
+
+    ``tof`` is None (one value per ray) or :class:`TOFBins` (``out[n, r, :]``, zeroed beforehand).
+    Compiled callers get the branch for their ``tof`` type only (overload below).
+    """
+    if tof is None:
+        out[n, r] = trace_ray(image, base, r, rays, 0.0, False)
+    else:
+        trace_tof_ray(image, base, r, rays, tof, out, n, False)
+
+
+def back_project_ray(image, base, r, rays, tof, sinograms, n):
+    """Transposed projection of ``sinograms[n, r]`` (TOF: ``[n, r, :]``) added to image block ``base``."""
+    if tof is None:
+        value = sinograms[n, r]
+        if value != 0.0:
+            trace_ray(image, base, r, rays, value, True)
+    else:
+        trace_tof_ray(image, base, r, rays, tof, sinograms, n, True)
+
+
+@overload(project_ray, jit_options={"_nrt": False})
+def _project_ray_compiled(image, base, r, rays, tof, out, n):
+    if isinstance(tof, types.NoneType):
+        def ray(image, base, r, rays, tof, out, n):
+            out[n, r] = trace_ray(image, base, r, rays, 0.0, False)
+        return ray
+
+    def tof_ray(image, base, r, rays, tof, out, n):
+        trace_tof_ray(image, base, r, rays, tof, out, n, False)
+    return tof_ray
+
+
+@overload(back_project_ray, jit_options={"_nrt": False})
+def _back_project_ray_compiled(image, base, r, rays, tof, sinograms, n):
+    if isinstance(tof, types.NoneType):
+        def ray(image, base, r, rays, tof, sinograms, n):
+            value = sinograms[n, r]
+            if value != 0.0:
+                trace_ray(image, base, r, rays, value, True)
+        return ray
+
+    def tof_ray(image, base, r, rays, tof, sinograms, n):
+        trace_tof_ray(image, base, r, rays, tof, sinograms, n, True)
+    return tof_ray
