@@ -16,8 +16,10 @@ from .masks import (CellGrid, CellSinogramBasis, apply_support, body_support, co
                     enforce_consistency, radon_mask, random_ellipses, random_polygons, sinogram_window,
                     soft_radon_mask, split_by_mask)
 from .operators import AdjointOperator, ComposedOperator, DiagonalOperator, LinearOperator
+from .physics import BroadcastDiagonalOperator, GaussianResolution, PETSystemModel, attenuation_factors
 from .projectors import ListmodeProjector, LORProjector, ParallelBeamProjector, PETSinogramProjector
 from .scanner import RingScannerGeometry, SinogramLayout, lor_endpoints
+from .recon import fbp, mlem, osem
 from .tof import TOFParameters
 
 __version__ = "0.1.0"
@@ -35,6 +37,14 @@ __all__ = [
     "PETSinogramProjector",
     "ListmodeProjector",
     "TOFParameters",
+    # system model and reconstruction
+    "BroadcastDiagonalOperator",
+    "GaussianResolution",
+    "PETSystemModel",
+    "attenuation_factors",
+    "fbp",
+    "mlem",
+    "osem",
     # PET ring scanners and Michelogram sinogram layouts
     "RingScannerGeometry",
     "SinogramLayout",

@@ -11,7 +11,7 @@ from .arrays import as_host_array
 from .geometry import ParallelBeamGeometry
 from .grid import MAX_LENGTH_MM, ImageGrid
 from .kernels import cpu
-from .kernels.joseph import LORRays, ParallelBeamRays, PETSinogramRays, TOFBins
+from .kernels.joseph import LORRays, ParallelBeamRays, PETSinogramRays, TOFBins, erf_table
 from .operators import LinearOperator
 from .scanner import SinogramLayout
 from .tof import TOFParameters
@@ -186,7 +186,8 @@ def _tof_bins(tof: Any, event_bins: np.ndarray | None = None) -> TOFBins:
     if not isinstance(tof, TOFParameters):
         raise TypeError(f"tof must be a TOFParameters, got {type(tof).__name__}")
     bins = np.zeros(0, dtype=np.int64) if event_bins is None else event_bins
-    return TOFBins(tof.n_bins, tof.bin_width_mm, tof.sigma_mm, tof.limit_mm, bins)
+    return TOFBins(tof.n_bins, tof.bin_width_mm, tof.sigma_mm, tof.limit_mm,
+                   erf_table(tof.n_sigmas / math.sqrt(2.0)), bins)
 
 
 def _grid_rays(grid: ImageGrid) -> tuple:

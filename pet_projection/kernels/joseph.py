@@ -28,6 +28,7 @@ import math
 import threading
 from collections import namedtuple
 
+import numpy as np
 from numba.core import types
 from numba.extending import overload, register_jitable
 
@@ -225,16 +226,41 @@ def joseph_segment(image, base, nz, ny, nx, dz, dy, dx, k0, i0, j0, k1, i1, j1, 
     return acc * step_mm
 
 
-TOFBins = namedtuple("TOFBins", ["n_tof", "bin_width_mm", "sigma_mm", "limit_mm", "event_bins"])
+TOFBins = namedtuple("TOFBins", ["n_tof", "bin_width_mm", "sigma_mm", "limit_mm", "erf_table", "event_bins"])
 TOFBins.__doc__ = """Time-of-flight bins of a segment ray set: each ray's value is split into TOF bins.
 
 TOF bin ``b`` of ``n_tof`` covers the distances ``[(b - c - 1/2) w, (b - c + 1/2) w]`` (mm, ``c = (n_tof -
 1) / 2``, ``w = bin_width_mm``) from the segment's midpoint, positive towards its end point. A sample at
 distance ``d`` contributes to bin ``b`` the mass of a Gaussian of ``sigma_mm`` centred at ``d``, truncated
 to ``[d - limit_mm, d + limit_mm]`` and renormalised to 1, that falls inside the bin (:func:`tof_weights`).
-``event_bins`` is empty for TOF sinograms (every ray has all ``n_tof`` bins) or holds one bin per ray
+``erf_table`` holds :func:`erf_table` of ``limit_mm / (sqrt(2) sigma_mm)``. ``event_bins`` is empty for TOF sinograms (every ray has all ``n_tof`` bins) or holds one bin per ray
 (listmode: the value of ray ``r`` is its bin ``event_bins[r]`` only).
 """
+
+# Points of the tabulated erf: linear interpolation on 8193 points of [0, n_sigmas / sqrt(2)] (n_sigmas <= 10)
+# is within 2e-8 of erf (error <= h**2 / 8 * max|erf''|, h <= 8.7e-4), and costs a few ns instead of a libm call.
+ERF_TABLE_POINTS = 8193
+
+
+def erf_table(x_max):
+    """``erf`` at ``ERF_TABLE_POINTS`` equally spaced points of ``[0, x_max]`` (float64), for :func:`tabulated_erf`."""
+    table = np.empty(ERF_TABLE_POINTS)
+    for i in range(ERF_TABLE_POINTS):
+        table[i] = math.erf(x_max * i / (ERF_TABLE_POINTS - 1))
+    return table
+
+
+@register_jitable(_nrt=False)
+def tabulated_erf(table, scale, x):
+    """``erf(x)`` by linear interpolation in ``table`` (``table[i] = erf(i / scale)``), odd, clamped at the table's end."""
+    position = abs(x) * scale
+    i = int(position)
+    if i >= table.size - 1:
+        value = table[table.size - 1]
+    else:
+        value = table[i] + (position - i) * (table[i + 1] - table[i])
+    return value if x >= 0.0 else -value
+
 
 
 @register_jitable(_nrt=False)
@@ -243,20 +269,22 @@ def tof_weights(data, n, r, d, first, n_out, tof, value, spread):
 
     The bins ``first .. first + n_out - 1`` are those of ray ``r``; only bins
     within ``tof.limit_mm`` of distance ``d`` (mm) carry weight. Successive bins
-    share an edge, so one erf per edge.
+    share an edge, so one erf per edge (:func:`tabulated_erf`).
     """
     half = (tof.n_tof - 1) / 2.0
     w = tof.bin_width_mm
     lo_bin = max(int(math.floor((d - tof.limit_mm) / w + half - 0.5)) + 1, first)
     hi_bin = min(int(math.ceil((d + tof.limit_mm) / w + half + 0.5)) - 1, first + n_out - 1)
     inv = 1.0 / (math.sqrt(2.0) * tof.sigma_mm)
-    norm = 0.5 / math.erf(tof.limit_mm * inv)
+    table = tof.erf_table
+    scale = (table.size - 1) / (tof.limit_mm * inv)
+    norm = 0.5 / table[table.size - 1]
     edge = max((lo_bin - half - 0.5) * w, d - tof.limit_mm)
-    previous = math.erf((edge - d) * inv)
+    previous = tabulated_erf(table, scale, (edge - d) * inv)
     acc = 0.0
     for b in range(lo_bin, hi_bin + 1):
         edge = min((b - half + 0.5) * w, d + tof.limit_mm)
-        current = math.erf((edge - d) * inv)
+        current = tabulated_erf(table, scale, (edge - d) * inv)
         weight = (current - previous) * norm
         previous = current
         if spread:

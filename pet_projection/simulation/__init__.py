@@ -1,0 +1,40 @@
+"""PET physics simulator: phantoms, attenuation, dose levels, kinetics and dual tracers, written as datasets.
+
+Quick start::
+
+    from pet_projection.simulation import SimulationConfig, simulate_sample, write_dataset, SimulatedDataset
+
+    sample = simulate_sample("low_dose", SimulationConfig(size=128, n_views=128), seed=0)
+    write_dataset("data/low_dose", "low_dose", 500, workers=2)   # or: allpet simulate --task low_dose ...
+    for sample in SimulatedDataset("data/low_dose"):
+        sample.input, sample.target, sample.target_image, sample.region_table()
+
+Modules: :mod:`.phantoms` (brain and trunk label maps, lesions, 511 keV
+mu-maps), :mod:`.tracers` (FDG and [11C]methionine uptake and kinetics),
+:mod:`.kinetics` (Feng input function, two-tissue model, frames),
+:mod:`.acquisition` (projectors, normalisation, scatter, randoms, Poisson
+counts, binomial thinning), :mod:`.tasks` (the five tasks),
+:mod:`.dataset` (npz + manifest writer and reader, NIfTI), :mod:`.figures`
+(PNG montage; matplotlib) and :mod:`.cli` (``allpet simulate``). Everything is
+NumPy and deterministic from a seed.
+"""
+
+from .acquisition import (Acquisition, AcquisitionSettings, ExpectedCounts, crystal_pair_product,
+                          parallel_beam_projector, poisson_counts, reduced_clinical_projector, thin_counts)
+from .dataset import (SimulatedDataset, WriteSummary, export_sample_nifti, load_sample, save_nifti, save_sample,
+                      system_model, write_dataset)
+from .kinetics import ExponentialInput, RateConstants, feng_input, frame_means, pet_curve, tissue_curve
+from .phantoms import (ANATOMIES, LESION_LABEL_OFFSET, MU_511KEV_PER_MM, REGION_LABELS, Lesion, Phantom,
+                       anatomy_grid, make_phantom)
+from .tasks import (DOSE_REDUCTION_FACTORS, TASKS, SimulationConfig, TaskSample, sample_rng, simulate_sample)
+from .tracers import TRACERS, RegionKinetics, Tracer, get_tracer
+
+__all__ = [
+    "ANATOMIES", "DOSE_REDUCTION_FACTORS", "LESION_LABEL_OFFSET", "MU_511KEV_PER_MM", "REGION_LABELS", "TASKS",
+    "TRACERS", "Acquisition", "AcquisitionSettings", "ExpectedCounts", "ExponentialInput", "Lesion", "Phantom",
+    "RateConstants", "RegionKinetics", "SimulatedDataset", "SimulationConfig", "TaskSample", "Tracer",
+    "WriteSummary", "anatomy_grid", "crystal_pair_product", "export_sample_nifti", "feng_input", "frame_means",
+    "get_tracer", "load_sample", "make_phantom", "parallel_beam_projector", "pet_curve", "poisson_counts",
+    "reduced_clinical_projector", "sample_rng", "save_nifti", "save_sample", "simulate_sample", "system_model",
+    "thin_counts", "tissue_curve", "write_dataset",
+]
