@@ -152,3 +152,18 @@ def test_uniform_image_gives_box_chords_including_fov_edge_and_oblique_planes() 
     inside = chords > 2.0 * step
     assert np.median(np.abs(values - chords)[inside] / chords[inside]) < 0.05
     assert np.any(chords == 0.0) and np.all(values[chords == 0.0] <= step[chords == 0.0])
+
+
+def test_matches_parallelproj_joseph_where_installed() -> None:
+    """parallelproj's non-TOF Joseph projector on the same LORs (its image axes are ours, its points (z, y, x))."""
+    parallelproj = pytest.importorskip(
+        "parallelproj", reason="parallelproj is on conda-forge only, not on PyPI, so CI cannot install it")
+    layout = SinogramLayout(small_scanner(), span=1)
+    op = PETSinogramProjector(layout, GRID)
+    xstart, xend = op.lor_endpoints()
+    image = np.random.default_rng(5).random(GRID.shape).astype(np.float32)
+    origin = np.array([GRID.centers_mm(axis)[0] for axis in range(3)], dtype=np.float32)  # voxel (0, 0, 0), (z, y, x)
+    theirs = parallelproj.joseph3d_fwd(np.ascontiguousarray(xstart[..., ::-1], dtype=np.float32),
+                                       np.ascontiguousarray(xend[..., ::-1], dtype=np.float32), image, origin,
+                                       np.asarray(GRID.voxel_size_mm, dtype=np.float32))
+    np.testing.assert_allclose(np.asarray(theirs), op(image), rtol=1e-4, atol=1e-4 * float(op(image).max()))
