@@ -14,10 +14,13 @@ from typing import Optional, Sequence
 
 # command -> (module with main(argv), one-line help)
 COMMANDS = {
+    "demo": ("tasks.cli_demo", "the main job: simulate, train the tiny LDM for one task, evaluate against baselines, "
+                               "write report/"),
     "bench": ("benchmarks.bench_projectors", "time forward/back projection against peers and write JSON results"),
     "simulate": ("pet_projection.simulation.cli", "simulate PET task datasets (phantoms, physics, dose, kinetics)"),
     "train": ("ldm.cli", "train the sinogram autoencoder and latent diffusion model from a config"),
     "sample": ("ldm.cli_sample", "generate sinograms for task inputs with a trained model"),
+    "ablate": ("tasks.cli_ablate", "ablations (RMAS/DMM, TMA, constraints, 500 vs 5,000 samples) as one results table"),
 }
 
 

@@ -1,0 +1,131 @@
+"""``allpet train``: train the sinogram autoencoder and latent diffusion model from a config.
+
+Examples::
+
+    allpet train --config tiny                          # CPU, minutes; writes runs/tiny/
+    allpet train --config paper train.out_dir=runs/p1   # dotted overrides, values parsed as YAML
+    allpet train --config my.yaml --resume              # continue after a kill, bit-identical
+    torchrun --nproc_per_node 4 -m ldm.cli --config paper            # 4 GPUs (DDP)
+    torchrun --nnodes 2 --nproc_per_node 8 --rdzv_backend c10d \\
+        --rdzv_endpoint HOST:29500 -m ldm.cli --config paper         # 2 nodes
+
+The run folder gets ``config.yaml`` (the resolved config), ``log_<stage>.csv``
+and ``checkpoints/step_NNNNNNNN/`` (see :mod:`ldm.train`); ``allpet sample``
+reads a checkpoint folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="allpet train", description=__doc__.split("\n")[0].split(": ", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True,
+                        help="preset name (tiny, paper) or a YAML file (which may start from a preset with base: NAME)")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="config overrides with dotted keys, e.g. train.batch_size=16 data.n_bases=128")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the newest checkpoint in train.out_dir (a fresh start if there is none)")
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="stop after this global step (checkpoints as configured), e.g. for a time-limited job")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
+    return parser
+
+
+def _check_resumable(saved_path: Path, config: dict) -> None:
+    """The model and data sections of a run's saved config must equal the new ones (else resuming is wrong)."""
+    import yaml
+
+    with open(saved_path, encoding="utf-8") as stream:
+        saved = yaml.safe_load(stream) or {}
+    for section in ("model", "data"):
+        old, new = saved.get(section, {}), config[section]
+        changed = sorted(key for key in set(old) | set(new) if old.get(key) != new.get(key))
+        if changed:
+            raise ValueError(f"cannot resume: {section}.{changed[0]} differs from the run's {saved_path} "
+                             f"({old.get(changed[0])!r} there, {new.get(changed[0])!r} now); "
+                             f"use another train.out_dir for a new run")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run ``allpet train``; returns the exit code (0 done, 2 bad config or arguments)."""
+    args = _parser().parse_intermixed_args(argv)
+    try:
+        import yaml
+
+        from .config import config_to_dict, load_config
+    except ImportError as error:
+        print(f"allpet train needs the ldm extra (pip install 'allpet[ldm]'): {error}", file=sys.stderr)
+        return 2
+    try:
+        config = load_config(args.config, args.overrides)
+    except (ValueError, TypeError) as error:
+        print(f"allpet train: bad config: {error}", file=sys.stderr)
+        return 2
+    plain = config_to_dict(config)
+    if args.print_config:
+        print(yaml.safe_dump(plain, sort_keys=False), end="")
+        return 0
+    if args.max_steps is not None and args.max_steps < 0:
+        print("allpet train: --max-steps must be >= 0", file=sys.stderr)
+        return 2
+
+    from .data import build_training_data
+    from .diffusion import SinogramLDM
+    from .train import CONFIG_FILE, Trainer, find_checkpoint, init_distributed, seed_everything, seed_for, set_cpu_threads
+
+    out_dir = Path(config.train.out_dir)
+    try:
+        if find_checkpoint(out_dir) is not None and not args.resume:
+            raise ValueError(f"{out_dir} already holds checkpoints: pass --resume to continue that run, or choose "
+                             f"another train.out_dir")
+        if args.resume and (out_dir / CONFIG_FILE).is_file():
+            _check_resumable(out_dir / CONFIG_FILE, plain)
+    except ValueError as error:
+        print(f"allpet train: {error}", file=sys.stderr)
+        return 2
+    if config.train.cpu_threads is not None:
+        set_cpu_threads(config.train.cpu_threads)
+    import torch.distributed as dist
+
+    joined = dist.is_available() and not dist.is_initialized()  # whether this call creates the process group
+    try:
+        try:
+            env = init_distributed(config.train.device)
+            seed_everything(seed_for(config.train.seed))  # the same initial weights on every process
+            labels = [name for name, count in (("tracer", config.model.n_tracers),
+                                               ("region", config.model.n_regions)) if count]
+            data = build_training_data(config.data, config.train.seed, labels)
+            model = SinogramLDM(config.model_config())
+            trainer = Trainer(model, config.train, data.dataset, collate_fn=data.collate_fn, run_config=plain,
+                              device=env.device, progress=not args.no_progress)
+        except (ValueError, TypeError) as error:
+            print(f"allpet train: cannot start: {error}", file=sys.stderr)
+            return 2
+        if trainer.is_main:
+            n_params = sum(param.numel() for param in model.parameters())
+            print(f"allpet train: {n_params:,} parameters; {data.description}; {env.world_size} process(es) on "
+                  f"{env.device}; writing to {out_dir}", file=sys.stderr)
+        resumed = trainer.resume() if args.resume else None
+        if resumed is not None and trainer.is_main:
+            print(f"allpet train: resumed from {resumed} (step {trainer.state.step})", file=sys.stderr)
+        state = trainer.fit(max_steps=args.max_steps)
+        if trainer.is_main:
+            print(f"allpet train: stopped at step {state.step} of {trainer.total_steps}; newest checkpoint "
+                  f"{find_checkpoint(out_dir)}", file=sys.stderr)
+    finally:
+        if joined and dist.is_initialized():
+            dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,624 @@
+"""Sinogram latent diffusion model (LDM): autoencoder + conditional latent denoiser + schedulers + constraints.
+
+:class:`SinogramLDM` generates PET sinograms ``(B, 1, n_views, n_radial)``
+(views ``theta_v = v * pi / n_views`` in ``[0, pi)``, radial bins centred on
+the rotation axis) in two training stages:
+
+1. ``"autoencoder"``: a KL autoencoder (:class:`SinogramAutoencoder`) of the
+   sinogram as a (positive, negative) pair ``(m f, (1 - m) f)`` for the
+   sinogram mask ``m`` (all ones when a batch has none): 2 channels, so the
+   positive/negative constraints of ALL-PET (Huang et al., arXiv 2509.09130)
+   are constraints between generated channels (:mod:`ldm.constraints`).
+2. ``"diffusion"``: a denoiser (:class:`LatentDenoiser`) on the frozen
+   autoencoder's latents (posterior means times ``latent_scale``), conditioned
+   on the encoded task input, the mask and the TMA attention at latent
+   resolution (concatenated channels) and on tracer and body-region labels.
+
+Modes (``LDMConfig.mode``):
+
+- ``"ddpm"``: noise to target, ``z_t = sqrt(abar_t) z0 + sqrt(1 - abar_t) eps``
+  (Ho et al. 2020), sampled by diffusers' DDPM, DDIM or DPM-Solver++
+  schedulers with clipping and thresholding off (latents are not bounded).
+- ``"bridge"``: a diffusion bridge from the task input's latent ``y`` to the
+  target's ``z0`` (DDBM, Zhou et al., ICLR 2024, VP bridge) on the same
+  ``abar_t``: with ``snr_t = abar_t / (1 - abar_t)``, ``T = n_train_timesteps - 1``
+  and ``r_t = snr_T / snr_t``, ``z_t = a_t z0 + b_t y + c_t eps`` where
+  ``a_t = sqrt(abar_t) (1 - r_t)``, ``b_t = r_t sqrt(abar_t / abar_T)`` and
+  ``c_t = sqrt((1 - abar_t)(1 - r_t))``, so ``z_T = y`` exactly. The network
+  predicts ``z0``; sampling walks ``T -> 0`` with the implicit bridge sampler
+  (DBIM, Zheng et al., ICLR 2025): ``eps_hat = (z_t - a_t z0_hat - b_t y) / c_t``,
+  ``z_s = a_s z0_hat + b_s y + c_s (sqrt(1 - eta^2) eps_hat + eta eps')``
+  with fresh noise ``eps'`` (and fresh noise on the first step, where
+  ``c_T = 0``); the last step returns ``z0_hat``.
+
+TMA (transparent medical attention, parameter-free attention maps ``a`` in
+``[0, 1]``, :mod:`pet_projection.attention`), when ``use_tma``:
+
+- weights the losses by ``(1 + a) / mean(1 + a)`` (:func:`attention_weights`):
+  the autoencoder's L1 per ray, the denoising loss per latent pixel (``a``
+  average-pooled to the latent grid);
+- is a condition channel, zeroed for a random ``attention_dropout`` fraction
+  of training samples, so the model also learns the attention-free prediction;
+- guides sampling: ``out = out(a) + s (out(a) - out(0))`` with
+  ``s = guidance_scale`` (classifier-free guidance, Ho and Salimans 2022,
+  with the attention map as the condition). ``s = 0`` (default) is plain
+  conditional sampling; no parameter is learned for guidance.
+
+Constraints, when ``use_constraints``: the autoencoder loss and (decoded from
+the predicted ``z0``) the diffusion loss add the penalties of
+:func:`~ldm.constraints.constraint_losses`, and samples are projected exactly
+(:func:`~ldm.constraints.project_pair`). Known rays (batch key ``"known"``
+with ``"mask"``) always replace the generated ones exactly (data consistency).
+
+Sizes: sinograms of any size are padded (:func:`pad_sinogram`: periodic
+extension of the views with a radial flip, zeros radially) to a multiple of
+:attr:`SinogramLDM.size_multiple` and cropped back.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from pet_projection.geometry import positive_int
+
+from .autoencoder import (AutoencoderConfig, SinogramAutoencoder, attention_weights, check_bool, check_choice,
+                          check_non_negative, config_from_mapping, crop_sinogram, pad_sinogram)
+from .constraints import PAIR_CHANNELS, constraint_losses, insert_known, pair_from_full, project_pair
+from .denoiser import DenoiserConfig, LatentDenoiser
+
+__all__ = ["BridgeSchedule", "LDMConfig", "SinogramLDM", "batch_from_rmas", "make_scheduler",
+           "run_reverse_process", "sample_bridge"]
+
+MODES = ("ddpm", "bridge")
+PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
+BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
+SAMPLERS = ("ddpm", "ddim", "dpm-solver")
+STAGES = ("autoencoder", "diffusion")
+SINOGRAM_KEYS = ("target", "input", "known", "mask", "attention", "support")
+LABEL_KEYS = ("tracer", "region")
+
+Predictor = Callable[[Tensor, Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class LDMConfig:
+    """Configuration of :class:`SinogramLDM` (nested configs may be given as mappings, e.g. from YAML).
+
+    Parameters
+    ----------
+    autoencoder : AutoencoderConfig
+        ``in_channels`` must be 2 (the positive/negative pair; the default
+        when given as a mapping).
+    denoiser : DenoiserConfig
+    n_train_timesteps : int
+        Diffusion steps ``T`` of the training schedule.
+    beta_schedule : {"linear", "scaled_linear", "squaredcos_cap_v2"}
+        diffusers' names; ``"scaled_linear"`` with ``beta_start=0.00085``,
+        ``beta_end=0.012`` is Rombach et al. 2022's latent schedule.
+    beta_start, beta_end : float
+        First and last ``beta_t``, ``0 < beta_start < beta_end < 1``.
+    prediction_type : {"epsilon", "sample", "v_prediction"}
+        What the denoiser predicts (``"bridge"`` mode needs ``"sample"``).
+    mode : {"ddpm", "bridge"}
+        Noise-to-target diffusion or an input-to-target bridge (needs ``"input"``).
+    condition_on_input : bool
+        Encode the batch's ``"input"`` sinogram as condition channels.
+    condition_on_mask : bool
+        The sinogram mask (average-pooled to the latent grid) as a condition channel.
+    use_tma : bool
+        TMA attention weights the losses, is a condition channel and can guide sampling.
+    attention_dropout : float
+        Fraction of training samples whose attention channel is zeroed, in ``[0, 1)``.
+    use_constraints : bool
+        Positive/negative, non-negativity and support penalties and projections.
+    constraint_weight : float
+        Weight of the decoded constraint penalties in the diffusion stage; each
+        sample's penalties are weighted by ``abar_t`` so that noisy steps,
+        whose ``z0`` estimate is poor, do not dominate.
+    n_tracers, n_regions : int
+        Tracer and body-region classes (0: no such label).
+    sinogram_scale : float, optional
+        Sinograms are divided by it before encoding; ``None`` calibrates it on
+        the first training batch as the root mean square of the targets
+        (across ranks under ``torch.distributed``), stored in the state dict.
+    latent_scale : float, optional
+        Latents are multiplied by it; ``None`` calibrates it on the first
+        diffusion batch to ``1 / rms(posterior means)`` (Rombach et al.'s
+        unit-variance rescaling), stored in the state dict.
+    """
+
+    autoencoder: AutoencoderConfig = field(default_factory=lambda: AutoencoderConfig(in_channels=PAIR_CHANNELS))
+    denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
+    n_train_timesteps: int = 1000
+    beta_schedule: str = "scaled_linear"
+    beta_start: float = 0.00085
+    beta_end: float = 0.012
+    prediction_type: str = "epsilon"
+    mode: str = "ddpm"
+    condition_on_input: bool = True
+    condition_on_mask: bool = True
+    use_tma: bool = True
+    attention_dropout: float = 0.1
+    use_constraints: bool = True
+    constraint_weight: float = 0.1
+    n_tracers: int = 0
+    n_regions: int = 0
+    sinogram_scale: Optional[float] = None
+    latent_scale: Optional[float] = None
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        autoencoder = self.autoencoder
+        if isinstance(autoencoder, Mapping):
+            autoencoder = {"in_channels": PAIR_CHANNELS, **autoencoder}
+        autoencoder = config_from_mapping(AutoencoderConfig, autoencoder, "autoencoder")
+        if autoencoder.in_channels != PAIR_CHANNELS:
+            raise ValueError(f"autoencoder.in_channels must be {PAIR_CHANNELS} (the model generates a "
+                             f"(positive, negative) pair), got {autoencoder.in_channels}")
+        object.__setattr__(self, "autoencoder", autoencoder)
+        object.__setattr__(self, "denoiser", config_from_mapping(DenoiserConfig, self.denoiser, "denoiser"))
+        positive_int(f"{owner}.n_train_timesteps", self.n_train_timesteps, minimum=2)
+        for name in ("n_tracers", "n_regions"):
+            positive_int(f"{owner}.{name}", getattr(self, name), minimum=0)
+        check_choice(f"{owner}.beta_schedule", self.beta_schedule, BETA_SCHEDULES)
+        check_choice(f"{owner}.prediction_type", self.prediction_type, PREDICTION_TYPES)
+        check_choice(f"{owner}.mode", self.mode, MODES)
+        for name in ("condition_on_input", "condition_on_mask", "use_tma", "use_constraints"):
+            check_bool(f"{owner}.{name}", getattr(self, name))
+        for name in ("beta_start", "beta_end", "attention_dropout", "constraint_weight"):
+            object.__setattr__(self, name, check_non_negative(f"{owner}.{name}", getattr(self, name)))
+        if not 0.0 < self.beta_start < self.beta_end < 1.0:
+            raise ValueError(f"{owner}.beta_start and beta_end must satisfy 0 < beta_start < beta_end < 1, "
+                             f"got {self.beta_start}, {self.beta_end}")
+        if self.attention_dropout >= 1.0:
+            raise ValueError(f"{owner}.attention_dropout must be below 1, got {self.attention_dropout}")
+        for name in ("sinogram_scale", "latent_scale"):
+            value = getattr(self, name)
+            if value is not None and check_non_negative(f"{owner}.{name}", value) == 0.0:
+                raise ValueError(f"{owner}.{name} must be positive (or null to calibrate), got {value}")
+        if self.mode == "bridge":
+            if self.prediction_type != "sample":
+                raise ValueError(f"{owner}.prediction_type must be 'sample' in bridge mode (the bridge's noise is "
+                                 f"undefined at its input end), got {self.prediction_type!r}")
+            if not self.condition_on_input:
+                raise ValueError(f"{owner}.condition_on_input must be true in bridge mode (the bridge starts at "
+                                 "the input)")
+
+    @property
+    def cond_channels(self) -> int:
+        """Spatial condition channels of the denoiser: input latent, mask, attention."""
+        latent = self.autoencoder.latent_channels if self.condition_on_input else 0
+        return latent + int(self.condition_on_mask) + int(self.use_tma)
+
+
+# ----------------------------------------------------------------------------------------- schedulers
+
+def make_scheduler(config: LDMConfig, sampler: str = "ddpm") -> Any:
+    """A diffusers scheduler for ``config``'s noise schedule: ``"ddpm"``, ``"ddim"`` or ``"dpm-solver"`` (++, order 2).
+
+    Clipping and thresholding are off (latents are unbounded); timesteps are
+    spaced ``"trailing"`` so sampling starts at ``t = T - 1``, where training
+    puts the most noise (Lin et al., WACV 2024); DDIM's last step lands on the
+    clean sample (``set_alpha_to_one``).
+    """
+    from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+
+    check_choice("sampler", sampler, SAMPLERS)
+    common = {"num_train_timesteps": config.n_train_timesteps, "beta_start": config.beta_start,
+              "beta_end": config.beta_end, "beta_schedule": config.beta_schedule,
+              "prediction_type": config.prediction_type, "timestep_spacing": "trailing"}
+    if sampler == "ddpm":
+        return DDPMScheduler(**common, clip_sample=False, thresholding=False, variance_type="fixed_small")
+    if sampler == "ddim":
+        return DDIMScheduler(**common, clip_sample=False, thresholding=False, set_alpha_to_one=True)
+    return DPMSolverMultistepScheduler(**common, thresholding=False, algorithm_type="dpmsolver++", solver_order=2)
+
+
+def run_reverse_process(predict: Predictor, z_T: Tensor, scheduler: Any, n_steps: int, *, eta: float = 0.0,
+                        generator: Optional[torch.Generator] = None) -> Tensor:
+    """Integrate a diffusers scheduler from ``z_T`` (noise) to ``z_0`` with ``n_steps`` network calls.
+
+    Parameters
+    ----------
+    predict : callable ``(z_t, t) -> output``
+        The model output (of the scheduler's ``prediction_type``) for latents
+        ``z_t`` at the integer timestep ``t`` (0-d int64 tensor).
+    z_T : tensor
+        Start latents (unit Gaussian noise; scaled by ``init_noise_sigma``).
+    scheduler : DDPMScheduler, DDIMScheduler or DPMSolverMultistepScheduler
+    eta : float
+        DDIM's stochasticity (0: deterministic); used by DDIM only.
+    generator : torch.Generator, optional
+        Source of the samplers' fresh noise.
+    """
+    from diffusers import DDIMScheduler
+
+    scheduler.set_timesteps(positive_int("n_steps", n_steps), device=z_T.device)
+    z = z_T * scheduler.init_noise_sigma
+    extra = {"eta": check_non_negative("eta", eta)} if isinstance(scheduler, DDIMScheduler) else {}
+    for t in scheduler.timesteps:
+        output = predict(scheduler.scale_model_input(z, t), t)
+        z = scheduler.step(output, t, z, generator=generator, **extra).prev_sample
+    return z
+
+
+class BridgeSchedule:
+    """Coefficients ``z_t = a_t z0 + b_t y + c_t eps`` of the VP diffusion bridge (module docstring).
+
+    Parameters
+    ----------
+    alphas_cumprod : tensor ``(T + 1,)``
+        ``abar_t`` of the training schedule, decreasing; the bridge ends at ``t = T``.
+    """
+
+    def __init__(self, alphas_cumprod: Tensor) -> None:
+        abar = alphas_cumprod.double()
+        snr = abar / (1.0 - abar)
+        ratio = snr[-1] / snr
+        self.a = (abar.sqrt() * (1.0 - ratio)).float()
+        self.b = (ratio * (abar / abar[-1]).sqrt()).float()
+        self.c = ((1.0 - abar) * (1.0 - ratio)).clamp(min=0.0).sqrt().float()  # c_T = 0 exactly: z_T = y
+        self.last = len(abar) - 1
+
+    def coefficients(self, t: Tensor, like: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(a_t, b_t, c_t)`` for timesteps ``t`` ``(B,)``, shaped to broadcast against ``like`` ``(B, ...)``."""
+        shape = (-1,) + (1,) * (like.ndim - 1)
+        t = t.to("cpu")
+        return tuple(coef[t].to(like.device, like.dtype).reshape(shape) for coef in (self.a, self.b, self.c))
+
+    def marginal(self, z0: Tensor, y: Tensor, noise: Tensor, t: Tensor) -> Tensor:
+        """A draw ``z_t`` of the bridge between ``z0`` (``t = 0``) and ``y`` (``t = T``)."""
+        a, b, c = self.coefficients(t, z0)
+        return a * z0 + b * y + c * noise
+
+
+def sample_bridge(predict: Predictor, y: Tensor, schedule: BridgeSchedule, n_steps: int, *, eta: float = 0.0,
+                  generator: Optional[torch.Generator] = None) -> Tensor:
+    """Walk the bridge from ``y`` at ``t = T`` to the final ``z0`` estimate with ``n_steps`` network calls.
+
+    ``predict(z_t, t)`` returns the ``z0`` estimate; timesteps are
+    ``round(linspace(T, 0, n_steps))``; ``eta`` in ``[0, 1]`` mixes fresh noise
+    into each step (0: deterministic after the first step, 1: ancestral).
+    """
+    n_steps = positive_int("n_steps", n_steps)
+    eta = check_non_negative("eta", eta)
+    if eta > 1.0:
+        raise ValueError(f"eta must lie in [0, 1] for the bridge sampler, got {eta}")
+    times = torch.linspace(schedule.last, 0, n_steps).round().long()
+    z = y
+    for t, s in zip(times[:-1], times[1:]):
+        z0 = predict(z, t.to(y.device))
+        a, b, c = schedule.coefficients(t.expand(y.shape[0]), z)
+        if t == schedule.last or eta:
+            fresh = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
+        if t == schedule.last:  # c_T = 0: z_T = y carries no noise to reuse
+            noise = fresh
+        else:
+            noise = (z - a * z0 - b * y) / c
+            if eta:
+                noise = math.sqrt(1.0 - eta**2) * noise + eta * fresh
+        a, b, c = schedule.coefficients(s.expand(y.shape[0]), z)
+        z = a * z0 + b * y + c * noise
+    return predict(z, times[-1].to(y.device))
+
+
+# ----------------------------------------------------------------------------------------- batches
+
+def batch_from_rmas(item_batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Map a collated :class:`~ldm.RMASDataset` batch to the :class:`SinogramLDM` batch format.
+
+    ``full`` becomes ``target``; ``positive`` (the rays inside the mask)
+    becomes both the task ``input`` and the ``known`` data; ``mask`` and
+    ``attention`` keep their names; sinograms gain the channel axis
+    ``(B, 1, n_views, n_radial)`` as float32; ``tracer`` and ``region``
+    labels pass through as int64 when present.
+    """
+    for key in ("full", "positive", "mask", "attention"):
+        if key not in item_batch:
+            raise KeyError(f"RMAS batch has no {key!r}; it has {sorted(item_batch)}")
+    sinogram = {"target": "full", "input": "positive", "known": "positive", "mask": "mask",
+                "attention": "attention"}
+    batch = {name: item_batch[key].unsqueeze(1).float() for name, key in sinogram.items()}
+    batch.update({key: item_batch[key].long() for key in LABEL_KEYS if key in item_batch})
+    return batch
+
+
+# ----------------------------------------------------------------------------------------- model
+
+def _mean_square_all_ranks(x: Tensor) -> Tensor:
+    """Mean of ``x ** 2`` (float64), averaged across ``torch.distributed`` ranks when initialised."""
+    value = x.detach().double().square().mean()
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(value)
+        value = value / dist.get_world_size()
+    return value
+
+
+class SinogramLDM(nn.Module):
+    """Latent diffusion model of PET sinograms ``(B, 1, n_views, n_radial)``; see the module docstring.
+
+    Batches are dicts of tensors: ``"target"`` ``(B, 1, V, R)`` (training
+    only), optional ``"input"``, ``"known"``, ``"mask"`` (0/1),
+    ``"attention"`` (``>= 0``), ``"support"`` (0/1), all ``(B, 1, V, R)``, and
+    optional ``"tracer"``, ``"region"`` int64 ``(B,)`` (``-1``: unspecified).
+    Other keys are ignored. Floats are cast to the model's dtype and device.
+    """
+
+    stages = STAGES
+
+    def __init__(self, config: LDMConfig) -> None:
+        super().__init__()
+        if not isinstance(config, LDMConfig):
+            raise TypeError(f"config must be an LDMConfig, got {type(config).__name__}")
+        self.config = config
+        self.autoencoder = SinogramAutoencoder(config.autoencoder)
+        self.denoiser = LatentDenoiser(config.denoiser, config.autoencoder.latent_channels, config.cond_channels,
+                                       config.n_tracers, config.n_regions)
+        self.train_scheduler = make_scheduler(config, "ddpm")
+        self.bridge = BridgeSchedule(self.train_scheduler.alphas_cumprod)
+        # 0 means "not calibrated yet"; buffers travel with state_dict and checkpoints
+        self.register_buffer("sinogram_scale", torch.tensor(config.sinogram_scale or 0.0, dtype=torch.float64))
+        self.register_buffer("latent_scale", torch.tensor(config.latent_scale or 0.0, dtype=torch.float64))
+
+    @property
+    def size_multiple(self) -> int:
+        """Sinogram sides are padded to multiples of this: autoencoder factor times UNet factor."""
+        return self.config.autoencoder.downsampling_factor * self.config.denoiser.downsampling_factor
+
+    def parameters_for(self, stage: str) -> list[nn.Parameter]:
+        """Make ``stage``'s parameters the only trainable ones (``requires_grad``) and return them.
+
+        ``"autoencoder"``: the autoencoder's; ``"diffusion"``: the denoiser's
+        (the autoencoder is frozen). Call it when a stage starts, before
+        building the optimizer or wrapping the model in DDP.
+        """
+        check_choice("stage", stage, STAGES)
+        trained = self.autoencoder if stage == "autoencoder" else self.denoiser
+        self.requires_grad_(False)
+        trained.requires_grad_(True)
+        return list(trained.parameters())
+
+    def forward(self, batch: Mapping[str, Tensor], stage: str) -> dict[str, Tensor]:
+        """:meth:`loss`, so that a ``DistributedDataParallel`` wrapper synchronises the gradients."""
+        return self.loss(batch, stage)
+
+    # ------------------------------------------------------------------ batch handling
+
+    def _batch(self, batch: Mapping[str, Tensor], need_target: bool) -> dict[str, Any]:
+        """Validated batch on the model's device and dtype, with ``size`` (V, R) and ``pair_mask`` (ones if none)."""
+        if not isinstance(batch, Mapping):
+            raise TypeError(f"batch must be a mapping of names to tensors, got {type(batch).__name__}")
+        parameter = next(self.parameters())
+        present = [key for key in SINOGRAM_KEYS if key in batch]
+        if need_target and "target" not in batch:
+            raise KeyError("batch needs 'target' (B, 1, n_views, n_radial) for training")
+        if not present:
+            raise KeyError(f"batch needs at least one sinogram ({SINOGRAM_KEYS}) to fix the sinogram size")
+        out: dict[str, Any] = {}
+        shape = None
+        for key in present:
+            value = batch[key]
+            if not isinstance(value, Tensor) or not value.is_floating_point():
+                raise TypeError(f"batch[{key!r}] must be a floating torch tensor, got "
+                                f"{getattr(value, 'dtype', type(value).__name__)}")
+            shape = shape or tuple(value.shape)
+            if value.ndim != 4 or value.shape[1] != 1 or tuple(value.shape) != shape:
+                raise ValueError(f"batch[{key!r}] must have shape (B, 1, n_views, n_radial) like "
+                                 f"batch[{present[0]!r}] {shape}, got {tuple(value.shape)}")
+            out[key] = value.to(parameter.device, parameter.dtype)
+        for key in LABEL_KEYS:
+            if key in batch:
+                label = batch[key]
+                if not isinstance(label, Tensor) or label.dtype != torch.long or label.shape != shape[:1]:
+                    raise ValueError(f"batch[{key!r}] must be an int64 tensor of shape {shape[:1]}")
+                out[key] = label.to(parameter.device)
+        if "mask" in out and not bool(((out["mask"] == 0) | (out["mask"] == 1)).all()):
+            raise ValueError("batch['mask'] must hold 0/1 values")
+        if "attention" in out and not bool((out["attention"] >= 0).all()):
+            raise ValueError("batch['attention'] must be >= 0 (and not NaN)")
+        if "known" in out and "mask" not in out:
+            raise KeyError("batch['known'] needs batch['mask'] marking the known rays")
+        out["size"] = shape[-2:]
+        out["pair_mask"] = out.get("mask", torch.ones(shape, device=parameter.device, dtype=parameter.dtype))
+        return out
+
+    def _scale(self, name: str, values: Optional[Tensor] = None) -> Tensor:
+        """The buffer ``name``; calibrated from ``values`` (an rms across ranks) when still 0."""
+        buffer = getattr(self, name)
+        if buffer.item() == 0.0:
+            if values is None:
+                raise RuntimeError(f"{name} is not calibrated: train the model (or set LDMConfig.{name}) first")
+            rms = _mean_square_all_ranks(values).sqrt()
+            if not rms > 0.0:
+                raise ValueError(f"cannot calibrate {name}: the batch's values are all zero")
+            buffer.fill_(1.0 / rms if name == "latent_scale" else rms)
+        return buffer
+
+    def _pair(self, data: dict[str, Any], key: str) -> Tensor:
+        """Scaled (positive, negative) pair of sinogram ``key``, padded to :attr:`size_multiple`."""
+        scale = self._scale("sinogram_scale").to(data[key].dtype)
+        return pad_sinogram(pair_from_full(data[key] / scale, data["pair_mask"]), self.size_multiple)
+
+    def _latent(self, pair: Tensor) -> Tensor:
+        """Scaled posterior mean of a padded pair (the autoencoder is frozen: no gradient)."""
+        with torch.no_grad():
+            mean, _ = self.autoencoder.encode(pair)
+        return mean * self._scale("latent_scale", mean).to(mean.dtype)
+
+    def _pool(self, sinogram: Tensor) -> Tensor:
+        """Average of ``(B, 1, V, R)`` over the latent pixels' footprints, ``(B, 1, H, W)`` (after padding)."""
+        return nn.functional.avg_pool2d(pad_sinogram(sinogram, self.size_multiple),
+                                        self.config.autoencoder.downsampling_factor)
+
+    def _prepare_conditions(self, data: dict[str, Any]) -> None:
+        """Add ``input_latent`` and the pooled ``mask_latent`` / ``attention_latent`` that the config uses."""
+        if self.config.condition_on_input:
+            if "input" not in data:
+                raise KeyError("batch needs 'input' (the model is conditioned on it: condition_on_input / bridge "
+                               "mode)")
+            data["input_latent"] = self._latent(self._pair(data, "input"))
+        if self.config.condition_on_mask:
+            data["mask_latent"] = self._pool(data["pair_mask"])
+        if self.config.use_tma:
+            data["attention_latent"] = self._pool(data.get("attention", torch.zeros_like(data["pair_mask"])))
+
+    def _cond(self, data: dict[str, Any], attention_keep: Optional[Tensor] = None) -> Optional[Tensor]:
+        """Spatial conditions ``(B, cond_channels, H, W)``: input latent, mask, attention (last), as configured.
+
+        ``attention_keep`` ``(B,)`` multiplies the attention channel (0 drops it).
+        """
+        parts = [data[key] for key in ("input_latent", "mask_latent") if key in data]
+        if self.config.use_tma:
+            attention = data["attention_latent"]
+            parts.append(attention if attention_keep is None else attention * attention_keep.view(-1, 1, 1, 1))
+        return torch.cat(parts, dim=1) if parts else None
+
+    # ------------------------------------------------------------------ training
+
+    def loss(self, batch: Mapping[str, Tensor], stage: str) -> dict[str, Tensor]:
+        """Training loss of ``stage``: ``{"loss": total, ...components}``, scalars.
+
+        Random draws (posterior sample, noise, timesteps, attention dropout)
+        come from torch's global RNG, so the loss is a deterministic function
+        of the batch, the parameters and the RNG state. The first call
+        calibrates uncalibrated scales (see :class:`LDMConfig`).
+        """
+        check_choice("stage", stage, STAGES)
+        data = self._batch(batch, need_target=True)
+        self._scale("sinogram_scale", data["target"])
+        if stage == "autoencoder":
+            scale = self.sinogram_scale.to(data["target"].dtype)
+            pair = pair_from_full(data["target"] / scale, data["pair_mask"])
+            return self.autoencoder.loss(pair, data.get("mask") if self.config.use_constraints else None,
+                                         data.get("attention") if self.config.use_tma else None)
+        return self._diffusion_loss(data)
+
+    def _diffusion_loss(self, data: dict[str, Any]) -> dict[str, Tensor]:
+        config = self.config
+        z0 = self._latent(self._pair(data, "target"))
+        self._prepare_conditions(data)
+        batch = z0.shape[0]
+        noise = torch.randn_like(z0)
+        t = torch.randint(0, config.n_train_timesteps, (batch,), device=z0.device)
+        if config.mode == "bridge":
+            z_t = self.bridge.marginal(z0, data["input_latent"], noise, t)
+            target = z0
+        else:
+            z_t = self.train_scheduler.add_noise(z0, noise, t)
+            target = {"epsilon": noise, "sample": z0}.get(config.prediction_type)
+            if target is None:
+                target = self.train_scheduler.get_velocity(z0, noise, t)
+        keep = None
+        if config.use_tma and config.attention_dropout:
+            keep = (torch.rand(batch, device=z0.device) >= config.attention_dropout).to(z0.dtype)
+        prediction = self.denoiser(z_t, t, self._cond(data, keep), data.get("tracer"), data.get("region"))
+        error = (prediction.float() - target.float()).square()
+        if config.use_tma:
+            error = error * attention_weights(data["attention_latent"])
+        losses = {"diffusion": error.mean()}
+        total = losses["diffusion"]
+        if config.use_constraints and config.constraint_weight:
+            abar = self.train_scheduler.alphas_cumprod.to(z0.device)[t].to(z0.dtype)
+            pair = self._decode(self._z0_estimate(prediction, z_t, t), data["size"])
+            full = data["target"] / self.sinogram_scale.to(z0.dtype)
+            # all penalties are (positively) homogeneous of degree 2: scaling the data by sqrt(abar) weights
+            # each sample's penalties by abar_t
+            weight = abar.sqrt().view(-1, 1, 1, 1)
+            penalties = constraint_losses(weight * pair, weight * full, data["pair_mask"],
+                                          data.get("support"))
+            losses.update({f"constraint_{key}": value for key, value in penalties.items()})
+            total = total + config.constraint_weight * sum(penalties.values())
+        return {"loss": total, **losses}
+
+    def _z0_estimate(self, prediction: Tensor, z_t: Tensor, t: Tensor) -> Tensor:
+        """The denoiser's estimate of the clean latent ``z0`` from its output of ``prediction_type``."""
+        if self.config.mode == "bridge" or self.config.prediction_type == "sample":
+            return prediction
+        abar = self.train_scheduler.alphas_cumprod.to(z_t.device)[t].to(z_t.dtype).view(-1, 1, 1, 1)
+        if self.config.prediction_type == "epsilon":
+            return (z_t - (1.0 - abar).sqrt() * prediction) / abar.sqrt()
+        return abar.sqrt() * z_t - (1.0 - abar).sqrt() * prediction
+
+    def _decode(self, z: Tensor, size: tuple[int, int]) -> Tensor:
+        """Scaled pair ``(B, 2, *size)`` (sinogram units / sinogram_scale) of scaled latents ``z``."""
+        padded = tuple(math.ceil(n / self.size_multiple) * self.size_multiple for n in size)
+        pair = self.autoencoder.decode(z / self.latent_scale.to(z.dtype), padded)
+        return crop_sinogram(pair, size)
+
+    # ------------------------------------------------------------------ sampling
+
+    @torch.no_grad()
+    def sample(self, batch: Mapping[str, Tensor], sampler: str = "ddim", n_steps: int = 50, eta: float = 0.0,
+               generator: Optional[torch.Generator] = None, guidance_scale: float = 0.0) -> Tensor:
+        """Generate sinograms ``(B, 1, n_views, n_radial)`` for a batch (``"target"`` is not needed).
+
+        Parameters
+        ----------
+        batch : dict
+            Conditions as in the class docstring; the sinogram size comes from them.
+        sampler : {"ddim", "ddpm", "dpm-solver"}
+            ``"bridge"`` mode takes ``"ddim"`` (``eta`` as given) or ``"ddpm"`` (``eta = 1``).
+        n_steps : int
+            Network evaluations (twice that with TMA guidance).
+        eta : float
+            DDIM / bridge stochasticity; 0 is deterministic given ``generator``.
+        generator : torch.Generator, optional
+            Source of all noise (on the model's device); torch's global RNG when omitted.
+        guidance_scale : float
+            TMA guidance ``s >= 0`` (module docstring); needs ``use_tma``.
+
+        Returns
+        -------
+        tensor ``(B, 1, n_views, n_radial)`` in sinogram units, after the
+        projections: constraints (``use_constraints``), then the known rays
+        (``"known"``), exactly.
+        """
+        check_choice("sampler", sampler, SAMPLERS)
+        guidance_scale = check_non_negative("guidance_scale", guidance_scale)
+        if guidance_scale and not self.config.use_tma:
+            raise ValueError("guidance_scale > 0 needs LDMConfig.use_tma=true (TMA guidance)")
+        data = self._batch(batch, need_target=False)
+        self._scale("sinogram_scale")
+        self._scale("latent_scale")
+        self._prepare_conditions(data)
+        cond = self._cond(data)
+        batch_size = data["pair_mask"].shape[0]
+        padded = [math.ceil(n / self.size_multiple) * self.size_multiple for n in data["size"]]
+        factor = self.config.autoencoder.downsampling_factor
+        shape = (batch_size, self.config.autoencoder.latent_channels, padded[0] // factor, padded[1] // factor)
+        tracer, region = data.get("tracer"), data.get("region")
+
+        def predict(z: Tensor, t: Tensor) -> Tensor:
+            timestep = t.reshape(1).expand(z.shape[0]).to(z.device)
+            if not guidance_scale:
+                return self.denoiser(z, timestep, cond, tracer, region)
+            plain = cond.clone()
+            plain[:, -1:] = 0.0  # the attention channel is the last condition
+            doubled = [None if label is None else label.repeat(2) for label in (tracer, region)]
+            both = self.denoiser(z.repeat(2, 1, 1, 1), timestep.repeat(2), torch.cat([cond, plain]), *doubled)
+            guided, unguided = both.chunk(2)
+            return guided + guidance_scale * (guided - unguided)
+
+        if self.config.mode == "bridge":
+            if sampler == "dpm-solver":
+                raise ValueError("bridge mode samples with 'ddim' or 'ddpm', not 'dpm-solver'")
+            z0 = sample_bridge(predict, data["input_latent"], self.bridge, n_steps,
+                               eta=1.0 if sampler == "ddpm" else eta, generator=generator)
+        else:
+            z_T = torch.randn(shape, generator=generator, device=data["pair_mask"].device,
+                              dtype=data["pair_mask"].dtype)
+            z0 = run_reverse_process(predict, z_T, make_scheduler(self.config, sampler), n_steps, eta=eta,
+                                     generator=generator)
+        pair = self._decode(z0, data["size"]) * self.sinogram_scale.to(z0.dtype)
+        if self.config.use_constraints:
+            pair = project_pair(pair, data["pair_mask"], data.get("support"))
+        full = pair.sum(dim=1, keepdim=True)
+        if "known" in data:
+            full = insert_known(full, data["known"], data["mask"])
+        return full

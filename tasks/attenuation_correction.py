@@ -1,0 +1,45 @@
+"""Attenuation correction without a mu-map: measured prompts -> attenuation-corrected sinogram ``P R (c x)``.
+
+The target is noise-free and free of attenuation, normalisation and
+background, so its system model is the projector and resolution only. The
+input-only baseline reconstructs the prompts without attenuation correction
+(NAC: normalisation, background and resolution, no mu-map), which is what a
+scanner without CT/MR attenuation data gives.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pet_projection.physics import PETSystemModel
+from pet_projection.simulation import TaskSample, system_model
+
+from .spec import PETTask
+
+__all__ = ["AttenuationCorrectionTask", "TASK", "run"]
+
+
+class AttenuationCorrectionTask(PETTask):
+    """See the module docstring."""
+
+    name = "attenuation_correction"
+    summary = "prompts with attenuation -> attenuation-corrected sinogram (no mu-map)"
+
+    def target_system(self, sample: TaskSample, channel: int = 0) -> PETSystemModel:
+        full = system_model(sample, "target")
+        return PETSystemModel(full.projector, resolution=full.resolution)
+
+    def input_system(self, sample: TaskSample) -> PETSystemModel:
+        full = system_model(sample, "input")
+        return PETSystemModel(full.projector, normalisation=sample.normalisation, background=sample.input_background,
+                              resolution=full.resolution)
+
+
+TASK = AttenuationCorrectionTask()
+
+
+def run(config: Any = None, out_dir: Any = None, progress: bool = True) -> Any:
+    """:func:`tasks.pipeline.run_task` for this task."""
+    from .pipeline import run_for
+
+    return run_for(TASK, config, out_dir, progress)

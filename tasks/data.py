@@ -1,0 +1,191 @@
+"""Model examples of a task: input, target, TMA attention and body support per (sample, output channel).
+
+:func:`build_examples` turns simulated samples into stacked arrays;
+:class:`ExampleDataset` serves them as items of the sinogram LDM's batch
+format (:mod:`ldm.diffusion`), each sinogram ``(1, n_views, n_bins)`` float32:
+``target``, ``input`` (at the target's count scale), ``mask`` (all ones: the
+whole input is measured), ``attention`` and ``support``, plus an int64
+``tracer`` label (the output channel) for multi-output tasks.
+:class:`MixedDataset` adds RMAS/DMM samples (:class:`ldm.RMASDataset`) of the
+training targets: inpainting examples whose ``input`` is the target inside a
+DMM sinogram mask, with that ``mask``.
+
+TMA attention comes from the label maps: the regions named ``lesion*``
+(weight 1) through :class:`~pet_projection.TransparentMedicalAttention` on
+the sample's projector, as a clinician's lesion ROIs would; the support is
+the rays that meet the body (labels != 0, :func:`~pet_projection.body_support`)
+or carry expected background (randoms + scatter) in the target, so prompt
+targets, which have counts on every ray, are never cut to the body.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+from pet_projection import AttentionRegions, TransparentMedicalAttention, body_support
+from pet_projection.attention import LESION_PREFIX
+from pet_projection.simulation import TaskSample
+
+from .spec import PETTask, sample_projector
+
+__all__ = ["Examples", "ExampleDataset", "MixedDataset", "build_examples", "check_same_geometry", "lesion_attention"]
+
+
+def lesion_attention(sample: TaskSample) -> tuple[np.ndarray, np.ndarray]:
+    """TMA ``(image (ny, nx), sinogram (n_views, n_bins))`` attention of the sample's lesions (zeros if none)."""
+    projector = sample_projector(sample)
+    table = sample.region_table()
+    lesions = {name: table.mask(name) for name in table.names if name.startswith(LESION_PREFIX)}
+    if not lesions or not any(mask.any() for mask in lesions.values()):
+        return np.zeros(projector.in_shape), np.zeros(projector.out_shape)
+    maps = TransparentMedicalAttention(projector)(AttentionRegions(lesions))
+    return maps.image, maps.sinogram
+
+
+@dataclass(frozen=True)
+class Examples:
+    """Stacked model examples, one per (sample, channel); arrays ``(N, n_views, n_bins)`` float32 unless noted.
+
+    Attributes
+    ----------
+    input, target, attention, support : ndarray
+    sample_index, channel : int64 ndarray ``(N,)``
+    """
+
+    input: np.ndarray
+    target: np.ndarray
+    attention: np.ndarray
+    support: np.ndarray
+    sample_index: np.ndarray
+    channel: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.input.shape[0])
+
+
+def build_examples(task: PETTask, samples: Sequence[TaskSample]) -> Examples:
+    """Examples of ``samples`` (each checked with :meth:`PETTask.check_sample`), channels innermost."""
+    if not samples:
+        raise ValueError("no samples given")
+    rows: dict[str, list] = {key: [] for key in ("input", "target", "attention", "support", "sample_index",
+                                                   "channel")}
+    shape = samples[0].input.shape
+    for index, sample in enumerate(samples):
+        task.check_sample(sample)
+        if sample.input.shape != shape:
+            raise ValueError(f"sample {index} has sinograms of shape {sample.input.shape}, sample 0 {shape}: one "
+                             "model needs one sinogram geometry")
+        _, attention = lesion_attention(sample)
+        body = np.asarray(body_support((sample.labels != 0).astype(np.float32), sample_projector(sample)))
+        for channel in range(task.n_outputs):
+            background = sample.target_background[channel] if task.n_outputs > 1 else sample.target_background
+            support = body | (background > 0)
+            rows["input"].append(task.model_input(sample))
+            rows["target"].append(task.target(sample, channel))
+            rows["attention"].append(attention)
+            rows["support"].append(support)
+            rows["sample_index"].append(index)
+            rows["channel"].append(channel)
+    floats = {key: np.stack(rows[key]).astype(np.float32) for key in ("input", "target", "attention", "support")}
+    return Examples(**floats, sample_index=np.asarray(rows["sample_index"], dtype=np.int64),
+                    channel=np.asarray(rows["channel"], dtype=np.int64))
+
+
+class ExampleDataset:
+    """torch Dataset of :class:`Examples` in the LDM batch format (module docstring).
+
+    Parameters
+    ----------
+    examples : Examples
+    labels : bool
+        Add the ``tracer`` label (the output channel), for multi-output tasks.
+    with_target : bool
+        Include ``target`` (training); sampling batches leave it out.
+    """
+
+    def __init__(self, examples: Examples, labels: bool = False, with_target: bool = True) -> None:
+        self.examples, self.labels, self.with_target = examples, labels, with_target
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> dict:
+        import torch
+
+        e = self.examples
+        keys = ("input", "attention", "support") + (("target",) if self.with_target else ())
+        item = {key: torch.from_numpy(getattr(e, key)[index]).unsqueeze(0) for key in keys}
+        item["mask"] = torch.ones_like(item["input"])
+        if self.labels:
+            item["tracer"] = torch.tensor(int(e.channel[index]), dtype=torch.int64)
+        return item
+
+
+class MixedDataset:
+    """Paired examples followed by RMAS/DMM inpainting samples of their targets (same item keys).
+
+    Parameters
+    ----------
+    paired : ExampleDataset
+    projector : ParallelBeamProjector
+        Defines the DMM cells' sinogram masks (the first training sample's
+        projector; samples of one anatomy share it).
+    rmas_per_example : float
+        RMAS samples per paired example in an epoch (> 0).
+    cells_per_side : int
+        DMM cells per side (:class:`ldm.RMASDataset`).
+    seed : int
+    """
+
+    def __init__(self, paired: ExampleDataset, projector, rmas_per_example: float = 1.0, cells_per_side: int = 4,
+                 seed: int = 0) -> None:
+        from ldm.datasets import RMASDataset
+
+        if not rmas_per_example > 0:
+            raise ValueError(f"rmas_per_example must be positive, got {rmas_per_example!r}")
+        e = paired.examples
+        labels = {"tracer": e.channel} if paired.labels else None
+        n_rmas = max(1, int(round(rmas_per_example * len(e))))
+        self.paired = paired
+        self.rmas = RMASDataset(e.target, projector, attention=e.attention, labels=labels,
+                                cells_per_side=cells_per_side, n_active=(1, max(1, cells_per_side)),
+                                epoch_size=None, seed=seed)
+        self.n_rmas = min(n_rmas, len(self.rmas))
+
+    def set_epoch(self, epoch: int) -> None:
+        self.rmas.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.paired) + self.n_rmas
+
+    def __getitem__(self, index: int) -> dict:
+        import torch
+
+        if index < len(self.paired):
+            return self.paired[index]
+        item = self.rmas[index - len(self.paired)]
+        base = int(item["base_index"])
+        out = {"target": item["full"].unsqueeze(0), "input": item["positive"].unsqueeze(0),
+               "mask": item["mask"].float().unsqueeze(0), "attention": item["attention"].float().unsqueeze(0),
+               "support": torch.from_numpy(self.paired.examples.support[base]).unsqueeze(0)}
+        if self.paired.labels:
+            out["tracer"] = torch.tensor(int(item["tracer"]), dtype=torch.int64)
+        return out
+
+
+def check_same_geometry(train: Sequence[TaskSample], test: Sequence[TaskSample],
+                        names: Optional[tuple[str, str]] = None) -> None:
+    """``ValueError`` naming the difference unless all samples share the first training sample's projector."""
+    what = names or ("training", "test")
+    reference = train[0].metadata["projector"]
+    for label, samples in zip(what, (train, test)):
+        for index, sample in enumerate(samples):
+            if sample.metadata["projector"] != reference:
+                diff = sorted(key for key in set(reference) | set(sample.metadata["projector"])
+                              if reference.get(key) != sample.metadata["projector"].get(key))
+                raise ValueError(f"geometry mismatch: {label} sample {index} has another projector than training "
+                                 f"sample 0 (differs in {', '.join(diff)}); use data of one geometry "
+                                 "(one anatomy, size and number of views)")

@@ -1,0 +1,105 @@
+"""What makes one PET task: its model input, targets, system models and the input-only baseline.
+
+:class:`PETTask` is the shared definition; each task module
+(:mod:`tasks.low_dose`, :mod:`tasks.attenuation_correction`,
+:mod:`tasks.delayed_frame`, :mod:`tasks.tracer_separation`,
+:mod:`tasks.tracer_conversion`) subclasses it where its physics differs.
+
+Units: every sinogram the model sees or makes is in the target's counts
+(``TaskSample.target``); every image is in the target's expected-count units
+(``TaskSample.target_image``), so one system model per output channel maps
+images to the model's sinograms (:meth:`PETTask.target_system`).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Optional
+
+import numpy as np
+
+from pet_projection.physics import PETSystemModel
+from pet_projection.simulation import TaskSample, system_model
+from pet_projection.simulation.acquisition import projector_from_description
+
+__all__ = ["PETTask", "sample_projector"]
+
+
+@lru_cache(maxsize=16)
+def _projector(description: str):
+    return projector_from_description(json.loads(description))
+
+
+def sample_projector(sample: TaskSample):
+    """The (cached) projector of a sample, from its metadata."""
+    return _projector(json.dumps(sample.metadata["projector"], sort_keys=True))
+
+
+class PETTask:
+    """A task: input sinogram -> ``n_outputs`` target sinograms (one model call per output channel).
+
+    Attributes
+    ----------
+    name : str
+        The simulator's task name (:data:`pet_projection.simulation.TASKS`).
+    n_outputs : int
+        Output channels (2 for the two tracers of ``tracer_separation``); the
+        model tells them apart by its ``tracer`` label = channel index.
+    summary : str
+        One line for reports.
+    """
+
+    name = ""
+    n_outputs = 1
+    summary = ""
+
+    def check_sample(self, sample: TaskSample) -> None:
+        """``ValueError`` unless ``sample`` is a 2D sample of this task with matching array shapes."""
+        if not isinstance(sample, TaskSample):
+            raise TypeError(f"expected a TaskSample, got {type(sample).__name__}")
+        if sample.task != self.name:
+            raise ValueError(f"sample is of task {sample.task!r}, expected {self.name!r}")
+        shape = tuple(sample.metadata["projector"].get("sinogram_shape", ()))
+        if sample.input.ndim != 2 or sample.input.shape != shape:
+            raise ValueError(f"the sinogram LDM takes 2D sinograms (n_views, n_bins); the sample's input has shape "
+                             f"{sample.input.shape}, its projector {shape}")
+        expected = (self.n_outputs,) + shape if self.n_outputs > 1 else shape
+        if sample.target.shape != expected:
+            raise ValueError(f"the sample's target has shape {sample.target.shape}, expected {expected}")
+
+    # ------------------------------------------------------------------ model data
+    def input_scale(self, sample: TaskSample) -> float:
+        """Factor bringing the input to the target's count scale (e.g. the dose reduction factor)."""
+        metadata = sample.metadata
+        return float(metadata.get("target_count_scale", 1.0)) / float(metadata.get("count_scale", 1.0))
+
+    def model_input(self, sample: TaskSample) -> np.ndarray:
+        """The model's input ``(n_views, n_bins)`` float32: the measured input at the target's count scale."""
+        return (sample.input * self.input_scale(sample)).astype(np.float32)
+
+    def target(self, sample: TaskSample, channel: int = 0) -> np.ndarray:
+        """Training target ``(n_views, n_bins)`` of output ``channel`` (the simulated target)."""
+        return sample.target[channel] if self.n_outputs > 1 else sample.target
+
+    def reference_image(self, sample: TaskSample, channel: int = 0) -> np.ndarray:
+        """Ground-truth image of output ``channel`` (target expected-count units)."""
+        return sample.target_image[channel] if self.n_outputs > 1 else sample.target_image
+
+    def target_system(self, sample: TaskSample, channel: int = 0) -> PETSystemModel:
+        """System model whose expectation of :meth:`reference_image` is the mean of :meth:`target`."""
+        return system_model(sample, "target", channel if self.n_outputs > 1 else None)
+
+    def reference_sinogram(self, sample: TaskSample, channel: int = 0) -> np.ndarray:
+        """Noise-free target sinogram ``A x + b`` of the ground truth: the reference of sinogram metrics."""
+        image = self.reference_image(sample, channel).astype(np.float64)
+        return np.asarray(self.target_system(sample, channel).expected(image))
+
+    # ------------------------------------------------------------------ input-only baseline
+    def input_system(self, sample: TaskSample) -> Optional[PETSystemModel]:
+        """System model to reconstruct the input by itself (None: no input-only baseline)."""
+        return system_model(sample, "input")
+
+    def input_image_scale(self, sample: TaskSample) -> float:
+        """Factor from the input reconstruction's units to the target image units."""
+        return self.input_scale(sample)

@@ -1,0 +1,31 @@
+"""Tracer conversion: a static scan with the first tracer -> the same patient's scan with the second tracer.
+
+The input is brought to the second scan's count scale
+(``target_count_scale / count_scale``); the input-only baseline is the first
+tracer's OSEM image at that scale.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .spec import PETTask
+
+__all__ = ["TASK", "TracerConversionTask", "run"]
+
+
+class TracerConversionTask(PETTask):
+    """See the module docstring."""
+
+    name = "tracer_conversion"
+    summary = "first-tracer static scan -> second-tracer static scan"
+
+
+TASK = TracerConversionTask()
+
+
+def run(config: Any = None, out_dir: Any = None, progress: bool = True) -> Any:
+    """:func:`tasks.pipeline.run_task` for this task."""
+    from .pipeline import run_for
+
+    return run_for(TASK, config, out_dir, progress)

@@ -1,0 +1,499 @@
+"""LDM training: configs, data order, Trainer (EMA, checkpoints, exact resume, DDP), and the train/sample CLIs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import nn
+
+from ldm import cli, cli_sample
+from ldm.config import (DataConfig, ExperimentConfig, StageConfig, TrainConfig, config_from_dict, config_to_dict,
+                        load_config)
+from ldm.data import EpochBatchSampler, PairedFolderDataset, build_training_data, ellipse_phantoms, data_projector
+from ldm.train import Trainer, find_checkpoint, lr_factor, set_cpu_threads
+
+TINY_OVERRIDES = ["data.image_size=16", "data.n_views=16", "data.n_bins=16", "data.n_bases=4",
+                  "train.batch_size=2", "train.stages.autoencoder.steps=2", "train.stages.diffusion.steps=2",
+                  "train.checkpoint_every=2", "train.log_every=1", "train.cpu_threads=1"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One thread (torch and Numba): faster on the shared 2-core machine, and the same reductions in every run."""
+    import numba
+
+    threads = torch.get_num_threads(), numba.get_num_threads()
+    set_cpu_threads(1)
+    yield
+    torch.set_num_threads(threads[0])
+    numba.set_num_threads(threads[1])
+
+
+# ------------------------------------------------------------------------------------------- stand-in model
+
+class StandIn(nn.Module):
+    """Two stages of two linear layers on 4x4 'sinograms'; with ``noisy``, the loss draws torch noise."""
+
+    stages = ("first", "second")
+
+    def __init__(self, noisy: bool = True, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        self.noisy = noisy
+        self.a = nn.Linear(16, 8, dtype=dtype)
+        self.b = nn.Linear(8, 16, dtype=dtype)
+
+    def parameters_for(self, stage: str) -> list[nn.Parameter]:
+        return list((self.a if stage == "first" else self.b).parameters())
+
+    def loss(self, batch: dict, stage: str) -> dict:
+        x = batch["target"].flatten(1).to(self.a.weight.dtype)
+        if self.noisy:
+            x = x + 0.1 * torch.randn_like(x)
+        error = (self.b(torch.tanh(self.a(x))) - x).square().mean()
+        return {"loss": error, "mse": error.detach()}
+
+
+class EpochData(torch.utils.data.Dataset):
+    """12 random 'sinograms' whose values also depend on the epoch (so set_epoch must be called right)."""
+
+    def __init__(self, n: int = 12) -> None:
+        self.base = torch.from_numpy(np.random.default_rng(3).random((n, 1, 4, 4), dtype=np.float32))
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int) -> dict:
+        return {"target": self.base[index] + 0.01 * self.epoch}
+
+
+def _train_config(out_dir: Path, **changes) -> TrainConfig:
+    settings = dict(stages={"first": StageConfig(steps=5, lr=1e-2, warmup_steps=2),
+                            "second": StageConfig(steps=5, lr=1e-2)},
+                    batch_size=4, checkpoint_every=2, log_every=1, ema_decay=0.9, out_dir=str(out_dir),
+                    grad_clip_norm=0.5)
+    settings.update(changes)
+    return TrainConfig(**settings)
+
+
+def _trainer(out_dir: Path, **changes) -> Trainer:
+    torch.manual_seed(0)
+    return Trainer(StandIn(), _train_config(out_dir, **changes), EpochData(), progress=False)
+
+
+def _log_rows(out_dir: Path) -> list[dict]:
+    rows = []
+    for stage in StandIn.stages:
+        if not (out_dir / f"log_{stage}.csv").is_file():
+            continue
+        with open(out_dir / f"log_{stage}.csv", newline="") as stream:
+            rows += [{key: row[key] for key in ("step", "epoch", "lr", "loss", "mse")} for row in csv.DictReader(stream)]
+    return rows
+
+
+def _load(path: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def _assert_identical(first: dict, second: dict) -> None:
+    assert first.keys() == second.keys()
+    for key in first:
+        assert torch.equal(first[key], second[key]), key
+
+
+# ------------------------------------------------------------------------------------------- configs
+
+def test_presets_load_and_round_trip():
+    for name in ("tiny", "paper"):
+        config = load_config(name)
+        assert config_from_dict(config_to_dict(config)) == config
+    paper = load_config("paper")
+    assert min(paper.data.n_views, paper.data.n_bins) >= 256  # issue 8: paper scale is 256 x 256 or larger
+    assert paper.train.precision == "bf16" and paper.train.gradient_checkpointing
+
+
+def test_gradient_checkpointing_reaches_model_config():
+    config = load_config("tiny", ["train.gradient_checkpointing=true"])
+    model = config.model_config()
+    assert model.autoencoder.gradient_checkpointing and model.denoiser.gradient_checkpointing
+    assert not config.model.autoencoder.gradient_checkpointing  # the config itself is unchanged
+
+
+@pytest.mark.parametrize("override, error, words", [
+    ("train.batch_sise=4", ValueError, ["train.batch_sise", "batch_size"]),
+    ("model.denoiser.base_chanels=8", ValueError, ["model.denoiser.base_chanels", "base_channels"]),
+    ("bogus.key=1", ValueError, ["bogus"]),
+    ("train.stages.difusion.steps=3", ValueError, ["difusion"]),
+    ("train.precision=fp8", ValueError, ["train.precision", "fp8"]),
+    ("train.batch_size=two", TypeError, ["train.batch_size"]),
+    ("train.batch_size=0", ValueError, ["batch_size"]),
+    ("train.stages.diffusion.lr=-1", ValueError, ["lr"]),
+    ("data.task=paired", ValueError, ["paired", "folder"]),
+    ("data.n_active=[1]", ValueError, ["data.n_active"]),
+    ("model.autoencoder.channel_mults=[1, 2]", ValueError, ["channel_mults"]),
+    ("model.autoencoder.gradient_checkpointing=true", ValueError, ["train.gradient_checkpointing"]),
+    ("train=3", TypeError, ["train"]),
+    ("data.task=unconditional", ValueError, ["model.condition_on_input"]),
+])
+def test_bad_configs_name_the_key(override, error, words):
+    with pytest.raises(error) as raised:
+        load_config("tiny", [override])
+    for word in words:
+        assert word in str(raised.value)
+
+
+def test_yaml_file_with_base_and_float_strings(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("base: tiny\ntrain:\n  stages:\n    diffusion: {steps: 7, lr: 3e-4}\n  batch_size: 4\n")
+    config = load_config(path)
+    assert config.train.stages["diffusion"].lr == 3e-4  # PyYAML reads 3e-4 as a string
+    assert config.train.stages["diffusion"].steps == 7 and config.train.batch_size == 4
+    assert config.train.stages["autoencoder"] == load_config("tiny").train.stages["autoencoder"]
+    with pytest.raises(ValueError, match="neither a preset"):
+        load_config(tmp_path / "missing.yaml")
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(TypeError, match="mapping"):
+        load_config(tmp_path / "list.yaml")
+
+
+def test_lr_schedule_warmup_and_cosine():
+    stage = StageConfig(steps=10, lr=1.0, warmup_steps=4, min_lr_ratio=0.1)
+    assert [lr_factor(step, stage) for step in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert lr_factor(4, stage) == 1.0 and lr_factor(10, stage) == pytest.approx(0.1)
+    assert lr_factor(7, stage) == pytest.approx(0.1 + 0.9 * 0.5)  # half way through the cosine
+
+
+# ------------------------------------------------------------------------------------------- data order
+
+@given(n=st.integers(1, 40), share=st.integers(1, 5), world=st.integers(1, 4), seed=st.integers(0, 2**32),
+       epoch=st.integers(0, 50), data=st.data())
+def test_epoch_batches_shard_and_resume(n, share, world, seed, epoch, data):
+    batch = share * world
+    if batch > n:
+        return
+    samplers = [EpochBatchSampler(n, batch, seed=seed, rank=r, world_size=world) for r in range(world)]
+    order = samplers[0].epoch_order(epoch)
+    assert sorted(order.tolist()) == list(range(n))
+    assert np.array_equal(order, EpochBatchSampler(n, batch, seed=seed).epoch_order(epoch))
+    start = data.draw(st.integers(0, n // batch - 1))
+    for sampler in samplers:
+        sampler.set_position(epoch, start)
+    per_rank = [list(sampler) for sampler in samplers]
+    assert all(len(batches) == n // batch - start for batches in per_rank)
+    for index, parts in enumerate(zip(*per_rank)):  # the ranks' parts, concatenated, are the global batch
+        global_index = start + index
+        assert sum(parts, []) == order[global_index * batch:(global_index + 1) * batch].tolist()
+
+
+def test_epoch_batches_differ_between_epochs_and_seeds():
+    sampler = EpochBatchSampler(50, 5, seed=1)
+    assert not np.array_equal(sampler.epoch_order(0), sampler.epoch_order(1))
+    assert not np.array_equal(sampler.epoch_order(0), EpochBatchSampler(50, 5, seed=2).epoch_order(0))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(n_samples=10, batch_size=3, world_size=2), "multiple"),
+    (dict(n_samples=4, batch_size=8), "exceeds"),
+    (dict(n_samples=10, batch_size=2, rank=2, world_size=2), "rank"),
+    (dict(n_samples=0, batch_size=1), "n_samples"),
+])
+def test_epoch_batch_sampler_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        EpochBatchSampler(**kwargs)
+
+
+# ------------------------------------------------------------------------------------------- datasets
+
+def test_ellipse_rmas_batches_in_model_format():
+    config = DataConfig(image_size=16, n_views=12, n_bins=20, n_bases=3, cells_per_side=4)
+    data = build_training_data(config, seed=5)
+    phantoms = ellipse_phantoms(data_projector(config), 3, config.seed)
+    items = [data.dataset[i] for i in range(4)]
+    batch = data.collate_fn(items)
+    assert set(batch) == {"target", "input", "known", "mask", "attention", "support"}
+    for key in batch:
+        assert batch[key].shape == (4, 1, 12, 20) and batch[key].dtype == torch.float32
+    for i, item in enumerate(items):
+        base = int(item["base_index"])
+        assert np.array_equal(batch["target"][i, 0].numpy(), phantoms.sinograms[base])
+        assert np.array_equal(batch["support"][i, 0].numpy(), phantoms.support[base].astype(np.float32))
+        assert torch.equal(batch["input"][i, 0], batch["target"][i, 0] * batch["mask"][i, 0])
+    assert phantoms.attention.max() <= 1.0 and phantoms.attention.min() >= 0.0
+    assert np.array_equal(ellipse_phantoms(data_projector(config), 3, config.seed).activity, phantoms.activity)
+    unconditional = build_training_data(DataConfig(image_size=16, n_views=12, n_bins=20, n_bases=3,
+                                                   task="unconditional"))
+    assert set(unconditional.collate_fn([unconditional.dataset[0]])) == {"target", "attention", "support"}
+
+
+def _write_folder(root: Path, n: int, shape=(8, 12), manifest: bool = True) -> None:
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    names = []
+    for i in range(n):
+        names.append(f"sample_{i:03d}.npz")
+        np.savez(root / names[-1], input=rng.random(shape, dtype=np.float32),
+                 target=rng.random((1,) + shape, dtype=np.float32), tracer=np.int64(i % 2), extra=np.zeros(3))
+    if manifest:
+        (root / "manifest.json").write_text(json.dumps({"samples": [{"file": name} for name in names[::-1]]}))
+
+
+def test_paired_folder_dataset(tmp_path):
+    _write_folder(tmp_path / "pairs", 3)
+    folder = PairedFolderDataset(tmp_path / "pairs")
+    assert len(folder) == 3 and folder.files[0].name == "sample_002.npz"  # the manifest's order
+    item = folder[0]
+    assert set(item) == {"input", "target", "tracer"} and item["target"].shape == (1, 8, 12)
+    assert int(item["tracer"]) == 0
+    config = DataConfig(source="folder", task="paired", path=str(tmp_path / "pairs"), n_views=8, n_bins=12)
+    data = build_training_data(config)
+    batch = data.collate_fn([data.dataset[i] for i in range(3)])
+    assert batch["input"].shape == (3, 1, 8, 12) and batch["tracer"].tolist() == [0, 1, 0]
+    with pytest.raises(ValueError, match="shape"):
+        build_training_data(DataConfig(source="folder", task="paired", path=str(tmp_path / "pairs")))
+    np.savez(tmp_path / "pairs" / "sample_001.npz", target=np.zeros((8, 12), np.float32))
+    with pytest.raises(ValueError, match="sample_001.npz lacks arrays \\['input'\\]"):
+        folder[1]
+    with pytest.raises(ValueError, match="does not exist"):
+        PairedFolderDataset(tmp_path / "nowhere")
+
+
+def test_simulator_folder_is_read_with_its_reader(tmp_path):
+    from pet_projection.simulation import ANATOMIES, TRACERS, SimulatedDataset, SimulationConfig, write_dataset
+
+    write_dataset(tmp_path / "low_dose", "low_dose", 2, SimulationConfig(size=16, n_views=12), seed=0,
+                  progress=False)
+    config = DataConfig(source="folder", task="paired", path=str(tmp_path / "low_dose"), n_views=12, n_bins=16)
+    data = build_training_data(config, labels=("tracer", "region"))
+    raw = SimulatedDataset(tmp_path / "low_dose")[1]
+    item = data.dataset[1]
+    factor = raw.metadata["dose_reduction_factor"]
+    torch.testing.assert_close(item["input"][0], torch.from_numpy(raw.input * np.float32(factor)))
+    assert torch.equal(item["target"][0], torch.from_numpy(raw.target))
+    assert int(item["tracer"]) == list(TRACERS).index(raw.metadata["tracers"][0])
+    assert int(item["region"]) == list(ANATOMIES).index(raw.metadata["anatomy"])
+    assert 0.0 <= float(item["attention"].min()) and float(item["attention"].max()) <= 1.0
+    assert set(np.unique(item["support"].numpy())) <= {0.0, 1.0} and float(item["support"].mean()) > 0.0
+    assert not torch.any((item["support"] == 0) & (item["attention"] > 0))  # lesions lie inside the body
+
+
+# ------------------------------------------------------------------------------------------- Trainer
+
+def test_ema_follows_diffusers_warmup_and_freezes_other_stages(tmp_path):
+    trainer = _trainer(tmp_path)
+    trainer.start_stage("first")
+    batches = trainer.batches()
+    frozen = {key: value.clone() for key, value in trainer.model.b.state_dict().items()}
+    live = []
+    for _ in range(2):
+        trainer.train_step(next(batches))
+        live.append({key: value.clone() for key, value in trainer.model.a.state_dict().items()})
+    ema = trainer.ema_state_dict()
+    for key in ("weight", "bias"):
+        # EMAModel's decay is 0 at the first update, then min(ema_decay, (1 + 1) / (10 + 1)) at the second
+        expected = 2.0 / 11.0 * live[0][key] + 9.0 / 11.0 * live[1][key]
+        torch.testing.assert_close(ema[f"a.{key}"], expected)
+        assert not torch.equal(ema[f"a.{key}"], live[1][key])
+        assert torch.equal(trainer.model.b.state_dict()[key], frozen[key])
+        assert torch.equal(ema[f"b.{key}"], frozen[key])
+
+
+def test_stage_end_copies_ema_into_model(tmp_path):
+    trainer = _trainer(tmp_path, checkpoint_every=100)
+    trainer.fit(max_steps=6)
+    stage_end = find_checkpoint(tmp_path)
+    assert stage_end.name == "step_00000005"
+    model, ema = _load(stage_end / "model.safetensors"), _load(stage_end / "ema.safetensors")
+    _assert_identical(model, ema)  # the finished stage's EMA is now the model's first layer
+    assert torch.equal(trainer.model.a.weight.detach(), model["a.weight"])  # and stays frozen in stage 2
+
+
+@pytest.mark.parametrize("kill_after, newest", [(3, 2), (5, 5), (9, 8)])
+def test_resume_after_kill_is_bit_identical(tmp_path, kill_after, newest):
+    """Checkpoints (3 batches per epoch) at step 2: mid-epoch, mid-stage; 5: the stage's end; 8: second stage."""
+    reference = _trainer(tmp_path / "reference")
+    reference.fit()
+    killed = _trainer(tmp_path / "run")
+    killed.fit(max_steps=kill_after)  # then "killed": the object is dropped without saving
+    del killed
+    resumed = _trainer(tmp_path / "run")
+    folder = resumed.resume()
+    assert folder.name == f"step_{newest:08d}"
+    resumed.fit()
+    _assert_identical(resumed.model.state_dict(), reference.model.state_dict())
+    assert resumed.dataset.epoch == reference.dataset.epoch == 3  # 10 steps of 3 batches per epoch
+    last = "step_00000010"
+    _assert_identical(_load(tmp_path / "run" / "checkpoints" / last / "ema.safetensors"),
+                      _load(tmp_path / "reference" / "checkpoints" / last / "ema.safetensors"))
+    assert _log_rows(tmp_path / "run") == _log_rows(tmp_path / "reference")  # also no duplicated rows
+    assert len(_log_rows(tmp_path / "run")) == 10
+    kept = sorted(path.name for path in (tmp_path / "run" / "checkpoints").iterdir())
+    assert kept == ["step_00000008", last]  # keep_checkpoints = 2
+
+
+def test_failed_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    trainer = _trainer(tmp_path)
+    trainer.fit(max_steps=2)
+    assert find_checkpoint(tmp_path).name == "step_00000002"
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", fail)
+    with pytest.raises(OSError, match="disk full"):
+        trainer.fit(max_steps=4)
+    monkeypatch.undo()
+    assert find_checkpoint(tmp_path).name == "step_00000002"  # the half-written step 4 has a temporary name
+    assert any(path.name.startswith(".tmp-") for path in (tmp_path / "checkpoints").iterdir())
+    resumed = _trainer(tmp_path)
+    assert resumed.resume().name == "step_00000002" and resumed.state.step == 2
+    resumed.fit(max_steps=4)
+    assert not any(path.name.startswith(".tmp-") for path in (tmp_path / "checkpoints").iterdir())
+
+
+def test_trainer_rejects_bad_setups(tmp_path):
+    with pytest.raises(ValueError, match="stages"):
+        Trainer(StandIn(), _train_config(tmp_path, stages={"third": StageConfig(steps=1)}), EpochData())
+    with pytest.raises(TypeError, match="model must have 'stages'"):
+        Trainer(nn.Linear(2, 2), _train_config(tmp_path), EpochData())
+    with pytest.raises(ValueError, match="fp16"):
+        Trainer(StandIn(), _train_config(tmp_path, precision="fp16"), EpochData())
+    with pytest.raises(ValueError, match="exceeds"):
+        Trainer(StandIn(), _train_config(tmp_path, batch_size=13), EpochData())
+    trainer = _trainer(tmp_path)
+    trainer.fit(max_steps=2)
+    other = Trainer(StandIn(), _train_config(tmp_path, batch_size=6), EpochData(), progress=False)
+    with pytest.raises(ValueError, match="batch size"):
+        other.resume()
+
+
+def test_bf16_autocast_trains(tmp_path):
+    trainer = _trainer(tmp_path, precision="bf16")
+    trainer.fit(max_steps=3)
+    losses = [float(row["loss"]) for row in _log_rows(tmp_path)]
+    assert len(losses) == 3 and all(np.isfinite(losses))
+
+
+# ------------------------------------------------------------------------------------------- DDP
+
+def _gradients(trainer: Trainer) -> dict:
+    trainer.start_stage("first")
+    trainer.compute_gradients(next(trainer.batches()))
+    return {key: param.grad.clone() for key, param in trainer.model.named_parameters() if param.grad is not None}
+
+
+def _ddp_worker(rank: int, world_size: int, init_file: str, out_dir: str) -> None:
+    import torch.distributed as dist
+
+    set_cpu_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
+    try:
+        torch.manual_seed(0)
+        trainer = Trainer(StandIn(noisy=False, dtype=torch.float64), _train_config(Path(out_dir)), EpochData(),
+                          progress=False)
+        torch.save(_gradients(trainer), Path(out_dir) / f"grads_{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ddp_two_gloo_processes_match_one_process(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
+    torch.manual_seed(0)
+    single = _gradients(Trainer(StandIn(noisy=False, dtype=torch.float64), _train_config(tmp_path), EpochData(),
+                                progress=False))
+    assert set(single) == {"a.weight", "a.bias"}
+    for rank in range(2):
+        distributed = torch.load(tmp_path / f"grads_{rank}.pt")
+        assert distributed.keys() == single.keys()
+        for key in single:
+            torch.testing.assert_close(distributed[key], single[key], rtol=1e-12, atol=1e-14)
+    # the halves alone give other gradients: each process saw its own half of the batch
+    half = Trainer(StandIn(noisy=False, dtype=torch.float64), _train_config(tmp_path, batch_size=2), EpochData(),
+                   progress=False)
+    torch.manual_seed(0)
+    half.model.load_state_dict(StandIn(noisy=False, dtype=torch.float64).state_dict())
+    assert not torch.allclose(_gradients(half)["a.weight"], single["a.weight"])
+
+
+# ------------------------------------------------------------------------------------------- CLIs
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A 4-step tiny run of the real SinogramLDM through ``allpet train``."""
+    out = tmp_path_factory.mktemp("tiny") / "run"
+    assert cli.main(["--config", "tiny", "--no-progress", f"train.out_dir={out}", *TINY_OVERRIDES]) == 0
+    return out
+
+
+def test_cli_train_writes_checkpoints_and_logs(tiny_run):
+    assert sorted(path.name for path in (tiny_run / "checkpoints").iterdir()) == ["step_00000002", "step_00000004"]
+    for name in ("model.safetensors", "ema.safetensors", "state.pt", "config.yaml"):
+        assert (tiny_run / "checkpoints" / "step_00000004" / name).is_file()
+    with open(tiny_run / "log_diffusion.csv", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert [row["step"] for row in rows] == ["3", "4"] and all(np.isfinite(float(row["loss"])) for row in rows)
+    saved = yaml.safe_load((tiny_run / "config.yaml").read_text())
+    assert saved["train"]["batch_size"] == 2 and saved["data"]["n_bins"] == 16
+
+
+def test_cli_train_resume_after_kill_is_bit_identical(tiny_run, tmp_path):
+    out = tmp_path / "run"
+    args = ["--config", "tiny", "--no-progress", f"train.out_dir={out}", *TINY_OVERRIDES]
+    assert cli.main(args + ["--max-steps", "3"]) == 0  # "killed" after step 3; newest checkpoint: step 2
+    assert cli.main(args) == 2  # refuses to overwrite a run without --resume
+    assert cli.main(args + ["--resume"]) == 0
+    for name in ("model.safetensors", "ema.safetensors"):
+        _assert_identical(_load(out / "checkpoints" / "step_00000004" / name),
+                          _load(tiny_run / "checkpoints" / "step_00000004" / name))
+    changed = args + ["--resume", "model.denoiser.base_channels=16"]
+    assert cli.main(changed) == 2
+
+
+def test_cli_train_print_config_and_errors(capsys, tmp_path):
+    assert cli.main(["--config", "tiny", "--print-config", "train.batch_size=3"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["train"]["batch_size"] == 3
+    assert cli.main(["--config", "tiny", "train.batch_sise=3"]) == 2
+    assert "train.batch_sise" in capsys.readouterr().err
+    assert cli.main(["--config", "nonexistent"]) == 2
+    missing = tmp_path / "missing"
+    assert cli.main(["--config", "tiny", "data.source=folder", f"data.path={missing}",
+                     f"train.out_dir={tmp_path / 'run'}"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_cli_sample_writes_sinograms_and_images(tiny_run, tmp_path):
+    config = load_config("tiny", TINY_OVERRIDES)
+    data = build_training_data(config.data, config.train.seed)
+    batch = data.collate_fn([data.dataset[i] for i in range(3)])
+    arrays = {key: value[:, 0].numpy() for key, value in batch.items() if key != "target"}
+    np.savez(tmp_path / "inputs.npz", **arrays)
+    out = tmp_path / "samples"
+    assert cli_sample.main(["--checkpoint", str(tiny_run), "--input", str(tmp_path / "inputs.npz"), "--out", str(out),
+                            "--steps", "2", "--batch-size", "2", "--recon", "fbp", "--threads", "1"]) == 0
+    with np.load(out / "samples.npz") as result:
+        sinograms, images = result["sinogram"], result["image"]
+    assert sinograms.shape == (3, 16, 16) and images.shape == (3, 16, 16)
+    assert np.all(np.isfinite(sinograms)) and np.all(np.isfinite(images))
+    known = arrays["mask"] != 0
+    assert np.array_equal(sinograms[known], arrays["known"][known])  # measured rays are kept exactly
+    record = json.loads((out / "sampling.json").read_text())
+    assert record["n_samples"] == 3 and record["weights"] == "ema"
+    np.savez(tmp_path / "bad.npz", mask=arrays["mask"])
+    assert cli_sample.main(["--checkpoint", str(tiny_run), "--input", str(tmp_path / "bad.npz"),
+                            "--out", str(out), "--steps", "1"]) == 2  # the model needs 'input'
+    assert cli_sample.main(["--checkpoint", str(tmp_path), "--input", str(tmp_path / "inputs.npz"),
+                            "--out", str(out)]) == 2  # no checkpoint there

@@ -1,0 +1,176 @@
+"""tasks/: metrics against hand-computed values, baselines, every task end to end (CI size), demo, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+pytest.importorskip("torch")
+pytest.importorskip("diffusers")
+pytest.importorskip("skimage")
+
+from pet_projection.simulation import TASKS, SimulationConfig, simulate_sample, write_dataset  # noqa: E402
+from tasks.baselines import LinearUnmixing  # noqa: E402
+from tasks.data import build_examples, check_same_geometry  # noqa: E402
+from tasks.metrics import lesion_metrics, nrmse, psnr, ssim, summarise  # noqa: E402
+from tasks.outputs import atomic_directory  # noqa: E402
+from tasks.pipeline import METHOD_LDM, PipelineConfig, get_task, run_task  # noqa: E402
+
+# ----------------------------------------------------------------------------------------------- metrics
+
+
+def test_psnr_nrmse_ssim_hand_values():
+    reference = np.arange(9.0).reshape(3, 3)          # range 8, sum of squares 204
+    estimate = reference + 1.0                         # MSE 1
+    assert psnr(reference, estimate) == pytest.approx(20.0 * math.log10(8.0))
+    assert nrmse(reference, estimate) == pytest.approx(3.0 / math.sqrt(204.0))
+    assert ssim(reference, reference) == pytest.approx(1.0)
+    assert ssim(reference, estimate) < 1.0
+
+
+def test_metrics_reject_bad_pairs():
+    with pytest.raises(ValueError, match="shape"):
+        psnr(np.ones((3, 3)), np.ones((3, 4)))
+    with pytest.raises(ValueError, match="constant"):
+        psnr(np.ones((3, 3)), np.zeros((3, 3)))
+
+
+def test_lesion_metrics_hand_values():
+    labels = np.array([[1, 1, 1, 1], [1, 101, 101, 1], [1, 1, 1, 1], [0, 0, 0, 0]])
+    names = {"liver": 1, "lesion_hot_1": 101}
+    reference = np.where(labels == 101, 4.0, np.where(labels == 1, 1.0, 0.0))  # true contrast 4 / 1 - 1 = 3
+    estimate = np.where(labels == 101, 3.0, np.where(labels == 1, 1.0, 0.0))   # bias -1/4, contrast 2
+    out = lesion_metrics(reference, estimate, labels, names, {"lesion_hot_1": "liver"})
+    assert out["lesion_bias"] == pytest.approx(-0.25)
+    assert out["lesion_abs_bias"] == pytest.approx(0.25)
+    assert out["contrast_recovery"] == pytest.approx(2.0 / 3.0)
+    empty = lesion_metrics(reference, estimate, np.ones_like(labels), names, {})
+    assert math.isnan(empty["lesion_bias"]) and math.isnan(empty["contrast_recovery"])
+
+
+def test_summarise_student_t():
+    # two values 1 and 3: mean 2, s = sqrt(2); t(0.975, 1 dof) = 12.7062 (any t table) -> half-width 12.7062
+    s = summarise([1.0, 3.0, float("nan")])
+    assert (s.mean, s.n) == (2.0, 2)
+    assert s.high - s.mean == pytest.approx(12.7062, abs=1e-3)
+    assert summarise([]).n == 0
+
+
+@settings(deadline=None, max_examples=20)
+@given(st.floats(0.05, 0.95), st.integers(0, 2**31 - 1))
+def test_linear_unmixing_recovers_fixed_fractions(fraction, seed):
+    rng = np.random.default_rng(seed)
+    inputs = rng.uniform(1.0, 10.0, size=(6, 4, 5))
+    targets = np.stack([fraction * inputs, (1.0 - fraction) * inputs], axis=1)
+    estimate = LinearUnmixing().fit(inputs, targets).predict(inputs[:2])
+    np.testing.assert_allclose(estimate, targets[:2], rtol=1e-10)
+
+
+# ----------------------------------------------------------------------------------------------- pipelines
+
+@pytest.mark.parametrize("task", TASKS)
+def test_task_pipeline_end_to_end(task, tmp_path):
+    config = PipelineConfig.quick(task, n_test=1)
+    result = run_task(config, tmp_path / "work", progress=False)
+    spec = get_task(task)
+    assert METHOD_LDM in result.methods and result.methods[-1].startswith("reference")
+    assert len([r for r in result.records if r["method"] == METHOD_LDM]) == spec.n_outputs
+    for record in result.records:
+        assert np.isfinite(record["psnr"]) and np.isfinite(record["sino_ssim"])
+    assert result.example["images"][METHOD_LDM].shape == (config.size, config.size)
+    assert result.logs["LDM diffusion"]["step"]
+
+
+def test_demo_cli_quick_writes_report(tmp_path):
+    from tasks.cli_demo import main
+
+    out = tmp_path / "report"
+    assert main(["--quick", "--out", str(out), "--no-progress", "--n-test", "1"]) == 0
+    for name in ("index.html", "report.md", "metrics.csv", "metrics_per_sample.csv", "results.json",
+                 "figures/example.png", "figures/attention.png", "figures/training.png",
+                 "figures/input_output_target.png"):
+        assert (out / name).is_file(), name
+    assert METHOD_LDM in (out / "metrics.csv").read_text()
+
+
+# ----------------------------------------------------------------------------------------------- bad input
+
+def _old_report(tmp_path):
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "marker.txt").write_text("earlier result")
+    return out
+
+
+def test_geometry_mismatch_stops_and_keeps_earlier_report(tmp_path, capsys):
+    from tasks.cli_demo import main
+
+    write_dataset(tmp_path / "train", "low_dose", 2, SimulationConfig(size=16, n_views=16, anatomy="brain"),
+                  progress=False)
+    write_dataset(tmp_path / "test", "low_dose", 1, SimulationConfig(size=16, n_views=12, anatomy="brain"),
+                  progress=False)
+    out = _old_report(tmp_path)
+    code = main(["--quick", "--out", str(out), "--no-progress", "--n-train", "2", "--n-test", "1",
+                 "--train-data", str(tmp_path / "train"), "--test-data", str(tmp_path / "test")])
+    assert code == 2
+    assert "geometry mismatch" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["marker.txt"]
+    assert not list(tmp_path.glob(".report.tmp-*"))
+
+
+def test_missing_folder_and_missing_sample_files(tmp_path, capsys):
+    from tasks.cli_demo import main
+
+    out = _old_report(tmp_path)
+    assert main(["--quick", "--out", str(out), "--no-progress", "--train-data", str(tmp_path / "nowhere"),
+                 "--test-data", str(tmp_path / "nowhere")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    write_dataset(tmp_path / "data", "low_dose", 2, SimulationConfig(size=16, n_views=16), progress=False)
+    (tmp_path / "data" / "samples" / "sample_00001.npz").unlink()
+    assert main(["--quick", "--out", str(out), "--no-progress", "--train-data", str(tmp_path / "data"),
+                 "--test-data", str(tmp_path / "data")]) == 2
+    assert "misses 1 of 2 samples" in capsys.readouterr().err
+    assert (out / "marker.txt").read_text() == "earlier result"
+
+
+def test_wrong_task_and_wrong_shapes_raise():
+    config = SimulationConfig(size=16, n_views=16, anatomy="brain")
+    separation = simulate_sample("tracer_separation", config, 0)
+    with pytest.raises(ValueError, match="task 'tracer_separation'"):
+        build_examples(get_task("low_dose"), [separation])
+    low = simulate_sample("low_dose", config, 0)
+    broken = type(low)(**{**{k: getattr(low, k) for k in ("task", "input", "input_image", "target_image", "mu_map",
+                                                         "labels", "attenuation", "normalisation", "input_background",
+                                                         "target_background", "names", "metadata")},
+                          "target": low.target[:, :8]})
+    with pytest.raises(ValueError, match="target has shape"):
+        build_examples(get_task("low_dose"), [broken])
+    other = simulate_sample("low_dose", SimulationConfig(size=16, n_views=16, anatomy="trunk"), 0)
+    with pytest.raises(ValueError, match="geometry mismatch"):
+        check_same_geometry([low], [other])
+
+
+def test_pipeline_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="unknown task"):
+        PipelineConfig(task="denoise")
+    with pytest.raises(ValueError, match="osem_subsets"):
+        PipelineConfig(n_views=4, osem_subsets=8)
+    with pytest.raises(ValueError, match="n_train"):
+        PipelineConfig(n_train=0)
+
+
+def test_atomic_directory_keeps_old_on_error_and_replaces_on_success(tmp_path):
+    out = _old_report(tmp_path)
+    with pytest.raises(RuntimeError):
+        with atomic_directory(out) as folder:
+            (folder / "new.txt").write_text("new")
+            raise RuntimeError("interrupted")
+    assert sorted(p.name for p in out.iterdir()) == ["marker.txt"]
+    with atomic_directory(out) as folder:
+        (folder / "new.txt").write_text("new")
+    assert sorted(p.name for p in out.iterdir()) == ["new.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["report"]
