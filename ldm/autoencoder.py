@@ -66,6 +66,17 @@ def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     return value
 
 
+def check_unet_levels(owner: str, base_channels: int, mults: tuple[int, ...], norm_groups: int, mid_attention: Any,
+                      gradient_checkpointing: Any) -> None:
+    """Checks shared by the autoencoder and denoiser configs: group norm fits every level; flags are booleans."""
+    for mult in mults:
+        if base_channels * mult % norm_groups:
+            raise ValueError(f"{owner}.norm_groups={norm_groups} must divide every level's channels "
+                             f"base_channels * channel_mults = {[base_channels * m for m in mults]}")
+    check_bool(f"{owner}.mid_attention", mid_attention)
+    check_bool(f"{owner}.gradient_checkpointing", gradient_checkpointing)
+
+
 def check_int_tuple(name: str, value: Any, minimum: int) -> tuple[int, ...]:
     """A non-empty sequence of integers ``>= minimum`` as a tuple (YAML lists become tuples)."""
     if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) == 0:
@@ -144,12 +155,8 @@ class AutoencoderConfig:
         if self.downsampling_factor not in FACTORS:
             raise ValueError(f"{owner}.channel_mults={mults} gives a downsampling factor {self.downsampling_factor}; "
                              f"it must be one of {FACTORS} (3 or 4 levels)")
-        for mult in mults:
-            if self.base_channels * mult % self.norm_groups:
-                raise ValueError(f"{owner}.norm_groups={self.norm_groups} must divide every level's channels "
-                                 f"base_channels * channel_mults = {[self.base_channels * m for m in mults]}")
-        check_bool(f"{owner}.mid_attention", self.mid_attention)
-        check_bool(f"{owner}.gradient_checkpointing", self.gradient_checkpointing)
+        check_unet_levels(owner, self.base_channels, mults, self.norm_groups, self.mid_attention,
+                          self.gradient_checkpointing)
         for name in ("kl_weight", "consistency_weight"):
             object.__setattr__(self, name, check_non_negative(f"{owner}.{name}", getattr(self, name)))
 

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from pet_projection.geometry import positive_int
 
-from .autoencoder import check_bool, check_int_tuple, check_non_negative
+from .autoencoder import check_int_tuple, check_non_negative, check_unet_levels
 
 __all__ = ["DenoiserConfig", "LatentDenoiser"]
 
@@ -81,12 +81,8 @@ class DenoiserConfig:
             raise ValueError(f"{owner}.attention_levels must hold distinct level indices below "
                              f"len(channel_mults)={len(mults)}, got {levels}")
         object.__setattr__(self, "attention_levels", levels)
-        for mult in mults:
-            if self.base_channels * mult % self.norm_groups:
-                raise ValueError(f"{owner}.norm_groups={self.norm_groups} must divide every level's channels "
-                                 f"base_channels * channel_mults = {[self.base_channels * m for m in mults]}")
-        check_bool(f"{owner}.mid_attention", self.mid_attention)
-        check_bool(f"{owner}.gradient_checkpointing", self.gradient_checkpointing)
+        check_unet_levels(owner, self.base_channels, mults, self.norm_groups, self.mid_attention,
+                          self.gradient_checkpointing)
         dropout = check_non_negative(f"{owner}.dropout", self.dropout)
         if dropout >= 1.0:
             raise ValueError(f"{owner}.dropout must be below 1, got {dropout}")
