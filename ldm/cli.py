@@ -25,7 +25,7 @@ __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="allpet train", description=__doc__.split("\n")[0].split(": ", 1)[1],
+    parser = argparse.ArgumentParser(prog="allpet train", description=__doc__.split(": ", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True,
                         help="preset name (tiny, paper) or a YAML file (which may start from a preset with base: NAME)")
@@ -80,7 +80,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     from .data import build_training_data
     from .diffusion import SinogramLDM
-    from .train import CONFIG_FILE, Trainer, find_checkpoint, init_distributed, seed_everything, seed_for, set_cpu_threads
+    from .train import (CONFIG_FILE, Trainer, find_checkpoint, init_distributed, seed_everything, seed_for,
+                        set_cpu_threads)
 
     out_dir = Path(config.train.out_dir)
     try:

@@ -40,7 +40,7 @@ BATCH_LABELS = ("tracer", "region")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="allpet sample", description=__doc__.split("\n")[0].split(": ", 1)[1],
+    parser = argparse.ArgumentParser(prog="allpet sample", description=__doc__.split(": ", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True,
                         help="checkpoint folder (step_NNNNNNNN) or a run folder (its newest checkpoint)")

@@ -327,7 +327,8 @@ class SimulatedTaskDataset(Dataset):
         item = {key: torch.as_tensor(np.asarray(value, dtype=np.float32)).unsqueeze(0)
                 for key, value in (("input", sample.input * to_target_scale), ("target", sample.target),
                                    ("attention", attention), ("support", support))}
-        ids = {"tracer": list(TRACERS).index(metadata["tracers"][0]), "region": list(ANATOMIES).index(metadata["anatomy"])}
+        ids = {"tracer": list(TRACERS).index(metadata["tracers"][0]),
+               "region": list(ANATOMIES).index(metadata["anatomy"])}
         item.update({key: torch.tensor(ids[key], dtype=torch.int64) for key in self.labels})
         return item
 

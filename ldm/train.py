@@ -12,9 +12,9 @@
 Each stage gets its own AdamW optimiser, warm-up + cosine learning-rate
 schedule (:class:`~ldm.config.StageConfig`) and exponential moving average
 (EMA, :class:`diffusers.training_utils.EMAModel`) of its parameters. When a
-stage ends, its EMA weights are copied into the model, so the next stage (e.g.
-the diffusion stage with a frozen autoencoder) trains on exactly the weights
-that the EMA model will use at sampling time.
+stage ends and another follows, its EMA weights are copied into the model, so
+the next stage (e.g. the diffusion stage with a frozen autoencoder) trains on
+exactly the weights that the EMA model will use at sampling time.
 
 Checkpoints (``OUT/checkpoints/step_NNNNNNNN/``, written to a temporary
 folder and renamed, so a kill never leaves a half-written checkpoint under a
@@ -254,7 +254,7 @@ def _plain_state_dict(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Te
 # ----------------------------------------------------------------------------------------------- schedule
 
 def lr_factor(step: int, stage: StageConfig) -> float:
-    """Learning-rate multiplier at step ``step`` (0-based) of a stage: linear warm-up, then cosine to ``min_lr_ratio``."""
+    """Learning-rate factor at step ``step`` (0-based) of a stage: linear warm-up, then cosine to ``min_lr_ratio``."""
     if step < stage.warmup_steps:
         return (step + 1) / stage.warmup_steps
     progress = min(1.0, (step - stage.warmup_steps) / max(1, stage.steps - stage.warmup_steps))
@@ -465,7 +465,7 @@ class Trainer:
         self._resumed, self._ema_weights = None, None
 
     def _finish_stage(self) -> None:
-        """Copy the stage's EMA weights into the model (what later stages build on)."""
+        """Copy the stage's EMA weights into the model (what the later stages build on)."""
         self._run.ema.copy_to(self._run.params)
 
     def ema_state_dict(self) -> dict[str, torch.Tensor]:
@@ -581,7 +581,7 @@ class Trainer:
                         row = self._log(name, sums, window_steps, elapsed)
                         bar.set_postfix(loss=f"{row['loss']:.4g}", samples_per_s=f"{row['samples_per_s']:.1f}")
                         sums, window_start, window_steps = {}, time.perf_counter(), 0
-                    if stage_done:
+                    if stage_done and index < len(self.stage_names) - 1:
                         self._finish_stage()
                     if self.state.step % self.config.checkpoint_every == 0 or stage_done:
                         self.save_checkpoint()
