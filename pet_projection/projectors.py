@@ -13,7 +13,7 @@ from .grid import MAX_LENGTH_MM, ImageGrid
 from .kernels import cpu
 from .kernels.joseph import LORRays, ParallelBeamRays, PETSinogramRays, TOFBins, erf_table
 from .operators import LinearOperator
-from .scanner import SinogramLayout
+from .scanner import SinogramAxes
 from .tof import TOFParameters
 
 # The LOR back projection splits each image's rays into at most this many chunks
@@ -281,8 +281,11 @@ class PETSinogramProjector(_SegmentProjector):
 
     Parameters
     ----------
-    layout : SinogramLayout
-        Scanner, Michelogram (span, segments), radial bins and axis order.
+    layout : SinogramLayout or ProjDataLayout
+        Scanner, Michelogram (span, segments), radial bins and axis order: a
+        :class:`~pet_projection.SinogramLayout` (crystal pairs of a ring
+        scanner) or a :class:`~pet_projection.projdata.ProjDataLayout` (STIR's
+        cylindrical projection data, e.g. read from an Interfile ``.hs``).
     grid : ImageGrid
         3D image grid ``(nz, ny, nx)``; the scanner axis is z.
     views : sequence of int, optional
@@ -296,17 +299,18 @@ class PETSinogramProjector(_SegmentProjector):
     -----
     Maps images ``(..., nz, ny, nx)`` to sinograms ``(..., *layout.shape)``
     (with ``len(views)`` views; TOF: ``(..., *layout.shape, tof.n_bins)``).
-    Each bin's LOR endpoints are computed inside the kernel from its (radial,
-    view, plane) index: the crystal pair of the bin and the plane's endpoint z
-    (mean over the ring pairs a span > 1 plane merges). Only per-crystal and
-    per-plane tables are stored, never endpoint arrays of the sinogram's size.
-    The values equal ``LORProjector(grid, *self.lor_endpoints())``.
+    Each bin's LOR endpoints are looked up inside the kernel from its (radial,
+    view, plane) index: the transaxial ends of its (view, radial) entry and
+    the z of both ends in its plane (see
+    :meth:`~pet_projection.scanner.SinogramAxes.transaxial_endpoints_mm`).
+    Only these two small tables are stored, never endpoint arrays of the
+    sinogram's size. The values equal ``LORProjector(grid, *self.lor_endpoints())``.
     """
 
-    def __init__(self, layout: SinogramLayout, grid: ImageGrid, views: Any = None,
+    def __init__(self, layout: SinogramAxes, grid: ImageGrid, views: Any = None,
                  tof: TOFParameters | None = None) -> None:
-        if not isinstance(layout, SinogramLayout):
-            raise TypeError(f"layout must be a SinogramLayout, got {type(layout).__name__}")
+        if not isinstance(layout, SinogramAxes):
+            raise TypeError(f"layout must be a SinogramLayout or ProjDataLayout, got {type(layout).__name__}")
         if not isinstance(grid, ImageGrid) or grid.ndim != 3:
             raise ValueError(f"grid must be a 3D ImageGrid (nz, ny, nx), got {grid!r}")
         self.layout = layout
@@ -318,16 +322,11 @@ class PETSinogramProjector(_SegmentProjector):
         self.out_shape = tuple(sizes[name] for name in layout.axis_order)
         self.view_axis = layout.axis_order.index("view")  # index of the view axis in out_shape
         self._n_rays = math.prod(self.out_shape)
-        scanner = layout.scanner
-        n_crystals = scanner.n_crystals_per_ring
-        ring_z = scanner.ring_positions_mm
-        plane_z = np.array([[np.mean([ring_z[pair[end]] for pair in pairs]) for end in (0, 1)]
-                            for pairs in layout.plane_ring_pairs()])
         strides = {name: math.prod(sizes[later] for later in layout.axis_order[position + 1:])
                    for position, name in enumerate(layout.axis_order)}
         self._rays = PETSinogramRays(
-            *_grid_rays(grid), np.ascontiguousarray(scanner.crystal_positions_mm()[0, :, :2]), plane_z, self.views,
-            (n_crystals - 1 - layout.n_radial) // 2 - (n_crystals // 2 - 1), layout.n_radial, self.views.size,
+            *_grid_rays(grid), np.ascontiguousarray(layout.transaxial_endpoints_mm()[self.views], dtype=np.float64),
+            np.ascontiguousarray(layout.plane_endpoints_z_mm(), dtype=np.float64), layout.n_radial, self.views.size,
             layout.n_planes, strides["radial"], strides["view"], strides["plane"])
         if tof is not None:
             self._tof = _tof_bins(tof)

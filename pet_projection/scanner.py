@@ -186,8 +186,125 @@ def _permute(data: Any, axes: tuple[int, ...]) -> Any:
     return data.permute(axes) if hasattr(data, "permute") else data.transpose(axes)
 
 
+class SinogramAxes:
+    """What every sinogram layout shares: radial, view and plane axes in :attr:`axis_order`, and LOR tables.
+
+    A layout (:class:`SinogramLayout`, :class:`~pet_projection.projdata.ProjDataLayout`)
+    sets ``axis_order``, ``n_radial``, ``n_views`` and ``n_planes`` and
+    implements :meth:`transaxial_endpoints_mm` and :meth:`plane_endpoints_z_mm`;
+    a bin's LOR joins ``(x0, y0, z0)`` to ``(x1, y1, z1)`` with ``(x0, y0,
+    x1, y1)`` from its (view, radial) entry and ``(z0, z1)`` from its plane.
+    :class:`~pet_projection.PETSinogramProjector` projects any such layout.
+    """
+
+    axis_order: tuple[str, str, str]
+    n_radial: int
+
+    @property
+    def n_views(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def n_planes(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Sinogram shape in :attr:`axis_order`."""
+        return self._shape(self.axis_order)
+
+    def _shape(self, order: Sequence[str]) -> tuple[int, int, int]:
+        sizes = {"radial": self.n_radial, "view": self.n_views, "plane": self.n_planes}
+        return tuple(sizes[name] for name in order)  # type: ignore[return-value]
+
+    def transaxial_endpoints_mm(self) -> np.ndarray:
+        """``(x0, y0, x1, y1)`` in mm of every (view, radial) bin, shape ``(n_views, n_radial, 4)``."""
+        raise NotImplementedError
+
+    def plane_endpoints_z_mm(self) -> np.ndarray:
+        """``(z0, z1)`` in mm of both LOR ends in every plane, shape ``(n_planes, 2)``."""
+        raise NotImplementedError
+
+    def lor_endpoints(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(xstart_mm, xend_mm)`` of every bin, each of shape ``shape + (3,)``, ``(x, y, z)`` in mm.
+
+        The arrays are C-contiguous and feed ``LORProjector(grid, xstart_mm,
+        xend_mm)``; they are as large as the sinogram (times 3), so prefer
+        :class:`~pet_projection.PETSinogramProjector`, which reads the two
+        small tables instead.
+        """
+        xy = self.transaxial_endpoints_mm().transpose(1, 0, 2)  # (radial, view, 4)
+        z = self.plane_endpoints_z_mm()
+        full = (self.n_radial, self.n_views, self.n_planes, 1)
+        axes = tuple(PARALLELPROJ_ORDER.index(name) for name in self.axis_order) + (3,)
+        ends = []
+        for end in (0, 1):
+            rvp = np.concatenate([np.broadcast_to(xy[:, :, None, 2 * end:2 * end + 2], full[:3] + (2,)),
+                                  np.broadcast_to(z[None, None, :, end:end + 1], full)], axis=-1)
+            ends.append(np.ascontiguousarray(rvp.transpose(axes)))
+        return ends[0], ends[1]
+
+    def view_subsets(self, n_subsets: int) -> list[np.ndarray]:
+        """Interleaved view indices for OSEM: subset ``k`` holds views ``k, k + n_subsets, ...``."""
+        n_subsets = positive_int("n_subsets", n_subsets)
+        if n_subsets > self.n_views:
+            raise ValueError(f"n_subsets must be at most n_views = {self.n_views}, got {n_subsets}")
+        return [np.arange(k, self.n_views, n_subsets) for k in range(n_subsets)]
+
+    def convert_axis_order(self, data: Any, source: Sequence[str], target: Sequence[str]) -> Any:
+        """Transpose sinograms ``(..., *shape in source order)`` to ``target`` order (a view, not a copy).
+
+        Works on NumPy and CuPy arrays and torch tensors; leading batch axes
+        are kept. Call ``np.ascontiguousarray`` (or ``.contiguous()``) before
+        projecting, as the operators require C-contiguous data.
+        """
+        source, target = _order("source", source), _order("target", target)
+        expected = self._shape(source)
+        shape = tuple(getattr(data, "shape", ()))
+        if shape[len(shape) - 3:] != expected or len(shape) < 3:
+            raise ValueError(f"data must have shape (..., {', '.join(map(str, expected))}) for axis order {source}, "
+                             f"got {shape}")
+        batch = len(shape) - 3
+        return _permute(data, tuple(range(batch)) + tuple(batch + source.index(name) for name in target))
+
+    def to_axis_order(self, data: Any, order: Sequence[str]) -> Any:
+        """Sinograms in :attr:`axis_order` to ``order``; see :meth:`convert_axis_order`."""
+        return self.convert_axis_order(data, self.axis_order, order)
+
+    def from_axis_order(self, data: Any, order: Sequence[str]) -> Any:
+        """Sinograms in ``order`` to :attr:`axis_order`; see :meth:`convert_axis_order`."""
+        return self.convert_axis_order(data, order, self.axis_order)
+
+    def to_parallelproj(self, data: Any) -> Any:
+        """To parallelproj's RVP order ``(radial, view, plane)`` (axis order only, see :meth:`to_stir`)."""
+        return self.to_axis_order(data, PARALLELPROJ_ORDER)
+
+    def from_parallelproj(self, data: Any) -> Any:
+        """From parallelproj's RVP order to :attr:`axis_order`."""
+        return self.from_axis_order(data, PARALLELPROJ_ORDER)
+
+    def to_stir(self, data: Any) -> Any:
+        """To STIR's Interfile storage order ``Segment_AxialPos_View_TangPos``: shape ``(..., n_planes, n_views, n_radial)``.
+
+        The plane axis runs segment by segment in the sequence 0, -1, +1, ...
+        with increasing axial position, so the segments' blocks ``(axial_pos,
+        view, tang_pos)`` follow each other along it. For a
+        :class:`~pet_projection.projdata.ProjDataLayout` (read from a STIR
+        file) this is STIR's own order; for a :class:`SinogramLayout` only the
+        axis and segment order are handled: STIR's view origin and direction,
+        its sign of the tangential axis and ring differences, and arc
+        correction are not (write such data with
+        :func:`pet_projection.io.write_projdata` through a ``ProjDataLayout``).
+        """
+        return self.to_axis_order(data, STIR_ORDER)
+
+    def from_stir(self, data: Any) -> Any:
+        """From STIR's ``(plane, view, radial)`` storage order to :attr:`axis_order`; see :meth:`to_stir`."""
+        return self.from_axis_order(data, STIR_ORDER)
+
+
 @dataclass(frozen=True, eq=False, init=False)
-class SinogramLayout:
+class SinogramLayout(SinogramAxes):
     """Sinogram bins of a ring scanner: radial bins, views and Michelogram planes, and their order in memory.
 
     Parameters
@@ -289,15 +406,6 @@ class SinogramLayout:
     def n_planes(self) -> int:
         return len(self._planes)
 
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        """Sinogram shape in :attr:`axis_order`."""
-        return self._shape(self.axis_order)
-
-    def _shape(self, order: Sequence[str]) -> tuple[int, int, int]:
-        sizes = {"radial": self.n_radial, "view": self.n_views, "plane": self.n_planes}
-        return tuple(sizes[name] for name in order)  # type: ignore[return-value]
-
     def plane_ring_pairs(self) -> tuple[tuple[tuple[int, int], ...], ...]:
         """Per plane, the ring pairs ``(r1, r2)`` summed in it (one pair for span 1)."""
         return self._planes
@@ -315,83 +423,18 @@ class SinogramLayout:
         index_sum = 2 * np.arange(self.n_views)[:, None] + difference % 2
         return (index_sum - difference) // 2 % n, (index_sum + difference) // 2 % n
 
-    def lor_endpoints(self) -> tuple[np.ndarray, np.ndarray]:
-        """Crystal centres ``(xstart_mm, xend_mm)`` of every bin, each of shape ``shape + (3,)``, ``(x, y, z)`` in mm.
-
-        ``xstart`` is crystal ``c1`` in ring ``r1``, ``xend`` crystal ``c2`` in
-        ring ``r2``. A merged plane (span > 1) uses the mean ``z`` of its member
-        ring pairs' endpoints (``x``, ``y`` are the same in every ring). The
-        arrays are C-contiguous and feed ``LORProjector(grid, xstart_mm, xend_mm)``.
-        """
+    def transaxial_endpoints_mm(self) -> np.ndarray:
+        """Crystal centres ``(x0, y0, x1, y1)`` (mm) of crystals ``c1`` and ``c2`` of every (view, radial) bin,
+        shape ``(n_views, n_radial, 4)``."""
         ring_xy = self.scanner.crystal_positions_mm()[0, :, :2]
-        z = self.scanner.ring_positions_mm
         c1, c2 = self.crystal_pairs()
-        ends = []
-        for crystals, member in ((c1, 0), (c2, 1)):
-            plane_z = np.array([np.mean([z[pair[member]] for pair in pairs]) for pairs in self._planes])
-            xy = np.broadcast_to(ring_xy[crystals.T][:, :, None, :], (self.n_radial, self.n_views, self.n_planes, 2))
-            zz = np.broadcast_to(plane_z[None, None, :, None], (self.n_radial, self.n_views, self.n_planes, 1))
-            rvp = np.concatenate([xy, zz], axis=-1)
-            axes = tuple(PARALLELPROJ_ORDER.index(name) for name in self.axis_order) + (3,)
-            ends.append(np.ascontiguousarray(rvp.transpose(axes)))
-        return ends[0], ends[1]
+        return np.concatenate([ring_xy[c1], ring_xy[c2]], axis=-1)
 
-    def view_subsets(self, n_subsets: int) -> list[np.ndarray]:
-        """Interleaved view indices for OSEM: subset ``k`` holds views ``k, k + n_subsets, ...``."""
-        n_subsets = positive_int("n_subsets", n_subsets)
-        if n_subsets > self.n_views:
-            raise ValueError(f"n_subsets must be at most n_views = {self.n_views}, got {n_subsets}")
-        return [np.arange(k, self.n_views, n_subsets) for k in range(n_subsets)]
-
-    def convert_axis_order(self, data: Any, source: Sequence[str], target: Sequence[str]) -> Any:
-        """Transpose sinograms ``(..., *shape in source order)`` to ``target`` order (a view, not a copy).
-
-        Works on NumPy and CuPy arrays and torch tensors; leading batch axes
-        are kept. Call ``np.ascontiguousarray`` (or ``.contiguous()``) before
-        projecting, as the operators require C-contiguous data.
-        """
-        source, target = _order("source", source), _order("target", target)
-        expected = self._shape(source)
-        shape = tuple(getattr(data, "shape", ()))
-        if shape[len(shape) - 3:] != expected or len(shape) < 3:
-            raise ValueError(f"data must have shape (..., {', '.join(map(str, expected))}) for axis order {source}, "
-                             f"got {shape}")
-        batch = len(shape) - 3
-        return _permute(data, tuple(range(batch)) + tuple(batch + source.index(name) for name in target))
-
-    def to_axis_order(self, data: Any, order: Sequence[str]) -> Any:
-        """Sinograms in :attr:`axis_order` to ``order``; see :meth:`convert_axis_order`."""
-        return self.convert_axis_order(data, self.axis_order, order)
-
-    def from_axis_order(self, data: Any, order: Sequence[str]) -> Any:
-        """Sinograms in ``order`` to :attr:`axis_order`; see :meth:`convert_axis_order`."""
-        return self.convert_axis_order(data, order, self.axis_order)
-
-    def to_parallelproj(self, data: Any) -> Any:
-        """To parallelproj's RVP order ``(radial, view, plane)`` (axis order only, see :meth:`to_stir`)."""
-        return self.to_axis_order(data, PARALLELPROJ_ORDER)
-
-    def from_parallelproj(self, data: Any) -> Any:
-        """From parallelproj's RVP order to :attr:`axis_order`."""
-        return self.from_axis_order(data, PARALLELPROJ_ORDER)
-
-    def to_stir(self, data: Any) -> Any:
-        """To STIR's Interfile storage order ``Segment_AxialPos_View_TangPos``: shape ``(..., n_planes, n_views, n_radial)``.
-
-        The plane axis already runs segment by segment in the sequence 0, -1,
-        +1, ... with increasing axial position, so the segments' blocks
-        ``(axial_pos, view, tang_pos)`` follow each other along it. Only the
-        axis and segment order are handled: STIR's view origin and direction,
-        its sign of the tangential axis and its ring-difference sign convention
-        for segments, arc correction and the Interfile header (segment
-        sequence, axial positions per segment) are not; check them against the
-        scanner definition before mixing data with STIR.
-        """
-        return self.to_axis_order(data, STIR_ORDER)
-
-    def from_stir(self, data: Any) -> Any:
-        """From STIR's ``(plane, view, radial)`` storage order to :attr:`axis_order`; see :meth:`to_stir`."""
-        return self.from_axis_order(data, STIR_ORDER)
+    def plane_endpoints_z_mm(self) -> np.ndarray:
+        """``(z of ring r1, z of ring r2)`` per plane, shape ``(n_planes, 2)``; a merged plane (span > 1) takes the
+        mean over its ring pairs (``x``, ``y`` are the same in every ring)."""
+        z = self.scanner.ring_positions_mm
+        return np.array([[np.mean([z[pair[end]] for pair in pairs]) for end in (0, 1)] for pairs in self._planes])
 
     def __repr__(self) -> str:
         return (f"SinogramLayout(scanner={self.scanner!r}, span={self.span}, "
@@ -399,8 +442,8 @@ class SinogramLayout:
                 f"axis_order={self.axis_order}, shape={self.shape}, segments={len(self.segments)})")
 
 
-def lor_endpoints(layout: SinogramLayout) -> tuple[np.ndarray, np.ndarray]:
-    """``layout.lor_endpoints()``: crystal centres ``(xstart_mm, xend_mm)``, each ``layout.shape + (3,)`` in mm."""
-    if not isinstance(layout, SinogramLayout):
-        raise TypeError(f"layout must be a SinogramLayout, got {type(layout).__name__}")
+def lor_endpoints(layout: SinogramAxes) -> tuple[np.ndarray, np.ndarray]:
+    """``layout.lor_endpoints()``: LOR ends ``(xstart_mm, xend_mm)``, each ``layout.shape + (3,)`` in mm."""
+    if not isinstance(layout, SinogramAxes):
+        raise TypeError(f"layout must be a SinogramLayout or ProjDataLayout, got {type(layout).__name__}")
     return layout.lor_endpoints()

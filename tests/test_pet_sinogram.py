@@ -49,9 +49,9 @@ def test_adjoint(dtype: type, tolerance: float) -> None:
 def test_stores_no_endpoint_arrays_of_the_sinogram_size() -> None:
     op = PETSinogramProjector(SinogramLayout(small_scanner(8)), ImageGrid((8, 16, 16), 4.0))
     stored = sum(field.nbytes for field in op._rays if isinstance(field, np.ndarray))
-    n_crystals, n_planes, n_views = 36, 64, 18
-    assert stored == (n_crystals * 2 + n_planes * 2 + n_views) * 8  # per-crystal, per-plane and per-view tables only
-    assert stored < 8 * np.prod(op.out_shape)
+    n_radial, n_planes, n_views = 35, 64, 18  # 36 crystals: 35 radial bins, 18 views; 8 rings: 64 planes
+    assert stored == (n_views * n_radial * 4 + n_planes * 2) * 8  # the (view, radial) and per-plane tables only
+    assert stored < 8 * np.prod(op.out_shape) / 10
 
 
 def test_lor_endpoints_and_errors() -> None:

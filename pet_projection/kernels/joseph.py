@@ -43,16 +43,16 @@ shape ``(n_views,)`` in radians and ``first_bin_mm`` is ``s_0``.
 LORRays = namedtuple("LORRays", ["nz", "ny", "nx", "dz", "dy", "dx", "ck", "ci", "cj", "xstart", "xend"])
 PETSinogramRays = namedtuple(
     "PETSinogramRays",
-    ["nz", "ny", "nx", "dz", "dy", "dx", "ck", "ci", "cj", "crystal_xy", "plane_z", "views", "first_offset",
+    ["nz", "ny", "nx", "dz", "dy", "dx", "ck", "ci", "cj", "lor_xy", "plane_z",
      "n_radial", "n_views", "n_planes", "stride_radial", "stride_view", "stride_plane"])
-PETSinogramRays.__doc__ = """Rays of a ring-scanner sinogram; LOR endpoints computed per ray from its bin.
+PETSinogramRays.__doc__ = """Rays of a ring-scanner sinogram; LOR endpoints looked up per ray from its bin.
 
-``crystal_xy`` ``(n_crystals, 2)`` holds in-ring crystal centres (mm),
-``plane_z`` ``(n_planes, 2)`` the z of both endpoints of each plane (mm),
-``views`` ``(n_views,)`` the scanner view of each sinogram view (all views, or
-an OSEM subset), ``first_offset`` the radial offset of bin 0 and the strides say where the
-radial, view and plane index sit in the flat bin index (any axis order).
-See :func:`pet_sinogram_ray`.
+``lor_xy`` ``(n_views, n_radial, 4)`` holds the transaxial endpoints
+``(x0, y0, x1, y1)`` (mm) of every (view, radial) bin, the same in every plane,
+``plane_z`` ``(n_planes, 2)`` the z of both endpoints of each plane (mm); the
+strides say where the radial, view and plane index sit in the flat bin index
+(any axis order). Both tables are small (views x radial, planes), never of the
+sinogram's size. See :func:`pet_sinogram_ray`.
 """
 LORRays.__doc__ = """Segments between endpoint pairs ``xstart[r]``, ``xend[r]`` (shape ``(n_rays, 3)``, ``(x, y, z)`` mm)."""
 
@@ -412,28 +412,15 @@ def lor_ray(image, base, r, rays, value, transpose):
     return segment_mm(image, base, rays, x0, y0, z0, x1, y1, z1, value, transpose)
 
 
-@register_jitable(_nrt=False)
-def sinogram_crystals(radial, view, n_crystals, first_offset):
-    """In-ring crystals ``(c1, c2)`` of sinogram bin ``(radial, view)``.
-
-    The bin's offset ``i = radial + first_offset`` from the diametral pair gives
-    the crystal difference ``d = n/2 - i`` and the index sum ``2 view + d mod 2``
-    (the interleaved layout of :class:`~pet_projection.SinogramLayout`).
-    """
-    difference = n_crystals // 2 - (radial + first_offset)
-    index_sum = 2 * view + difference % 2
-    return (index_sum - difference) // 2 % n_crystals, (index_sum + difference) // 2 % n_crystals
-
-
 @register_jitable(_nrt=False, inline="always")
 def pet_sinogram_segment_mm(r, rays):
     """Endpoints ``(x0, y0, z0, x1, y1, z1)`` (mm) of bin ``r`` (flat, in the layout's axis order) of a :class:`PETSinogramRays`."""
     radial = (r // rays.stride_radial) % rays.n_radial
-    view = rays.views[(r // rays.stride_view) % rays.n_views]
+    view = (r // rays.stride_view) % rays.n_views
     plane = (r // rays.stride_plane) % rays.n_planes
-    c1, c2 = sinogram_crystals(radial, view, rays.crystal_xy.shape[0], rays.first_offset)
-    xy = rays.crystal_xy
-    return xy[c1, 0], xy[c1, 1], rays.plane_z[plane, 0], xy[c2, 0], xy[c2, 1], rays.plane_z[plane, 1]
+    xy = rays.lor_xy
+    return (xy[view, radial, 0], xy[view, radial, 1], rays.plane_z[plane, 0],
+            xy[view, radial, 2], xy[view, radial, 3], rays.plane_z[plane, 1])
 
 
 @register_jitable(_nrt=False, inline="always")
