@@ -27,6 +27,7 @@ from typing import Any, Iterator, Optional, Sequence, Union
 import numpy as np
 
 from ..grid import ImageGrid
+from ..io.files import atomic_write
 from ..physics import GaussianResolution, PETSystemModel
 from .acquisition import describe_projector, projector_from_description, projector_grid
 from .kinetics import decay_constant_per_min
@@ -61,25 +62,13 @@ def sample_path(root: PathLike, index: int) -> pathlib.Path:
     return pathlib.Path(root) / SAMPLES_DIR / f"sample_{index:05d}.npz"
 
 
-def _atomic_write(path: pathlib.Path, write: Any) -> None:
-    """Call ``write(file)`` on a temporary file next to ``path``, then rename it to ``path``."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "wb") as handle:
-            write(handle)
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
-
-
 def save_sample(path: PathLike, sample: TaskSample, extra_metadata: Optional[dict] = None,
                 compress: bool = False) -> None:
     """Write ``sample`` to the ``.npz`` file ``path`` atomically (see the module notes)."""
     metadata = {**sample.metadata, **(extra_metadata or {})}
     arrays = {**sample.arrays(), "metadata": np.array(json.dumps(metadata))}
     save = np.savez_compressed if compress else np.savez
-    _atomic_write(pathlib.Path(path), lambda handle: save(handle, **arrays))
+    atomic_write(pathlib.Path(path), lambda handle: save(handle, **arrays))
 
 
 def load_sample(path: PathLike) -> TaskSample:
@@ -263,7 +252,7 @@ def write_dataset(root: PathLike, task: str, n_samples: int, config: Optional[Si
             raise ValueError(f"{root} holds a dataset with other parameters (task {old.get('task')!r}, seed "
                              f"{old.get('seed')!r} or config); write to another folder or remove it")
         manifest["n_samples"] = max(n_samples, int(old.get("n_samples", 0)))
-    _atomic_write(manifest_path, lambda handle: handle.write(json.dumps(manifest, indent=1).encode()))
+    atomic_write(manifest_path, lambda handle: handle.write(json.dumps(manifest, indent=1).encode()))
     for stale in (root / SAMPLES_DIR).glob(".*.tmp"):
         stale.unlink()
     todo = [i for i in range(n_samples) if not sample_path(root, i).exists()]
