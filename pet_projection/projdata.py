@@ -301,6 +301,29 @@ class ProjDataLayout(SinogramAxes):
             ends.append(np.stack([m - half, m + half], axis=-1))
         return np.concatenate(ends)
 
+    def detector_pairs(self, plane: np.ndarray, view: np.ndarray,
+                       radial: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Detectors and rings ``(detector1, ring1, detector2, ring2)`` of bins ``(plane, view, radial)`` (STIR order).
+
+        STIR's ``get_det_pos_pair_for_bin`` for span-1, unmashed,
+        non-arc-corrected data: ``d1 = (v + floor(t / 2)) mod N``, ``d2 = (v -
+        floor((t + 1) / 2) + N / 2) mod N``; a segment of ring difference
+        ``d`` has ``ring1 = a`` and ``ring2 = a + d`` for ``d >= 0``, ``ring1 = a
+        - d``, ``ring2 = a`` otherwise. The inverse of :meth:`bins_of_detector_pairs`.
+        """
+        if self.arc_corrected or self.view_mashing != 1 or any(low != high for low, high in self.segments):
+            raise ValueError("bins have single detector pairs only in span-1, unmashed, non-arc-corrected layouts")
+        plane, view = np.asarray(plane, dtype=np.int64), np.asarray(view, dtype=np.int64)
+        t = np.asarray(radial, dtype=np.int64) - self.n_radial // 2
+        n = self.scanner.n_detectors_per_ring
+        detector1 = (view + (t >> 1)) % n
+        detector2 = (view - ((t + 1) >> 1) + n // 2) % n
+        segment = self.plane_segments()[plane]
+        difference = np.array([low for low, _ in self.segments], dtype=np.int64)[segment]
+        axial = plane - np.concatenate([[0], np.cumsum(self.n_axial)[:-1]])[segment]
+        ring1 = np.where(difference >= 0, axial, axial - difference)
+        return detector1, ring1, detector2, ring1 + difference
+
     def bins_of_detector_pairs(self, detector1: np.ndarray, ring1: np.ndarray, detector2: np.ndarray,
                                ring2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The bins ``(plane, view, radial)`` of detector pairs, with STIR's mapping, and which pairs have a bin.
