@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
+import os
 import time
 from pathlib import Path
 from typing import Optional, Sequence
@@ -41,8 +41,31 @@ from pet_projection.io import read_image, read_projdata, read_projdata_header
 from pet_projection.io.petlink import read_listmode
 from pet_projection.projdata import ProjDataLayout
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "third_party"
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def third_party_folder() -> Optional[Path]:
+    """The folder of the third-party STIR files, read in place (never copied into the repository).
+
+    ``$ALLPET_THIRD_PARTY_DATA`` if set, else ``shared/data/third_party`` beside
+    the checkout, else this project's machines' ``/work/shared/data/third_party``
+    (so a fresh clone elsewhere finds them too); ``None`` if none exists.
+    """
+    candidates = [os.environ.get("ALLPET_THIRD_PARTY_DATA"),
+                  Path(__file__).resolve().parents[2] / "shared" / "data" / "third_party",
+                  "/work/shared/data/third_party"]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "README.md").is_file():
+            return Path(candidate)
+    return None
+
+
+def _data() -> Path:
+    folder = third_party_folder()
+    if folder is None:
+        raise FileNotFoundError("the third-party STIR files were not found: set ALLPET_THIRD_PARTY_DATA to the "
+                                "folder holding stir_recon_test_pack/, stir_recon_demo/, stir_exercises_thorax/")
+    return folder
 
 
 def segment_planes(layout: ProjDataLayout, max_segment: int) -> np.ndarray:
@@ -142,8 +165,8 @@ def compare_sensitivity(reference: np.ndarray, images: dict[str, np.ndarray], gr
 
 def reconstruct_smalllong(n_subsets: int = 8, n_iterations: int = 3) -> dict[str, np.ndarray]:
     """OSEM of STIR's ``smalllong.s`` on ``init.hv``'s grid (negative values from STIR's arc correction set to 0)."""
-    data, layout = read_projdata(DATA / "stir_recon_demo" / "smalllong.hs")
-    _, grid = read_image(DATA / "stir_recon_demo" / "init.hv")
+    data, layout = read_projdata(_data() / "stir_recon_demo" / "smalllong.hs")
+    _, grid = read_image(_data() / "stir_recon_demo" / "init.hv")
     system = PETSystemModel(PETSinogramProjector(layout, grid))
     counts = np.maximum(data, 0.0).astype(np.float64)
     image = osem(counts, system, n_subsets, n_iterations)
@@ -163,7 +186,7 @@ def reconstruct_listmode(grid: Optional[ImageGrid] = None, n_subsets: int = 12, 
 
     Default grid: 64 x 108 x 108 voxels of 4.0625 (one ring spacing) x 5.56 x 5.56 mm (600 mm transaxially).
     """
-    folder = DATA / "stir_recon_test_pack"
+    folder = _data() / "stir_recon_test_pack"
     listmode = read_listmode(folder / "PET_ACQ_small.l.hdr.STIR")
     template = read_projdata_header(folder / "Siemens_mMR_seg2.hs")
     prompts = listmode.histogram(template, prompts=True, time_window_ms=time_window_ms)
@@ -228,8 +251,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     timings = {}
     start = time.perf_counter()
-    reference, grid = read_image(DATA / "stir_recon_test_pack" / "RPTsens_seg3_PM.hv")
-    layout = read_projdata_header(DATA / "stir_recon_test_pack" / "Utahscat600k_ca_seg4.hs")
+    reference, grid = read_image(_data() / "stir_recon_test_pack" / "RPTsens_seg3_PM.hv")
+    layout = read_projdata_header(_data() / "stir_recon_test_pack" / "Utahscat600k_ca_seg4.hs")
     sensitivity = sensitivity_images(layout, grid)
     fov = float(sensitivity["fov_radius_mm"])
     scores = compare_sensitivity(reference, sensitivity, grid, fov)
@@ -240,7 +263,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     start = time.perf_counter()
     listmode = reconstruct_listmode()
     timings["listmode_histogram_and_osem_s"] = time.perf_counter() - start
-    counts = read_listmode(DATA / "stir_recon_test_pack" / "PET_ACQ_small.l.hdr.STIR").counts()
+    counts = read_listmode(_data() / "stir_recon_test_pack" / "PET_ACQ_small.l.hdr.STIR").counts()
     result = {
         "sensitivity": {"fov_radius_mm": fov, "scores": scores,
                         "note": "relative L2 inside the FOV cylinder (one voxel in) after scaling to STIR's mean"},

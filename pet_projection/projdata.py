@@ -32,7 +32,7 @@ from .scanner import STIR_ORDER, RingScannerGeometry, SinogramAxes, _order
 STORAGE_ORDERS = ("Segment_AxialPos_View_TangPos", "Segment_View_AxialPos_TangPos")
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class CylindricalScanner:
     """A cylindrical PET scanner as STIR describes it (the ``Scanner parameters`` block of an Interfile header).
 

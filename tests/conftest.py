@@ -38,3 +38,14 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(20261125)
+
+
+@pytest.fixture(scope="session")
+def third_party() -> pathlib.Path:
+    """The third-party STIR files (``shared/data/third_party``), read in place; skips if this machine lacks them."""
+    from benchmarks.conformance_stir import third_party_folder
+
+    folder = third_party_folder()
+    if folder is None:
+        pytest.skip("the third-party STIR files are not on this machine (set ALLPET_THIRD_PARTY_DATA)")
+    return folder

@@ -36,6 +36,9 @@ from .header import InterfileError, InterfileHeader, read_header, read_raw
 
 PathLike = Union[str, os.PathLike]
 
+# grid origins read from 'first pixel offset' are rounded to 1e-9 mm, so that written and re-read grids are equal
+ORIGIN_DECIMALS = 9
+
 # keys that carry no geometry: read past silently (anything else not interpreted is named in a warning)
 INFORMATIONAL_KEYS = (
     "interfile", "imaging modality", "originating system", "version of keys", "general data", "general image data",
@@ -96,7 +99,8 @@ def read_image(path: PathLike) -> tuple[np.ndarray, ImageGrid]:
         float32 (float64 for 8-byte data), scaled by ``image scaling factor``.
     grid : ImageGrid
         Voxel sizes from ``scaling factor (mm/pixel)``, origin from ``first
-        pixel offset (mm)`` as STIR places images (see the module notes).
+        pixel offset (mm)`` as STIR places images (see the module notes),
+        rounded to 1e-9 mm.
     """
     header = read_header(path)
     _check_type(header, ("image",), "an image")
@@ -113,7 +117,7 @@ def read_image(path: PathLike) -> tuple[np.ndarray, ImageGrid]:
     if min(sizes) < 1 or min(voxel) <= 0:
         raise header.error(f"matrix sizes {sizes} and voxel sizes {voxel} mm must be positive")
     (nx, ny, nz), (dx, dy, dz) = sizes, voxel
-    ox, oy = (header.number(f"first pixel offset (mm) [{index}]") + (n - 1) / 2.0 * d
+    ox, oy = (round(header.number(f"first pixel offset (mm) [{index}]") + (n - 1) / 2.0 * d, ORIGIN_DECIMALS)
               if f"first pixel offset (mm) [{index}]" in header else ((n - 1) / 2.0 - n // 2) * d
               for index, n, d in ((1, nx, dx), (2, ny, dy)))
     oz = header.number("first pixel offset (mm) [3]", 0.0)

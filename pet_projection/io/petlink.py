@@ -205,13 +205,14 @@ class PETLINKListmode:
             raise ValueError(f"the template's scanner ({template.scanner.n_rings} rings x "
                              f"{template.scanner.n_detectors_per_ring} detectors) is not the listmode's "
                              f"({self.scanner.n_rings} x {self.scanner.n_detectors_per_ring})")
-        counts = np.zeros(template.n_planes * template.n_views * template.n_radial, dtype=np.int64)
+        counts = np.zeros(template.n_planes * template.n_views * template.n_radial, dtype=np.int32)
         for chunk in self.chunks():
             keep = self._selected(chunk, prompts, time_window_ms)
             pairs = self.layout.detector_pairs(chunk.plane[keep], chunk.view[keep], chunk.radial[keep])
             plane, view, radial, valid = template.bins_of_detector_pairs(*pairs)
             flat = (plane[valid] * template.n_views + view[valid]) * template.n_radial + radial[valid]
-            counts += np.bincount(flat, minlength=counts.size)
+            bins, hits = np.unique(flat, return_counts=True)  # no temporary of the template's size per chunk
+            counts[bins] += hits.astype(np.int32)
         stir = counts.reshape(template.n_planes, template.n_views, template.n_radial).astype(np.float32)
         return np.ascontiguousarray(template.from_stir(stir))
 
