@@ -11,7 +11,8 @@ from pet_projection.simulation import (SimulatedDataset, SimulationConfig, expor
                                        save_sample, simulate_sample, write_dataset)
 from pet_projection.simulation import dataset as dataset_module
 from pet_projection.simulation.cli import main
-from pet_projection.simulation.dataset import MANIFEST_NAME, nifti_affine, sample_path
+from pet_projection.io.nifti import nifti_affine
+from pet_projection.simulation.dataset import MANIFEST_NAME, sample_path
 from pet_projection.simulation.phantoms import anatomy_grid
 
 TINY = SimulationConfig(size=24, n_views=16)
@@ -86,9 +87,10 @@ def test_nifti_export_has_the_voxel_size_in_the_affine(tmp_path):
     pixel = 256.0 if sample.metadata["anatomy"] == "brain" else 500.0
     np.testing.assert_allclose(image.header.get_zooms()[:2], [pixel / 24] * 2)
     np.testing.assert_allclose(np.asarray(image.dataobj)[:, :, 0], sample.mu_map.T)
-    # voxel (j, i) of the array sits at x = (j - (nx-1)/2) dx, y = (i - (ny-1)/2) dy
+    # voxel (j, i) of the array sits at x = (j - (nx-1)/2) dx, y = (i - (ny-1)/2) dy, which NIfTI's RAS world
+    # holds as (-x, -y) (this package's frame is LPS, see pet_projection.io.nifti)
     affine = nifti_affine(anatomy_grid("brain", 24))
-    np.testing.assert_allclose(affine @ [0, 23, 0, 1], [-11.5 * 256 / 24, 11.5 * 256 / 24, 0, 1])
+    np.testing.assert_allclose(affine @ [0, 23, 0, 1], [11.5 * 256 / 24, -11.5 * 256 / 24, 0, 1])
 
 
 def test_cli_writes_a_tiny_dataset_with_a_figure(tmp_path, capsys):

@@ -21,7 +21,7 @@ NumPy and deterministic from a seed.
 
 from .acquisition import (Acquisition, AcquisitionSettings, ExpectedCounts, crystal_pair_product,
                           parallel_beam_projector, poisson_counts, reduced_clinical_projector, thin_counts)
-from .dataset import (SimulatedDataset, WriteSummary, export_sample_nifti, load_sample, save_nifti, save_sample,
+from .dataset import (SimulatedDataset, WriteSummary, export_sample_nifti, load_sample, save_sample,
                       system_model, write_dataset)
 from .kinetics import ExponentialInput, RateConstants, feng_input, frame_means, pet_curve, tissue_curve
 from .phantoms import (ANATOMIES, LESION_LABEL_OFFSET, MU_511KEV_PER_MM, REGION_LABELS, Lesion, Phantom,
@@ -35,6 +35,6 @@ __all__ = [
     "RateConstants", "RegionKinetics", "SimulatedDataset", "SimulationConfig", "TaskSample", "Tracer",
     "WriteSummary", "anatomy_grid", "crystal_pair_product", "export_sample_nifti", "feng_input", "frame_means",
     "get_tracer", "load_sample", "make_phantom", "parallel_beam_projector", "pet_curve", "poisson_counts",
-    "reduced_clinical_projector", "sample_rng", "save_nifti", "save_sample", "simulate_sample", "system_model",
+    "reduced_clinical_projector", "sample_rng", "save_sample", "simulate_sample", "system_model",
     "thin_counts", "tissue_curve", "write_dataset",
 ]

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..grid import ImageGrid
 from ..io.files import atomic_write
+from ..io.nifti import write_nifti
 from ..physics import GaussianResolution, PETSystemModel
 from .acquisition import describe_projector, projector_from_description, projector_grid
 from .kinetics import decay_constant_per_min
@@ -81,40 +82,6 @@ def load_sample(path: PathLike) -> TaskSample:
 
 # --- NIfTI ---------------------------------------------------------------------------------------
 
-def nifti_affine(grid: ImageGrid) -> np.ndarray:
-    """4 x 4 voxel-to-mm affine of a grid for NIfTI arrays indexed ``(x, y, z)``.
-
-    The NIfTI array is the image transposed to ``(nx, ny, nz)`` (``nz = 1`` in
-    2D, with a nominal slice thickness of ``dx``); the affine maps voxel
-    indices to this package's ``(x, y, z)`` in mm (voxel centres as in
-    :class:`~pet_projection.ImageGrid`). No RAS/LPS flip is applied.
-    """
-    (nz, ny, nx), (dz, dy, dx), (oz, oy, ox) = grid.shape3d, grid.voxel_size3d_mm, grid.origin3d_mm
-    if grid.ndim == 2:
-        dz = dx
-    affine = np.diag([dx, dy, dz, 1.0])
-    affine[:3, 3] = [ox - (nx - 1) / 2.0 * dx, oy - (ny - 1) / 2.0 * dy, oz - (nz - 1) / 2.0 * dz]
-    return affine
-
-
-def save_nifti(image: np.ndarray, grid: ImageGrid, path: PathLike) -> None:
-    """Write one image of ``grid.shape`` as NIfTI-1 (``.nii`` or ``.nii.gz``) with :func:`nifti_affine`.
-
-    Needs nibabel (``pip install allpet[io]``), imported here only.
-    """
-    try:
-        import nibabel
-    except ImportError as error:
-        raise ImportError("NIfTI export needs nibabel: pip install nibabel (or allpet[io])") from error
-    image = np.asarray(image)
-    if image.shape != grid.shape:
-        raise ValueError(f"image has shape {image.shape}, expected the grid shape {grid.shape}")
-    volume = image.reshape(grid.shape3d).transpose(2, 1, 0)
-    nifti = nibabel.Nifti1Image(np.ascontiguousarray(volume), nifti_affine(grid))
-    nifti.header.set_xyzt_units("mm")
-    nibabel.save(nifti, str(path))
-
-
 def export_sample_nifti(sample: TaskSample, folder: PathLike, stem: str) -> list[pathlib.Path]:
     """NIfTI files of the sample's images (``input_image``, ``target_image`` (one per tracer if stacked),
     ``mu_map``, ``labels``) as ``folder/{stem}_{name}.nii.gz``; returns the paths."""
@@ -130,7 +97,7 @@ def export_sample_nifti(sample: TaskSample, folder: PathLike, stem: str) -> list
     paths = []
     for name, image in images.items():
         path = folder / f"{stem}_{name}.nii.gz"
-        save_nifti(image, grid, path)
+        write_nifti(path, image, grid)
         paths.append(path)
     return paths
 
