@@ -21,6 +21,9 @@ COMMANDS = {
     "train": ("ldm.cli", "train the sinogram autoencoder and latent diffusion model from a config"),
     "sample": ("ldm.cli_sample", "generate sinograms for task inputs with a trained model"),
     "ablate": ("tasks.cli_ablate", "ablations (RMAS/DMM, TMA, constraints, 500 vs 5,000 samples) as one results table"),
+    "convert": ("pet_projection.io.cli_convert", "convert PET data: Interfile <-> NIfTI / NumPy images and sinograms, "
+                                                 "mMR listmode -> Interfile sinograms"),
+    "info": ("pet_projection.io.cli_info", "print the geometry of a data file (Interfile, listmode, NIfTI, NumPy)"),
 }
 
 

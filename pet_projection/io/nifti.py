@@ -29,6 +29,8 @@ PathLike = Union[str, os.PathLike]
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 # a rotation or shear below this (relative to the voxel size) counts as axis-aligned
 OBLIQUE_TOLERANCE = 1e-6
+# NIfTI affines are float32: voxel sizes and origins read back are rounded to 1e-5 mm (float32 noise of ~100 mm)
+READ_DECIMALS = 5
 
 
 def _nibabel() -> Any:
@@ -91,7 +93,8 @@ def read_nifti(path: PathLike) -> tuple[np.ndarray, ImageGrid]:
         reoriented so that array axes run along ``+z``, ``+y``, ``+x`` of this
         package's frame (LPS).
     grid : ImageGrid
-        Voxel sizes and the grid centre in mm (LPS).
+        Voxel sizes and the grid centre in mm (LPS), rounded to 1e-5 mm
+        (NIfTI stores its affine in float32).
     """
     nibabel = _nibabel()
     nifti = nibabel.load(str(path))
@@ -119,5 +122,6 @@ def read_nifti(path: PathLike) -> tuple[np.ndarray, ImageGrid]:
     nx, ny, nz = data.shape
     first = lps_affine[:3, 3]
     centre = first + (np.array([nx, ny, nz]) - 1) / 2.0 * voxel
+    voxel, centre = np.round(voxel, READ_DECIMALS) + 0.0, np.round(centre, READ_DECIMALS) + 0.0  # + 0.0: no -0.0
     grid = ImageGrid((nz, ny, nx), (voxel[2], voxel[1], voxel[0]), (centre[2], centre[1], centre[0]))
     return np.ascontiguousarray(data.transpose(2, 1, 0)), grid
