@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Optional, Sequence
 
 from .acquisition import AcquisitionSettings
@@ -45,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fwhm", type=float, default=physics.fwhm_mm, help="resolution FWHM in mm")
     parser.add_argument("--scatter-fraction", type=float, default=physics.scatter_fraction)
     parser.add_argument("--randoms-fraction", type=float, default=physics.randoms_fraction)
+    parser.add_argument("--activity-image", help="image phantom: activity image (.hv, .nii, .npz) of the first "
+                        "tracer's reference frame, e.g. STIR-exercises' FDG_g1.hv; needs --mu-map-image")
+    parser.add_argument("--mu-map-image", help="image phantom: its mu-map at 511 keV on the same grid")
+    parser.add_argument("--mu-map-unit", choices=("1/cm", "1/mm"), default=defaults.mu_map_unit,
+                        help="unit of --mu-map-image (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1, help="processes (0 = one per CPU)")
     parser.add_argument("--nifti", action="store_true", help="also write NIfTI images (needs nibabel)")
@@ -69,13 +75,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                   total_counts=args.counts,
                                   dose_reduction_factors=tuple(args.dose_factors), tracer=args.tracer,
                                   second_tracer=args.second_tracer, n_lesions=tuple(args.lesions),
-                                  acquisition=physics)
+                                  acquisition=physics,
+                                  activity_image=args.activity_image and str(Path(args.activity_image).resolve()),
+                                  mu_map_image=args.mu_map_image and str(Path(args.mu_map_image).resolve()),
+                                  mu_map_unit=args.mu_map_unit)
         if args.figures < 0:
             raise ValueError(f"--figures must be non-negative, got {args.figures}")
         start = time.perf_counter()
         summary = write_dataset(args.out, args.task, args.n, config, seed=args.seed, workers=args.workers,
                                 nifti=args.nifti, compress=args.compress, progress=not args.quiet)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, OSError) as error:
         print(f"allpet simulate: error: {error}", file=sys.stderr)
         return 2
     print(f"{summary.root}: {summary.n_written} samples written, {summary.n_skipped} already there "

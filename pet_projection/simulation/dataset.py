@@ -32,7 +32,7 @@ from ..io.nifti import write_nifti
 from ..physics import GaussianResolution, PETSystemModel
 from .acquisition import describe_projector, projector_from_description, projector_grid
 from .kinetics import decay_constant_per_min
-from .phantoms import (ANATOMIES, FIELD_OF_VIEW_MM, LESION_LABEL_OFFSET, MU_511KEV_PER_MM, REGION_LABELS)
+from .phantoms import LESION_LABEL_OFFSET, MU_511KEV_PER_MM, REGION_LABELS
 from .tasks import SimulationConfig, TaskSample, check_task, projector_for, sample_rng, simulate_sample
 from .tracers import TRACERS
 
@@ -106,14 +106,13 @@ def export_sample_nifti(sample: TaskSample, folder: PathLike, stem: str) -> list
 
 def build_manifest(task: str, n_samples: int, config: SimulationConfig, seed: int) -> dict:
     """The JSON manifest of a dataset (geometry, seeds, physics parameters, task, array descriptions)."""
-    anatomies = ANATOMIES if config.anatomy == "mixed" else (config.anatomy,)
     return {
         "format": FORMAT, "version": FORMAT_VERSION, "task": task, "n_samples": n_samples, "seed": seed,
         "sample_seed": "numpy.random.SeedSequence(seed, spawn_key=(index,))",
         "files": f"{SAMPLES_DIR}/sample_{{index:05d}}.npz",
         "config": config.to_dict(),
-        "geometry": {anatomy: {"field_of_view_mm": FIELD_OF_VIEW_MM[anatomy],
-                               **describe_projector(projector_for(config, anatomy))} for anatomy in anatomies},
+        "geometry": {anatomy: {"field_of_view_mm": projector_grid(projector_for(config, anatomy)).extent_mm[-1],
+                               **describe_projector(projector_for(config, anatomy))} for anatomy in config.anatomies},
         "physics": {"acquisition": config.acquisition.to_dict(), "mu_511kev_per_mm": MU_511KEV_PER_MM,
                     "tracers": {name: {"description": t.description, "half_life_min": t.half_life_min,
                                        "decay_constant_per_min": decay_constant_per_min(t.half_life_min),

@@ -47,6 +47,8 @@ from .acquisition import (Acquisition, AcquisitionSettings, Projector, check_dos
                           check_total_counts, describe_projector, parallel_beam_projector, poisson_counts,
                           projector_grid, reduced_clinical_projector, thin_counts)
 from .kinetics import check_frame
+from ..grid import ImageGrid
+from .image_phantom import MU_UNITS, ImagePhantomSource, cached_image_phantom, image_phantom, phantom_grid
 from .phantoms import ANATOMIES, Phantom, anatomy_grid, make_phantom, smooth_texture
 from .tracers import RegionKinetics, Tracer, get_tracer
 
@@ -115,6 +117,16 @@ class SimulationConfig:
         Relative spread (log-normal) of every region's rate constants per sample;
         the uptake targets vary by half of it.
     acquisition : AcquisitionSettings
+    activity_image, mu_map_image : str, optional
+        An image phantom instead of the procedural ones: paths of an activity
+        image (the first tracer's reference frame) and its mu-map (Interfile
+        ``.hv``, NIfTI or ``.npz``), e.g. the STIR-exercises thorax; see
+        :mod:`.image_phantom`. ``size`` pixels span the images' extent, 3D
+        keeps their slices (``n_slices`` is ignored), ``n_lesions`` and
+        ``texture`` are ignored (the image has its own), and ``anatomy``
+        says what it shows (``"mixed"`` means ``"trunk"``).
+    mu_map_unit : {"1/cm", "1/mm"}
+        Unit of ``mu_map_image`` (default 1/cm, as STIR's and CT-derived maps).
     """
 
     dim: int = 2
@@ -137,6 +149,9 @@ class SimulationConfig:
     texture: float = 0.1
     kinetic_variability: float = 0.15
     acquisition: AcquisitionSettings = field(default_factory=AcquisitionSettings)
+    activity_image: Optional[str] = None
+    mu_map_image: Optional[str] = None
+    mu_map_unit: str = "1/cm"
 
     def __post_init__(self) -> None:
         if self.dim not in (2, 3) or isinstance(self.dim, bool):
@@ -170,6 +185,28 @@ class SimulationConfig:
         _non_negative("kinetic_variability", self.kinetic_variability)
         if not isinstance(self.acquisition, AcquisitionSettings):
             raise TypeError(f"acquisition must be AcquisitionSettings, got {type(self.acquisition).__name__}")
+        if (self.activity_image is None) != (self.mu_map_image is None):
+            raise ValueError("an image phantom needs both activity_image and mu_map_image")
+        if self.mu_map_unit not in MU_UNITS:
+            raise ValueError(f"mu_map_unit must be one of {sorted(MU_UNITS)}, got {self.mu_map_unit!r}")
+        for name in ("activity_image", "mu_map_image"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, str(value))
+
+    @property
+    def image_source(self) -> Optional[ImagePhantomSource]:
+        """The image phantom (read once per process), or ``None`` for procedural phantoms."""
+        if self.activity_image is None:
+            return None
+        return cached_image_phantom(self.activity_image, self.mu_map_image, self.mu_map_unit)
+
+    @property
+    def anatomies(self) -> tuple[str, ...]:
+        """The anatomies samples are drawn from."""
+        if self.anatomy != "mixed":
+            return (self.anatomy,)
+        return ("trunk",) if self.activity_image is not None else ANATOMIES
 
     @property
     def counts(self) -> float:
@@ -260,8 +297,19 @@ def _projector(dim: int, anatomy: str, size: int, n_views: int, n_slices: int, v
     return reduced_clinical_projector(grid, view_step, span, max_ring_difference)
 
 
+@lru_cache(maxsize=4)
+def _grid_projector(grid: ImageGrid, n_views: int, view_step: int, span: int, max_ring_difference: int) -> Projector:
+    if grid.ndim == 2:
+        return parallel_beam_projector(grid, n_views)
+    return reduced_clinical_projector(grid, view_step, span, max_ring_difference)
+
+
 def projector_for(config: SimulationConfig, anatomy: str) -> Projector:
-    """The (cached) projector of ``config`` for ``anatomy``."""
+    """The (cached) projector of ``config`` for ``anatomy`` (or for its image phantom)."""
+    source = config.image_source
+    if source is not None:
+        return _grid_projector(phantom_grid(source, config.size, config.dim), config.n_views, config.view_step,
+                               config.span, config.max_ring_difference)
     return _projector(config.dim, anatomy, config.size, config.n_views, config.n_slices, config.view_step,
                       config.span, config.max_ring_difference)
 
@@ -274,11 +322,24 @@ class _Patient:
 
 
 def _patient(config: SimulationConfig, rng: np.random.Generator) -> _Patient:
+    if config.image_source is not None:
+        return _image_patient(config, rng)
     anatomy = config.anatomy if config.anatomy != "mixed" else ANATOMIES[int(rng.integers(len(ANATOMIES)))]
     projector = projector_for(config, anatomy)
     phantom = make_phantom(anatomy, projector_grid(projector), rng, n_lesions=config.n_lesions)
     acquisition = Acquisition(projector, phantom.mu_map, config.acquisition, rng)
     return _Patient(phantom, acquisition, smooth_texture(phantom.grid, rng, config.texture))
+
+
+def _image_patient(config: SimulationConfig, rng: np.random.Generator) -> _Patient:
+    """A patient from the image phantom: the first tracer's uptake table turns the activity into a texture."""
+    anatomy = config.anatomies[0]
+    projector = projector_for(config, anatomy)
+    tracer = get_tracer(config.tracer)
+    uptake = {name: tracer.uptake[name].suv for name in ("soft_tissue", "lungs", "spine")}
+    phantom, texture = image_phantom(config.image_source, projector_grid(projector), rng, anatomy, uptake,
+                                     float(np.mean(tracer.hot_contrast)))
+    return _Patient(phantom, Acquisition(projector, phantom.mu_map, config.acquisition, rng), texture)
 
 
 def region_kinetics(phantom: Phantom, tracer: Tracer, rng: np.random.Generator, variability: float
@@ -331,6 +392,7 @@ def _metadata(task: str, config: SimulationConfig, patient: _Patient, **extra: A
             "axial_position_mm": phantom.axial_position_mm, "lesions": [lesion.to_dict() for lesion in phantom.lesions],
             "region_names": dict(phantom.names), "total_counts": config.counts,
             "projector": describe_projector(patient.acquisition.projector),
+            **({"phantom_source": config.image_source.name} if config.image_source is not None else {}),
             "acquisition": config.acquisition.to_dict(),
             "image_units": "expected counts per voxel: the system model of projector, attenuation, normalisation "
                            "and resolution maps the image to expected trues", **extra}

@@ -1,0 +1,112 @@
+"""Image phantoms (the STIR-exercises thorax) as simulator input for the tasks."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import numpy as np
+import pytest
+
+from pet_projection.io import read_image, write_image
+from pet_projection.simulation import SimulationConfig, simulate_sample
+from pet_projection.simulation.cli import main
+from pet_projection.simulation.image_phantom import load_image_phantom, phantom_grid
+from pet_projection.simulation.phantoms import REGION_LABELS
+from pet_projection.simulation.tasks import TASKS
+from pet_projection.simulation.tracers import get_tracer
+
+THORAX = "stir_exercises_thorax"
+
+
+def _config(third_party: pathlib.Path, **changes) -> SimulationConfig:
+    folder = third_party / THORAX
+    return SimulationConfig(**{"dim": 2, "size": 48, "n_views": 40, "activity_image": str(folder / "FDG_g1.hv"),
+                               "mu_map_image": str(folder / "CTAC_g1.hv"), **changes})
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_every_task_simulates_from_the_thorax(third_party: pathlib.Path, task: str) -> None:
+    sample = simulate_sample(task, _config(third_party), 1)
+    assert sample.input.shape == (40, 48) and sample.input_image.shape == (48, 48)
+    assert sample.metadata["anatomy"] == "trunk" and "FDG_g1.hv" in sample.metadata["phantom_source"]
+    assert {"soft_tissue", "lungs", "spine"} <= set(sample.names)
+    assert np.all(sample.input >= 0) and sample.input.sum() > 0
+    # the mu-map is the thorax's own (1/cm in the file, 1/mm here): soft tissue near 0.0096 /mm
+    soft = sample.labels == REGION_LABELS["soft_tissue"]
+    assert np.median(sample.mu_map[soft]) == pytest.approx(0.0096, rel=0.05)
+
+
+def test_the_reference_frame_reproduces_the_activity_image(third_party: pathlib.Path) -> None:
+    config = _config(third_party, kinetic_variability=0.0, size=64)
+    sample = simulate_sample("low_dose", config, 2)
+    activity, grid = read_image(third_party / THORAX / "FDG_g1.hv")
+    # the sample's slice, resampled to the simulation grid with the same interpolation
+    k = int(np.argmin(np.abs(grid.centers_mm(0) - sample.metadata["axial_position_mm"])))
+    target = sample.target_image
+    region = (sample.labels > 0) & (sample.labels < 100)
+    reference = activity[k]
+    assert reference.shape == (155, 155)
+    # without kinetic jitter the reference tracer's reference frame is the activity image up to one scale
+    ratio = target[region] / _resample_like(reference, grid, config)[region]
+    assert np.std(ratio) / np.mean(ratio) < 1e-5
+
+
+def _resample_like(image: np.ndarray, grid, config: SimulationConfig) -> np.ndarray:
+    from scipy import ndimage
+
+    source = config.image_source
+    target = phantom_grid(source, config.size, 2)
+    coordinates = [(target.centers_mm(axis) - grid.origin_mm[axis + 1]) / grid.voxel_size_mm[axis + 1]
+                   + (grid.shape[axis + 1] - 1) / 2.0 for axis in (0, 1)]
+    return ndimage.map_coordinates(image, np.meshgrid(*coordinates, indexing="ij"), order=1)
+
+
+def test_the_lung_nodule_is_a_hot_lesion_and_conversion_follows_the_uptake_tables(third_party) -> None:
+    config = _config(third_party, kinetic_variability=0.0, size=96)
+    sample = simulate_sample("tracer_conversion", config, 1)  # seed 1 draws the slice through the nodule (z = 0)
+    assert sample.metadata["axial_position_mm"] == 0.0
+    nodules = [lesion for lesion in sample.metadata["lesions"] if lesion["host"] == "lungs"]
+    assert len(nodules) == 1 and nodules[0]["center_mm"][0] == pytest.approx(-106, abs=8)
+    fdg, met = get_tracer("fdg"), get_tracer("met")
+    spine, soft = (sample.labels == REGION_LABELS[name] for name in ("spine", "soft_tissue"))
+
+    def ratio(image: np.ndarray) -> float:
+        return float(np.median(image[spine]) / np.median(image[soft]))
+
+    # bone-to-soft-tissue uptake: FDG 1.8 / 0.8, methionine 3.5 / 1.0 (tracer tables); the image keeps its texture
+    expected = (met.uptake["spine"].suv / met.uptake["soft_tissue"].suv) / (
+        fdg.uptake["spine"].suv / fdg.uptake["soft_tissue"].suv)
+    assert ratio(sample.target_image) / ratio(sample.input_image) == pytest.approx(expected, rel=0.02)
+
+
+def test_three_dimensional_thorax(third_party: pathlib.Path) -> None:
+    sample = simulate_sample("delayed_frame", _config(third_party, dim=3, size=32, view_step=16), 0)
+    assert sample.input_image.shape == (15, 32, 32)  # the thorax's 15 slices of 6.75 mm
+    assert sample.input.ndim == 3 and sample.target.sum() < sample.input.sum()  # decay and washout
+
+
+def test_bad_image_phantoms(third_party: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    folder = third_party / THORAX
+    with pytest.raises(ValueError, match="reaches 0.1541 /mm .* is its unit '1/mm' right"):
+        load_image_phantom(folder / "FDG_g1.hv", folder / "CTAC_g1.hv", "1/mm")
+    image, grid = read_image(folder / "CTAC_g1.hv")
+    write_image(tmp_path / "small.hv", image[:5], type(grid)((5,) + grid.shape[1:], grid.voxel_size_mm))
+    with pytest.raises(ValueError, match="must share one 3D grid"):
+        load_image_phantom(folder / "FDG_g1.hv", tmp_path / "small.hv")
+    with pytest.raises(ValueError, match="needs both activity_image and mu_map_image"):
+        SimulationConfig(activity_image=str(folder / "FDG_g1.hv"))
+    with pytest.raises(ValueError, match="mu_map_unit must be one of"):
+        SimulationConfig(mu_map_unit="HU")
+
+
+def test_cli_simulates_a_thorax_dataset(third_party: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    folder = third_party / THORAX
+    code = main(["--task", "low_dose", "--n", "2", "--out", str(tmp_path / "d"), "--size", "32", "--views", "24",
+                 "--activity-image", str(folder / "FDG_g1.hv"), "--mu-map-image", str(folder / "CTAC_g1.hv"),
+                 "--quiet"])
+    assert code == 0
+    manifest = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    assert list(manifest["geometry"]) == ["trunk"]
+    assert manifest["geometry"]["trunk"]["field_of_view_mm"] == pytest.approx(155 * 3.129)
+    assert manifest["config"]["activity_image"].endswith("FDG_g1.hv")
