@@ -76,6 +76,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     full_lors = math.prod(layout.shape)
 
     rows = []
+    full_op = PETSinogramProjector(layout, grid)  # its (view, radial) and plane tables: the geometry of all views
     sinogram_op = PETSinogramProjector(layout, grid, views=views)
     xstart, xend = sinogram_op.lor_endpoints()
     candidates = [
@@ -96,7 +97,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "forward_mlors_per_s": n_lors / forward / 1e6, "back_mlors_per_s": n_lors / back / 1e6,
             "full_sinogram_forward_plus_back_s": (forward + back) * full_lors / n_lors,
             "geometry_bytes": _geometry_bytes(op),
-            "geometry_bytes_for_full_sinogram": (_geometry_bytes(op) if "PETSinogram" in name
+            "geometry_bytes_for_full_sinogram": (_geometry_bytes(full_op) if "PETSinogram" in name
                                                  else _geometry_bytes(op) * full_lors // n_lors),
         })
         del sinogram

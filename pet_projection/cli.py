@@ -24,6 +24,9 @@ COMMANDS = {
     "convert": ("pet_projection.io.cli_convert", "convert PET data: Interfile <-> NIfTI / NumPy images and sinograms, "
                                                  "mMR listmode -> Interfile sinograms"),
     "info": ("pet_projection.io.cli_info", "print the geometry of a data file (Interfile, listmode, NIfTI, NumPy)"),
+    "view": ("pet_projection.viewer.cli", "the clinician ROI editor: a local web page for images, sinograms and TMA "
+                                          "attention"),
+    "attention": ("pet_projection.viewer.cli_attention", "TMA attention of a sample after saved ROI edits (.npz)"),
 }
 
 
