@@ -179,3 +179,23 @@ def test_a_single_sample_file_and_a_3d_dataset(tmp_path: pathlib.Path) -> None:
     # a spec saved next to a single sample lands in the sample's folder
     assert client.put("/api/specs/one", json={"edits": []}).status_code == 200
     assert (tmp_path / "d3" / "samples" / "roi_edits" / "one.json").is_file()
+
+
+def test_checkpoint_outputs_are_sampled_once_into_the_folder(tmp_path: pathlib.Path) -> None:
+    pytest.importorskip("torch")
+    from ldm import cli as train_cli
+    from pet_projection.viewer.cli import OUTPUTS_FOLDER, _sample_outputs
+
+    run = tmp_path / "run"
+    assert train_cli.main(["--config", "tiny", "--no-progress", f"train.out_dir={run}", "data.image_size=16",
+                           "data.n_views=16", "data.n_bins=16", "data.n_bases=4", "train.batch_size=2",
+                           "train.stages.autoencoder.steps=1", "train.stages.diffusion.steps=1",
+                           "train.checkpoint_every=1", "train.cpu_threads=1"]) == 0
+    config = SimulationConfig(size=16, n_views=16, anatomy="brain")
+    write_dataset(tmp_path / "d", "low_dose", 2, config, seed=0, progress=False)
+    outputs = _sample_outputs(run, (tmp_path / "d").resolve())
+    assert outputs == (tmp_path / "d" / OUTPUTS_FOLDER / "samples.npz").resolve()
+    client = create_app(ViewerSession(tmp_path / "d", outputs)).test_client()
+    arrays = client.get("/api/sample/1/arrays").get_json()
+    assert np.array(arrays["output"]).shape == (16, 16) and np.array(arrays["output_image"]).shape == (16, 16)
+    assert np.all(np.isfinite(np.array(arrays["error"])))
