@@ -35,6 +35,7 @@ PRESETS = ("tiny", "paper")
 PRECISIONS = ("fp32", "bf16", "fp16")
 DATA_SOURCES = ("ellipses", "folder")
 DATA_TASKS = ("unconditional", "inpainting", "paired")
+DMM_LAYOUTS = ("random", "clustered", "rings")  # pet_projection.masks.LAYOUTS (imported lazily there)
 
 
 # ----------------------------------------------------------------------------------------------- value checks
@@ -231,9 +232,11 @@ class DataConfig:
         Radial bin width in mm.
     n_bases : int
         Number of phantoms (base sinograms) for ``source="ellipses"``.
-    cells_per_side, n_active, shape_fraction, epoch_size
+    cells_per_side, n_active, shape_fraction, epoch_size, layout
         :class:`ldm.RMASDataset` settings (DMM cells, active cells per mask,
-        fraction of random-shape masks, samples per epoch; ``None``: its default).
+        fraction of random-shape masks, samples per epoch (``None``: its
+        default), DMM layout (``None``: enumerated subsets, no repeats; or
+        ``random``, ``clustered``, ``rings`` drawn per sample)).
     seed : int
         Seed of the phantoms and of the RMAS masks.
     """
@@ -251,10 +254,13 @@ class DataConfig:
     n_active: tuple[int, int] = (1, 4)
     shape_fraction: float = 0.0
     epoch_size: Optional[int] = None
+    layout: Optional[str] = None
     seed: int = 0
 
     def __post_init__(self) -> None:
         _check_choice("source", self.source, DATA_SOURCES)
+        if self.layout is not None:
+            _check_choice("layout", self.layout, DMM_LAYOUTS)
         _check_choice("task", self.task, DATA_TASKS)
         if self.source == "folder" and not (isinstance(self.path, str) and self.path):
             raise ValueError("path must name the dataset folder when source is 'folder'")

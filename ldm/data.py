@@ -397,7 +397,7 @@ def build_training_data(config: DataConfig, seed: int = 0, labels: Sequence[str]
         bases, attention, support = phantoms.sinograms, phantoms.attention, phantoms.support
     rmas = RMASDataset(bases, projector, attention=attention, cells_per_side=config.cells_per_side,
                        n_active=config.n_active, shape_fraction=config.shape_fraction,
-                       epoch_size=config.epoch_size, seed=seed)
+                       epoch_size=config.epoch_size, seed=seed, layout=config.layout)
     return TrainingData(rmas, RMASCollate(config.task, support), projector, f"{config.task} task, {rmas.describe()}")
 
 

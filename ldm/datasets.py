@@ -21,7 +21,7 @@ from pet_projection import (CellGrid, CellSinogramBasis, ParallelBeamProjector, 
                             random_polygons, split_by_mask)
 from pet_projection.arrays import as_host_array
 from pet_projection.geometry import positive_int
-from pet_projection.masks import int_range
+from pet_projection.masks import LAYOUTS, int_range
 
 __all__ = ["RMASDataset"]
 
@@ -106,6 +106,15 @@ class RMASDataset(Dataset):
         :meth:`n_distinct_samples` ``)``, at most the latter.
     seed : int
         Non-negative seed of the sample order and the random shapes.
+    layout : {None, "random", "clustered", "rings"}
+        ``None`` (default): cell subsets are enumerated, uniform over all
+        subsets, and no (base, subset) pair repeats (see Notes). A DMM layout
+        of :meth:`CellGrid.sample_activity` instead draws each sample's cells
+        with that layout (clustered: a 4-connected cluster; rings: an
+        annulus) and the number of active cells uniform in ``n_active``,
+        from the sample's own seed ``(seed, epoch, index)``; bases still
+        follow the permutation, so each is used equally, but masks can repeat
+        (:meth:`n_distinct_samples` is then an upper bound).
 
     Notes
     -----
@@ -128,7 +137,7 @@ class RMASDataset(Dataset):
     def __init__(self, sinograms: Any, projector: ParallelBeamProjector, *, attention: Any = None,
                  labels: Optional[Mapping[str, Any]] = None, cells_per_side: int = 8,
                  n_active: tuple[int, int] = (1, 4), shape_fraction: float = 0.0,
-                 epoch_size: Optional[int] = None, seed: int = 0) -> None:
+                 epoch_size: Optional[int] = None, seed: int = 0, layout: Optional[str] = None) -> None:
         if not isinstance(projector, ParallelBeamProjector):
             raise TypeError(f"projector must be a ParallelBeamProjector, got {type(projector).__name__}")
         out_shape = tuple(projector.out_shape)
@@ -154,6 +163,9 @@ class RMASDataset(Dataset):
         if not 0.0 <= shape_fraction <= 1.0:
             raise ValueError(f"shape_fraction must be a number in [0, 1], got {shape_fraction!r}")
         self.shape_fraction = float(shape_fraction)
+        if layout is not None and layout not in LAYOUTS:
+            raise ValueError(f"layout must be None (enumerated subsets) or one of {LAYOUTS}, got {layout!r}")
+        self.layout = layout
         self.seed = positive_int("seed", seed, minimum=0)
         self.epoch = 0
         low, high = self.n_active
@@ -192,8 +204,10 @@ class RMASDataset(Dataset):
         """One line on the sample count, e.g. for a training log."""
         cells = self.basis.cells
         low, high = self.n_active
+        layout = ("enumerated subsets" if self.layout is None
+                  else f"{self.layout} layout drawn per sample: at most")
         return (f"RMASDataset: {len(self.sinograms):,} bases x {cells.cells_per_side}x{cells.cells_per_side} cells "
-                f"with {low}..{high} active = {len(self.sinograms):,} x {self.n_distinct_masks():,} = "
+                f"with {low}..{high} active ({layout}) {len(self.sinograms):,} x {self.n_distinct_masks():,} = "
                 f"{self.n_distinct_samples():,} distinct samples; {self.epoch_size:,} per epoch, "
                 f"shape_fraction={self.shape_fraction}")
 
@@ -232,6 +246,18 @@ class RMASDataset(Dataset):
             remaining = remaining - take
         return base, activity
 
+    def _rank(self, activity: np.ndarray) -> np.ndarray:
+        """Rank ``(n,)`` int64 of cell subsets bool ``(n, n_cells)`` among all subsets: the inverse of :meth:`_decode`."""
+        n_cells = self.basis.cells.n_cells
+        remaining = activity.sum(axis=1).astype(np.int64)
+        rank = self._strata_start[remaining - self.n_active[0]].copy()
+        for cell in range(n_cells):
+            count = np.where(remaining > 0, self._comb[n_cells - cell - 1, np.maximum(remaining - 1, 0)], 0)
+            take = activity[:, cell]
+            rank = np.where(take, rank, rank + count)
+            remaining = remaining - take
+        return rank
+
     def _shape_mask(self, rng: np.random.Generator) -> np.ndarray:
         """Sinogram mask bool ``(n_views, n_bins)`` of random ellipses or polygons."""
         grid = self.projector.geometry.grid
@@ -249,7 +275,8 @@ class RMASDataset(Dataset):
             ``mask`` float32 0/1 and ``attention`` float32, ``(n_views, n_bins)``;
             ``activity`` bool ``(n_cells,)`` (all False for a shape mask);
             ``base_index`` int64; ``sample_id`` int64 in ``[0, T)`` for a DMM
-            mask, ``-1`` for a shape mask; one int64 scalar per label.
+            mask (``rank of the cell subset * N + base``), ``-1`` for a shape
+            mask; one int64 scalar per label.
         """
         if isinstance(index, bool) or not isinstance(index, numbers.Integral):
             raise TypeError(f"index must be an integer, got {index!r}")
@@ -259,6 +286,9 @@ class RMASDataset(Dataset):
         base, activity = (array[0] for array in self._decode(ids))
         sample_id = int(ids[0])
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, index]))
+        if self.layout is not None:
+            activity = self.basis.cells.sample_activity(1, rng, self.layout, self.n_active)[0]
+            sample_id = int(self._rank(activity[None])[0]) * len(self.sinograms) + int(base)
         if rng.random() < self.shape_fraction:
             activity[:] = False
             mask, sample_id = self._shape_mask(rng), -1

@@ -143,6 +143,7 @@ def test_gradient_checkpointing_reaches_model_config():
     ("train.stages.diffusion.lr=-1", ValueError, ["lr"]),
     ("data.task=paired", ValueError, ["paired", "folder"]),
     ("data.n_active=[1]", ValueError, ["data.n_active"]),
+    ("data.layout=spiral", ValueError, ["layout", "spiral", "clustered"]),
     ("model.autoencoder.channel_mults=[1, 2]", ValueError, ["channel_mults"]),
     ("model.autoencoder.gradient_checkpointing=true", ValueError, ["train.gradient_checkpointing"]),
     ("train=3", TypeError, ["train"]),
@@ -153,6 +154,12 @@ def test_bad_configs_name_the_key(override, error, words):
         load_config("tiny", [override])
     for word in words:
         assert word in str(raised.value)
+
+
+def test_dmm_layout_reaches_the_dataset():
+    config = load_config("tiny", TINY_OVERRIDES + ["data.layout=clustered"])
+    data = build_training_data(config.data, config.train.seed)
+    assert data.dataset.layout == "clustered" and "clustered layout" in data.description
 
 
 def test_yaml_file_with_base_and_float_strings(tmp_path):

@@ -154,6 +154,7 @@ def test_issue_count_for_500_bases(bases, projector):
     ({"n_active": (1, 1), "epoch_size": 193}, ValueError, "exceeds the 192"),
     ({"seed": -1}, ValueError, "seed"),
     ({"seed": 1.5}, TypeError, "seed"),
+    ({"layout": "spiral"}, ValueError, "layout must be None"),
 ])
 def test_bad_input_raises(projector, kwargs, error, match):
     args = {"sinograms": np.ones((3, 16, 23), np.float32), "projector": projector, **kwargs}
@@ -168,3 +169,33 @@ def test_bad_index_and_epoch(bases, projector):
             ds[bad]
     with pytest.raises(ValueError, match="epoch"):
         ds.set_epoch(-1)
+
+
+@pytest.mark.parametrize("layout", ["random", "clustered", "rings"])
+def test_layout_mode_draws_masks_of_that_layout(bases, projector, layout):
+    ds = _dataset(bases[:8], projector, layout=layout, n_active=(3, 6), epoch_size=64)
+    samples = [ds[i] for i in range(64)]
+    cells = ds.basis.cells
+    for i, sample in enumerate(samples):
+        activity = sample["activity"].numpy()
+        assert 3 <= activity.sum() <= 6
+        np.testing.assert_array_equal(sample["mask"].numpy() != 0, ds.basis.masks(activity))
+        # the sample id still names the (base, cell subset) pair: the subset's rank inverts the unranking
+        base, decoded = ds._decode(np.array([int(sample["sample_id"])]))
+        assert int(base[0]) == int(sample["base_index"]) and np.array_equal(decoded[0], activity)
+        if layout == "clustered":  # 4-connected, as CellGrid draws them
+            from scipy import ndimage
+            assert ndimage.label(activity.reshape(cells.cells_per_side, -1))[1] == 1
+    # every base is used equally (the permutation still orders the bases), and the draws are per index
+    counts = np.bincount([int(s["base_index"]) for s in samples], minlength=8)
+    assert counts.min() >= 4
+    again = _dataset(bases[:8], projector, layout=layout, n_active=(3, 6), epoch_size=64)
+    assert all(torch.equal(again[i]["mask"], samples[i]["mask"]) for i in (0, 17, 63))
+    assert layout in ds.describe() and "at most" in ds.describe()
+
+
+def test_rank_inverts_the_enumeration(bases, projector):
+    ds = _dataset(bases[:3], projector, cells_per_side=3, n_active=(2, 5))
+    ranks = np.arange(ds.n_distinct_masks())
+    _, activity = ds._decode(ranks * 3)
+    np.testing.assert_array_equal(ds._rank(activity), ranks)
