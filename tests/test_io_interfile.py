@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import pathlib
 import shutil
@@ -9,6 +10,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pet_projection import ImageGrid
 from pet_projection.io import (InterfileError, read_header, read_image, read_projdata, read_projdata_header,
@@ -249,3 +252,41 @@ def test_written_headers_hold_the_scanner_block_stir_reads(tmp_path: pathlib.Pat
     assert header.number("average depth of interaction (cm)") == 0.84
     assert header.text("number of crystals per block in axial direction") == "4"
     assert header.number("effective central bin size (cm)") == pytest.approx(451.5 * math.sin(math.pi / 64) / 10)
+
+
+@given(text=st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=400))
+@settings(max_examples=60)
+def test_any_text_parses_or_gives_an_interfile_error(tmp_path_factory: pytest.TempPathFactory, text: str) -> None:
+    path = tmp_path_factory.mktemp("fuzz") / "x.hs"
+    path.write_text("!INTERFILE :=\n" + text, encoding="utf-8", errors="replace")
+    try:
+        header = read_header(path)
+    except InterfileError:
+        return
+    try:
+        read_projdata_header(path)
+    except InterfileError:
+        pass
+    assert "interfile" in header
+
+
+@given(n_rings=st.integers(2, 5), max_difference=st.integers(0, 3), n_views=st.integers(1, 6),
+       n_tangential=st.integers(1, 9), arc=st.booleans(), storage=st.sampled_from(
+           ["Segment_AxialPos_View_TangPos", "Segment_View_AxialPos_TangPos"]), seed=st.integers(0, 1000))
+@settings(max_examples=30)
+def test_written_projection_data_reads_back_identically(tmp_path_factory, n_rings, max_difference, n_views,
+                                                         n_tangential, arc, storage, seed) -> None:
+    scanner = CylindricalScanner("fuzz", n_rings, 32, 100.0, 5.0, 4.0, 3.0, view_offset_rad=0.01 * seed)
+    differences = [d for d in range(-min(max_difference, n_rings - 1), min(max_difference, n_rings - 1) + 1)]
+    layout = ProjDataLayout(scanner, [(d, d) for d in differences], [n_rings - abs(d) for d in differences],
+                            n_views, n_tangential, arc, storage_order=storage)
+    data = np.random.default_rng(seed).standard_normal(layout.shape).astype(np.float32)
+    folder = tmp_path_factory.mktemp("roundtrip")
+    write_projdata(folder / "p.hs", data, layout)
+    again, layout_again = read_projdata(folder / "p.hs")
+    assert again.tobytes() == data.tobytes()
+    assert repr(layout_again) == repr(layout)
+    # the view offset is written in degrees, so it comes back to 1e-12 rad, not bit for bit
+    assert layout_again.scanner.view_offset_rad == pytest.approx(layout.scanner.view_offset_rad, abs=1e-12)
+    assert dataclasses.replace(layout_again.scanner, view_offset_rad=layout.scanner.view_offset_rad) == layout.scanner
+    np.testing.assert_allclose(layout_again.view_angles_rad(), layout.view_angles_rad(), rtol=0, atol=1e-12)

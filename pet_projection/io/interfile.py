@@ -333,7 +333,7 @@ def write_projdata(path: PathLike, data: np.ndarray, layout: ProjDataLayout) -> 
               f"Average depth of interaction (cm) := {_number(scanner.average_doi_mm / 10.0)}",
               f"Distance between rings (cm) := {_number(scanner.ring_spacing_mm / 10.0)}",
               f"Default bin size (cm) := {_number(scanner.default_bin_size_mm / 10.0)}",
-              f"View offset (degrees) := {_number(math.degrees(scanner.view_offset_rad))}",
+              f"View offset (degrees) := {math.degrees(scanner.view_offset_rad)!r}",  # all digits: an angle
               f"Maximum number of non-arc-corrected bins := {scanner.max_non_arc_corrected_bins}",
               f"Default number of arc-corrected bins := {scanner.default_arc_corrected_bins}"]
     lines += [f"{key} := {value}" for key, value in scanner.details]
