@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--n-train", type=int, default=None, help="training samples")
     parser.add_argument("--n-test", type=int, default=None, help="test samples")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--counts", type=float, default=None,
+                        help="full-dose prompts per slice (default: 1e6 per 128 x 128 slice, scaled to the grid)")
     parser.add_argument("--train-data", default=None, help="allpet simulate folder of training samples")
     parser.add_argument("--test-data", default=None, help="allpet simulate folder of test samples")
     parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda")
@@ -50,6 +52,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               file=sys.stderr)
         return 2
     changes = {key: value for key, value in (("n_train", args.n_train), ("n_test", args.n_test), ("seed", args.seed),
+                                             ("total_counts", args.counts),
                                              ("train_data", args.train_data), ("test_data", args.test_data))
                if value is not None}
     start = time.perf_counter()

@@ -174,3 +174,10 @@ def test_atomic_directory_keeps_old_on_error_and_replaces_on_success(tmp_path):
         (folder / "new.txt").write_text("new")
     assert sorted(p.name for p in out.iterdir()) == ["new.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["report"]
+
+
+def test_default_counts_keep_clinical_counts_per_pixel():
+    # 1e6 counts on a 128 x 128 slice: 62,500 on the demo's 32 x 32 grid, 1e6 again at 128
+    assert PipelineConfig(size=32).counts == 62_500.0
+    assert PipelineConfig(size=128).simulation_config().total_counts == 1e6
+    assert PipelineConfig(size=32, total_counts=2e4).simulation_config().counts == 2e4
