@@ -1,7 +1,7 @@
 """``allpet demo``: simulate, train the tiny LDM for one task, sample, reconstruct, evaluate, write ``report/``.
 
 The default scale (:class:`~tasks.pipeline.PipelineConfig` defaults: 128
-training and 16 test brain slices of 32 x 32 pixels, 32 views, 1,000 training
+training and 16 test brain slices of 32 x 32 pixels, 32 views, 2,300 training
 steps) runs in minutes on a 2-core CPU; ``quick`` is the CI size. The
 report folder is written atomically (:func:`tasks.outputs.atomic_directory`):
 a failed or interrupted run leaves an earlier report untouched.

@@ -105,8 +105,8 @@ class PipelineConfig:
     use_rmas: bool = True
     rmas_per_example: float = 1.0
     ldm_mode: str = "bridge"
-    autoencoder_steps: int = 300
-    diffusion_steps: int = 700
+    autoencoder_steps: int = 900
+    diffusion_steps: int = 1400
     batch_size: int = 8
     sampler: str = "ddim"
     sampling_steps: int = 25
