@@ -17,6 +17,7 @@ from .masks import (CellGrid, CellSinogramBasis, apply_support, body_support, co
                     soft_radon_mask, split_by_mask)
 from .operators import AdjointOperator, ComposedOperator, DiagonalOperator, LinearOperator
 from .physics import BroadcastDiagonalOperator, GaussianResolution, PETSystemModel, attenuation_factors
+from .projdata import CylindricalScanner, ProjDataLayout
 from .projectors import ListmodeProjector, LORProjector, ParallelBeamProjector, PETSinogramProjector
 from .scanner import RingScannerGeometry, SinogramLayout, lor_endpoints
 from .recon import fbp, mlem, osem
@@ -49,6 +50,9 @@ __all__ = [
     "RingScannerGeometry",
     "SinogramLayout",
     "lor_endpoints",
+    # STIR's cylindrical projection data (read by pet_projection.io)
+    "CylindricalScanner",
+    "ProjDataLayout",
     # Radon mask augmentation (RMAS / DMM) and positive/negative constraints
     "CellGrid",
     "CellSinogramBasis",
