@@ -62,6 +62,14 @@ class DeviceLibrary:
 
         return cuda.to_device(host)
 
+    def astype(self, x: Any, dtype: np.dtype) -> Any:
+        """``x`` converted to the NumPy ``dtype`` (float32 / float64 / bool), on its device."""
+        if self.kind == "torch":
+            return x.to(getattr(sys.modules["torch"], np.dtype(dtype).name))
+        if self.kind == "cupy":
+            return x.astype(dtype)
+        raise TypeError("numba device arrays have no dtype conversion; pass a CuPy array or a torch CUDA tensor")
+
     def max_abs(self, x: Any) -> float:
         """``max |x|`` as a Python float (synchronises with the device)."""
         if self.kind == "torch":

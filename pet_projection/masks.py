@@ -40,6 +40,7 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
 import numpy as np
 
 from .arrays import to_numpy
+from .device import DeviceLibrary, is_device_array
 from .geometry import ParallelBeamGeometry, positive_int
 from .grid import ImageGrid, length_mm
 from .operators import LinearOperator
@@ -376,16 +377,42 @@ class CellSinogramBasis:
         self.out_shape = tuple(projector.out_shape)
         self.matrix = projector(cells.cell_images(dtype)).reshape(cells.n_cells, -1)
         self.matrix.setflags(write=False)
+        self._device_matrices: dict[str, Any] = {}
 
-    def projections(self, activity: Any) -> np.ndarray:
-        """Projection of the union of active cells, ``(..., *out_shape)`` for ``activity`` ``(..., n_cells)``, mm."""
+    def projections(self, activity: Any) -> Any:
+        """Projection of the union of active cells, ``(..., *out_shape)`` for ``activity`` ``(..., n_cells)``, mm.
+
+        ``activity`` may be a NumPy array (0/1 or bool, checked) or a GPU array,
+        a CuPy array or a torch CUDA tensor, where any non-zero value counts as
+        active (not checked, which would synchronise with the device). A GPU
+        activity is multiplied on its device with a copy of the basis kept
+        there after the first call, and the result has its type and device.
+        """
+        if is_device_array(activity):
+            return self._device_projections(activity)
         active = self.cells._activity(activity)
         values = active.reshape(-1, self.cells.n_cells).astype(self.matrix.dtype) @ self.matrix
         return values.reshape(active.shape[:-1] + self.out_shape)
 
-    def masks(self, activity: Any) -> np.ndarray:
-        """Binary sinogram masks (bool) of the unions of active cells, ``(..., *out_shape)``."""
+    def masks(self, activity: Any) -> Any:
+        """Binary sinogram masks (bool) of the unions of active cells, ``(..., *out_shape)``; types as in
+        :meth:`projections`."""
         return self.projections(activity) > self.threshold_mm
+
+    def _device_projections(self, activity: Any) -> Any:
+        library = DeviceLibrary(activity)
+        if library.kind == "numba":
+            raise TypeError("activity is a numba device array; pass a CuPy array or a torch CUDA tensor (a matrix "
+                            "product is needed)")
+        shape = tuple(activity.shape)
+        if len(shape) < 1 or shape[-1] != self.cells.n_cells:
+            raise ValueError(f"activity must have shape (..., n_cells={self.cells.n_cells}), got {shape}")
+        key = f"{library.kind}:{activity.device}"
+        if key not in self._device_matrices:
+            self._device_matrices[key] = library.asarray(np.asarray(self.matrix))
+        matrix = self._device_matrices[key]
+        active = library.astype(activity.reshape(-1, self.cells.n_cells) != 0, self.matrix.dtype)
+        return (active @ matrix).reshape(shape[:-1] + self.out_shape)
 
 
 # ----------------------------------------------------------------------------- random shapes

@@ -203,6 +203,36 @@ def test_cell_basis_equals_direct_projection() -> None:
     assert np.all(np.abs(direct[differ] - fast.threshold_mm) <= 1e-5 * direct.max())
 
 
+def test_cell_basis_on_a_bare_device_array_names_the_problem() -> None:
+    class BareDeviceArray:  # exposes only __cuda_array_interface__, like a numba device array
+        __cuda_array_interface__ = {"shape": (2, CELLS.n_cells), "typestr": "<f4", "data": (0, False), "version": 3}
+
+    with pytest.raises(TypeError, match="CuPy array or a torch CUDA tensor"):
+        CellSinogramBasis(CELLS, PROJECTOR).masks(BareDeviceArray())
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("library", ["torch", "cupy"])
+def test_cell_basis_on_the_gpu_equals_the_cpu(library: str) -> None:
+    if library == "torch":
+        torch = pytest.importorskip("torch")
+        if not torch.cuda.is_available():
+            pytest.skip("torch has no CUDA device")
+        to_device, to_host = (lambda a: torch.as_tensor(a, device="cuda")), (lambda a: a.cpu().numpy())
+    else:
+        cupy = pytest.importorskip("cupy", reason="CuPy is not installed")
+        to_device, to_host = cupy.asarray, cupy.asnumpy
+    basis = CellSinogramBasis(CELLS, PROJECTOR, dtype=np.float64)
+    activity = CELLS.sample_activity(32, 3, "clustered", (1, 25)).reshape(4, 8, CELLS.n_cells)
+    projections = basis.projections(to_device(activity))
+    assert projections.shape == (4, 8) + PROJECTOR.out_shape
+    np.testing.assert_allclose(to_host(projections), basis.projections(activity), rtol=1e-12, atol=1e-12)
+    masks = basis.masks(to_device(activity))
+    assert to_host(masks).dtype == np.bool_
+    with pytest.raises(ValueError, match="n_cells"):
+        basis.masks(to_device(activity[..., :-1]))
+
+
 def test_cell_masks_are_deterministic() -> None:
     first = CELLS.sample(4, 11, "clustered", (2, 6))
     again = CELLS.sample(4, np.random.default_rng(11), "clustered", (2, 6))

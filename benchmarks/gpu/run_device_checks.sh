@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The GPU checks of ALL-PET in one prepared script, for a lent CUDA machine with no network.
+#
+# Usage (repository root):  bash benchmarks/gpu/run_device_checks.sh [STAGE ...]
+# Stages (default: all, in this order): env tests projectors augmentation ldm suite demo
+#
+# Every stage runs in its own process under `timeout` (seconds below), so a failing or slow stage
+# never stops the next; the log ($OUT/checks.log) and result files go to $OUT (default ./gpu-out). Packages the machine
+# lacks travel as wheels in .gpuwheels/ (ignored by git; fetched with benchmarks/gpu/fetch_wheels.sh)
+# and are unpacked to /tmp/site, which only the stages that need them put on PYTHONPATH.
+set -u
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-$PWD/gpu-out}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 NUMBA_CACHE_DIR=/tmp/allpet-numba MPLBACKEND=Agg NUMBA_ENABLE_CUDASIM=0
+SITE=/tmp/site
+STAGES=${*:-env tests projectors augmentation ldm suite demo}
+
+if [ -d .gpuwheels ] && [ ! -d "$SITE" ]; then
+    mkdir -p "$SITE"
+    for wheel in .gpuwheels/*.whl; do python3 -m zipfile -e "$wheel" "$SITE"; done
+    rm -f "$SITE/nvidia/__init__.py"  # keep nvidia a namespace package, so the machine's CUDA 13 wheels still load
+    if [ -f .gpuwheels/libcufft.so.11 ]; then  # see cufft_stub.c: ASTRA's FP/BP never call cuFFT
+        mkdir -p "$SITE/nvidia/cufft/lib" && cp .gpuwheels/libcufft.so.11 "$SITE/nvidia/cufft/lib/"
+    fi
+fi
+WITH_SITE="$PWD:$SITE"
+
+stage() {  # stage NAME SECONDS COMMAND...: run with a time limit, append its output to $OUT/checks.log
+    local name=$1 seconds=$2 start=$SECONDS log=/tmp/allpet-stage.log
+    shift 2
+    echo "=== $name (limit ${seconds}s)"
+    timeout "$seconds" "$@" >"$log" 2>&1
+    local status=$?
+    { echo "=== $name: exit $status after $((SECONDS - start))s"; cat "$log"; } >>"$OUT/checks.log"
+    echo "=== $name: exit $status after $((SECONDS - start))s"
+    tail -n 25 "$log"
+}
+
+for name in $STAGES; do
+    case $name in
+    env)
+        nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv
+        PYTHONPATH=$WITH_SITE stage env 90 python3 benchmarks/gpu/env_check.py
+        ;;
+    tests)  # the CUDA paths: kernels, dispatch, torch bridge, GPU-marked tests anywhere
+        PYTHONPATH=$WITH_SITE stage tests 120 python3 -m pytest -q -p no:cacheprovider -n 8 \
+            tests/test_cuda.py tests/test_cuda_dispatch.py tests/test_torch.py tests/test_masks.py \
+            tests/test_operators.py tests/test_bad_input.py
+        ;;
+    projectors)
+        PYTHONPATH=$WITH_SITE stage projectors 100 python3 -m benchmarks.bench_projectors_gpu --repeat 10 \
+            --out "$OUT/projectors_gpu.json"
+        ;;
+    augmentation)
+        PYTHONPATH=$WITH_SITE stage augmentation 60 python3 -m benchmarks.bench_augmentation_gpu --repeat 5 \
+            --out "$OUT/augmentation_gpu.json"
+        ;;
+    ldm)
+        PYTHONPATH=$WITH_SITE stage ldm 150 python3 -m benchmarks.bench_ldm_memory --device cuda --quick \
+            --out "$OUT/ldm_memory_gpu.json"
+        ;;
+    suite)  # everything else the machine can run (viewer and browser tests skip: no flask/playwright there)
+        PYTHONPATH=$WITH_SITE stage suite 240 python3 -m pytest -q -p no:cacheprovider -n 14 -x
+        ;;
+    demo)  # the low-dose demo on the GPU, CI-sized
+        PYTHONPATH=$WITH_SITE stage demo 240 python3 -m pet_projection.cli demo --quick --device cuda \
+            --out /tmp/allpet-demo --no-progress && cp /tmp/allpet-demo/*.csv "$OUT/"
+        ;;
+    *)
+        echo "unknown stage $name" && exit 2
+        ;;
+    esac
+done
