@@ -52,7 +52,7 @@ class DeviceLibrary:
     def asarray(self, host: np.ndarray) -> Any:
         """Copy a host array to this library's device (weights, tables)."""
         if self.kind == "torch":
-            return sys.modules["torch"].as_tensor(host, device=self.like.device)
+            return sys.modules["torch"].tensor(host, device=self.like.device)  # a copy: host may be read-only
         if self.kind == "cupy":
             import cupy
 
@@ -69,6 +69,14 @@ class DeviceLibrary:
         if self.kind == "cupy":
             return x.astype(dtype)
         raise TypeError("numba device arrays have no dtype conversion; pass a CuPy array or a torch CUDA tensor")
+
+    def kernel_copy(self, host: np.ndarray) -> Any:
+        """A numba-cuda view of a device copy of ``host`` owned by this library (tables passed to kernels)."""
+        if self.kind == "numba":
+            from numba import cuda
+
+            return cuda.to_device(host)
+        return view(self.asarray(host))
 
     def max_abs(self, x: Any) -> float:
         """``max |x|`` as a Python float (synchronises with the device)."""

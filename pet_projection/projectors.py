@@ -181,6 +181,49 @@ class _SegmentProjector(LinearOperator):
         cpu.back(y.reshape(self._ray_shape(n_images)), self.grid.n_voxels, self._rays, self._tof, buffers, images)
         return images.reshape(batch + self.in_shape)
 
+    def _device_tables(self, library: Any) -> tuple[Any, Any]:
+        """The ray set and TOF bins with their arrays on ``library``'s device (copied once per device)."""
+        key = (library.kind, str(getattr(library.like, "device", "")))
+        cache = self.__dict__.setdefault("_device_table_cache", {})
+        if key not in cache:
+            cache[key] = (_on_device(self._rays, library), None if self._tof is None else _on_device(self._tof, library))
+        return cache[key]
+
+    def _apply_device(self, x: Any) -> Any:
+        from . import device
+        from .kernels import cuda as kernels
+
+        library = device.DeviceLibrary(x)
+        batch = tuple(x.shape[:len(x.shape) - self.grid.ndim])
+        dtype = np.dtype(x.__cuda_array_interface__["typestr"])
+        out = library.empty(self._ray_shape(math.prod(batch)), dtype)
+        stream = library.stream()
+        if self._tof is not None:  # the TOF kernels add into their bins
+            kernels.fill_zero(device.view(out.reshape(-1)), stream)
+        rays, tof = self._device_tables(library)
+        kernels.segment_forward(device.view(x.reshape(-1)), self.grid.n_voxels, rays, tof, device.view(out), stream)
+        return out.reshape(batch + self.out_shape)
+
+    def _adjoint_device(self, y: Any) -> Any:
+        from . import device
+        from .kernels import cuda as kernels
+
+        library = device.DeviceLibrary(y)
+        batch = tuple(y.shape[:len(y.shape) - len(self.out_shape)])
+        n_images = math.prod(batch)
+        dtype = np.dtype(y.__cuda_array_interface__["typestr"])
+        out = library.empty((n_images * self.grid.n_voxels,), dtype)
+        rays, tof = self._device_tables(library)
+        kernels.segment_back(device.view(y.reshape(self._ray_shape(n_images))), library.max_abs(y), self.grid.n_voxels,
+                             rays, tof, device.view(out), library.stream())
+        return out.reshape(batch + self.in_shape)
+
+
+def _on_device(table: tuple, library: Any) -> tuple:
+    """A kernel named tuple (ray set, TOF bins) with every NumPy array field copied to ``library``'s device."""
+    return table._replace(**{name: library.kernel_copy(value) for name, value in table._asdict().items()
+                             if isinstance(value, np.ndarray)})
+
 
 def _tof_bins(tof: Any, event_bins: np.ndarray | None = None) -> TOFBins:
     if not isinstance(tof, TOFParameters):
@@ -234,43 +277,6 @@ class LORProjector(_SegmentProjector):
         self.out_shape = lor_shape
         self._n_rays = math.prod(lor_shape)
         self._rays = LORRays(*_grid_rays(grid), xstart, xend)
-        self._device_ray_sets: dict[tuple[str, str], LORRays] = {}
-
-    def _device_rays(self, library: Any) -> LORRays:
-        """The ray set with endpoint arrays on ``library``'s device (copied once per device)."""
-        from . import device
-
-        key = (library.kind, str(getattr(library.like, "device", "")))
-        if key not in self._device_ray_sets:
-            self._device_ray_sets[key] = self._rays._replace(xstart=device.view(library.asarray(self._rays.xstart)),
-                                                             xend=device.view(library.asarray(self._rays.xend)))
-        return self._device_ray_sets[key]
-
-    def _apply_device(self, x: Any) -> Any:
-        from . import device
-        from .kernels import cuda as kernels
-
-        library = device.DeviceLibrary(x)
-        batch = tuple(x.shape[:len(x.shape) - self.grid.ndim])
-        dtype = np.dtype(x.__cuda_array_interface__["typestr"])
-        out = library.empty((math.prod(batch), self._n_rays), dtype)
-        kernels.lor_forward(device.view(x.reshape(-1)), self.grid.n_voxels, self._device_rays(library),
-                            device.view(out), library.stream())
-        return out.reshape(batch + self.out_shape)
-
-    def _adjoint_device(self, y: Any) -> Any:
-        from . import device
-        from .kernels import cuda as kernels
-
-        library = device.DeviceLibrary(y)
-        batch = tuple(y.shape[:len(y.shape) - len(self.out_shape)])
-        n_images = math.prod(batch)
-        dtype = np.dtype(y.__cuda_array_interface__["typestr"])
-        out = library.empty((n_images * self.grid.n_voxels,), dtype)
-        kernels.lor_back(device.view(y.reshape(n_images, self._n_rays)), library.max_abs(y), self.grid.n_voxels,
-                         self._device_rays(library), device.view(out), library.stream())
-        return out.reshape(batch + self.in_shape)
-
 
     def __repr__(self) -> str:
         return f"LORProjector(grid={self.grid!r}, n_lors={self._n_rays}, lor_shape={self.out_shape})"
@@ -389,16 +395,6 @@ class ListmodeProjector(LORProjector):
             self.tof_bin = np.ascontiguousarray(bins, dtype=np.int64)
             self._tof = _tof_bins(tof, self.tof_bin)
             self._n_values = 1  # one TOF value per event: the kernels' (n_events, 1) axis is reshaped away
-
-    def _apply_device(self, x: Any) -> Any:
-        if self.tof is not None:
-            raise TypeError("TOF listmode projection has no CUDA implementation yet; pass a host array")
-        return super()._apply_device(x)
-
-    def _adjoint_device(self, y: Any) -> Any:
-        if self.tof is not None:
-            raise TypeError("TOF listmode projection has no CUDA implementation yet; pass a host array")
-        return super()._adjoint_device(y)
 
     def __repr__(self) -> str:
         return f"ListmodeProjector(grid={self.grid!r}, n_events={self._n_rays}, tof={self.tof!r})"

@@ -16,7 +16,11 @@ from hypothesis import strategies as st
 
 cuda = pytest.importorskip("numba.cuda", reason="numba-cuda is not installed")
 
-from pet_projection import ImageGrid, LORProjector, ParallelBeamGeometry, ParallelBeamProjector  # noqa: E402
+from pet_projection import (ImageGrid, ListmodeProjector, LORProjector, ParallelBeamGeometry,  # noqa: E402
+                            ParallelBeamProjector, PETSinogramProjector, RingScannerGeometry, SinogramLayout,
+                            TOFParameters)
+from pet_projection.device import DeviceLibrary  # noqa: E402
+from pet_projection.projectors import _on_device  # noqa: E402
 from pet_projection.kernels import cuda as cuda_kernels  # noqa: E402
 
 SIMULATED = bool(numba.config.ENABLE_CUDASIM)
@@ -87,25 +91,54 @@ def test_large_problem_on_the_gpu_matches_cpu() -> None:
     assert np.array_equal(cuda_back(op, y), cuda_back(op, y))
 
 
-def device_lor_rays(op: LORProjector):
-    return op._rays._replace(xstart=cuda.to_device(op._rays.xstart), xend=cuda.to_device(op._rays.xend))
+def small_scanner(n_rings: int = 2) -> RingScannerGeometry:
+    """12 sides x 3 crystals (36 per ring) of 4 mm at 60 mm radius."""
+    return RingScannerGeometry(radius_mm=60.0, n_sides=12, crystals_per_side=3, crystal_spacing_mm=4.0,
+                               ring_positions_mm=(np.arange(n_rings) - (n_rings - 1) / 2) * 4.0)
 
 
-@settings(max_examples=8)
-@given(st.integers(0, 2**32 - 1), st.sampled_from([(1, 5, 6), (3, 4, 5)]))
-def test_cuda_lor_equals_cpu_and_fixed_point_back_projection_is_the_adjoint(seed: int, shape: tuple) -> None:
-    rng = np.random.default_rng(seed)
+def segment_projectors(kind: str, rng: np.random.Generator, shape: tuple):
+    """Tiny segment projectors of every kind (the simulator runs each ray as a Python thread)."""
     grid = ImageGrid(shape, (1.5, 1.0, 0.8), origin_mm=(0.2, -0.3, 0.1))
-    op = LORProjector(grid, rng.uniform(-6, 6, (20, 3)), rng.uniform(-6, 6, (20, 3)))
-    x = rng.standard_normal((2,) + shape)
-    y = rng.standard_normal((2, 20))
-    out = cuda.device_array((2, 20))
-    cuda_kernels.lor_forward(cuda.to_device(x.reshape(-1)), grid.n_voxels, device_lor_rays(op), out)
-    forward = out.copy_to_host()
-    np.testing.assert_allclose(forward, op(x), rtol=1e-12, atol=1e-12)
-    back_device = cuda.device_array(2 * grid.n_voxels)
-    cuda_kernels.lor_back(cuda.to_device(y), float(np.abs(y).max()), grid.n_voxels, device_lor_rays(op), back_device)
-    back = back_device.copy_to_host().reshape((2,) + shape)
+    tof = TOFParameters(n_bins=5, bin_width_mm=3.0, fwhm_mm=4.0)
+    starts, ends = rng.uniform(-6, 6, (20, 3)), rng.uniform(-6, 6, (20, 3))
+    if kind == "lor":
+        return LORProjector(grid, starts, ends)
+    if kind == "listmode-tof":
+        return ListmodeProjector(grid, starts, ends, tof_bin=rng.integers(0, 5, 20), tof=tof)
+    pet_grid = ImageGrid((2, 8, 8), (4.0, 6.0, 6.0))
+    layout = SinogramLayout(small_scanner(), span=1, n_radial=9)
+    if kind == "sinogram":
+        return PETSinogramProjector(layout, pet_grid, views=[0, 7])
+    return PETSinogramProjector(layout, pet_grid, views=[3], tof=TOFParameters(n_bins=3, bin_width_mm=40.0,
+                                                                              fwhm_mm=30.0))
+
+
+def cuda_segment_projections(op, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Forward of ``x`` and back projection of ``y`` (batches of 2) by the segment kernels, on numba arrays."""
+    library = DeviceLibrary(cuda.to_device(np.zeros(1)))
+    rays, tof = _on_device(op._rays, library), (None if op._tof is None else _on_device(op._tof, library))
+    out = cuda.to_device(np.zeros(op._ray_shape(2)))
+    cuda_kernels.segment_forward(cuda.to_device(x.reshape(-1)), op.grid.n_voxels, rays, tof, out)
+    back = cuda.device_array(2 * op.grid.n_voxels)
+    cuda_kernels.segment_back(cuda.to_device(y.reshape(op._ray_shape(2))), float(np.abs(y).max()), op.grid.n_voxels,
+                              rays, tof, back)
+    return out.copy_to_host().reshape(y.shape), back.copy_to_host().reshape(x.shape)
+
+
+@settings(max_examples=4)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([(1, 5, 6), (3, 4, 5)]),
+       st.sampled_from(["lor", "listmode-tof", "sinogram", "sinogram-tof"]))
+def test_cuda_segments_equal_cpu_and_fixed_point_back_projection_is_the_adjoint(seed: int, shape: tuple,
+                                                                                kind: str) -> None:
+    rng = np.random.default_rng(seed)
+    op = segment_projectors(kind, rng, shape)
+    x = rng.standard_normal((2,) + op.in_shape)
+    y = rng.standard_normal((2,) + op.out_shape)
+    forward, back = cuda_segment_projections(op, x, y)
+    reference = op(x)
+    assert np.any(reference != 0.0)
+    np.testing.assert_allclose(forward, reference, rtol=1e-12, atol=1e-12)
     # fixed point: each contribution is exact to 2**-62 * n_rays * max|y| * max step, far below float64 needs here
     np.testing.assert_allclose(back, op.H(y), rtol=1e-12, atol=1e-12)
     assert abs(np.vdot(forward, y) - np.vdot(x, back)) <= 1e-12 * np.linalg.norm(forward) * np.linalg.norm(y)

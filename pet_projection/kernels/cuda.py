@@ -17,13 +17,17 @@ The view constants come from the CPU's table of
 :func:`~.joseph.parallel_beam_view` (``n_views x 5`` numbers), so CPU and GPU
 share every formula.
 
-Segments (``LORProjector``): one thread per ray through :func:`~.joseph.trace_ray`,
-the same function as the CPU. The back projection scatters with atomic adds
-into an int64 *fixed-point* accumulator: integer addition is associative, so
-the result does not depend on the order in which threads add, and the bits are
-the same on every run. The scale is chosen per call so that no voxel sum can
-overflow (see :func:`fixed_point_scale`); the quantisation error of each
-contribution is below ``2**-62 * n_rays * max|y| * max step`` in absolute terms.
+Segments (``LORProjector``, ``ListmodeProjector``, ``PETSinogramProjector``,
+with or without TOF): one thread per ray through :func:`~.joseph.project_ray`
+and :func:`~.joseph.back_project_ray`, the very functions the CPU drivers call,
+given the projector's ray set and TOF bins (named tuples whose arrays are on
+the device). The back projection scatters with atomic adds into an int64
+*fixed-point* accumulator: integer addition is associative, so the result does
+not depend on the order in which threads add, and the bits are the same on
+every run. The ray values are first multiplied by a power of two (exact) chosen
+per call so that no voxel sum can overflow (see :func:`fixed_point_scale`); the
+quantisation error of each contribution is below ``2**-62 * n_rays * max|y| *
+max step`` in absolute terms.
 """
 
 from __future__ import annotations
@@ -32,9 +36,8 @@ import math
 
 import numpy as np
 from numba import config, cuda
-from numba.extending import register_jitable
 
-from .joseph import LORRays, bins_within, interpolate_edge, plane_position, scatter_add, trace_ray
+from .joseph import back_project_ray, bins_within, interpolate_edge, plane_position, project_ray, scatter_add
 
 if not config.ENABLE_CUDASIM:  # the simulator runs the locked Python scatter_add instead
     from numba.cuda.extending import overload
@@ -45,7 +48,8 @@ if not config.ENABLE_CUDASIM:  # the simulator runs the locked Python scatter_ad
             cuda.atomic.add(array, index, np.int64(round(value)))
         return atomic_fixed_point_add
 
-THREADS_PER_BLOCK = 256
+# The simulator runs every thread of a block as a Python thread: small blocks keep its tiny test launches quick.
+THREADS_PER_BLOCK = 32 if config.ENABLE_CUDASIM else 256
 
 
 @cuda.jit
@@ -94,34 +98,47 @@ def _parallel_beam_back(sinograms, table, slices):
     slices[n, i, j] = acc
 
 
-@register_jitable
-def _lor_rays(shape, spacing, offsets, xstart, xend):
-    """A :class:`~.joseph.LORRays` built on the device (kernels take its parts as arguments)."""
-    return LORRays(shape[0], shape[1], shape[2], spacing[0], spacing[1], spacing[2],
-                   offsets[0], offsets[1], offsets[2], xstart, xend)
+@cuda.jit
+def _segment_forward(images, n_voxels, rays, out):
+    n_images, n_rays = out.shape[0], out.shape[1]
+    w = cuda.grid(1)
+    if w < n_images * n_rays:
+        n = w // n_rays
+        project_ray(images, n * n_voxels, w - n * n_rays, rays, None, out, n)
 
 
 @cuda.jit
-def _lor_forward(images, n_voxels, shape, spacing, offsets, xstart, xend, out):
-    n_images, n_rays = out.shape
+def _segment_forward_tof(images, n_voxels, rays, tof, out):
+    n_images, n_rays = out.shape[0], out.shape[1]
     w = cuda.grid(1)
-    if w >= n_images * n_rays:
-        return
-    n = w // n_rays
-    out[n, w % n_rays] = trace_ray(images, n * n_voxels, w % n_rays, _lor_rays(shape, spacing, offsets, xstart, xend),
-                                   0.0, False)
+    if w < n_images * n_rays:
+        n = w // n_rays
+        project_ray(images, n * n_voxels, w - n * n_rays, rays, tof, out, n)
 
 
 @cuda.jit
-def _lor_back_fixed_point(sinograms, scale, n_voxels, shape, spacing, offsets, xstart, xend, accumulator):
-    n_images, n_rays = sinograms.shape
+def _segment_back(scaled, n_voxels, rays, accumulator):
+    n_images, n_rays = scaled.shape[0], scaled.shape[1]
     w = cuda.grid(1)
-    if w >= n_images * n_rays:
-        return
-    n = w // n_rays
-    value = sinograms[n, w % n_rays] * scale
-    if value != 0.0:
-        trace_ray(accumulator, n * n_voxels, w % n_rays, _lor_rays(shape, spacing, offsets, xstart, xend), value, True)
+    if w < n_images * n_rays:
+        n = w // n_rays
+        back_project_ray(accumulator, n * n_voxels, w - n * n_rays, rays, None, scaled, n)
+
+
+@cuda.jit
+def _segment_back_tof(scaled, n_voxels, rays, tof, accumulator):
+    n_images, n_rays = scaled.shape[0], scaled.shape[1]
+    w = cuda.grid(1)
+    if w < n_images * n_rays:
+        n = w // n_rays
+        back_project_ray(accumulator, n * n_voxels, w - n * n_rays, rays, tof, scaled, n)
+
+
+@cuda.jit
+def _scaled_copy(source, scale, out):
+    p = cuda.grid(1)
+    if p < out.size:
+        out[p] = source[p] * scale
 
 
 @cuda.jit
@@ -151,6 +168,11 @@ def fixed_point_scale(max_abs_value: float, n_rays: int, max_step_mm: float) -> 
     return 2.0 ** np.floor(62.0 - np.log2(bound))
 
 
+def fill_zero(array, stream=0) -> None:
+    """Zero a flat device array."""
+    _fill_zero[_blocks(array.size), THREADS_PER_BLOCK, stream](array)
+
+
 def _blocks(n_threads: int) -> int:
     return max(1, -(-n_threads // THREADS_PER_BLOCK))
 
@@ -169,24 +191,36 @@ def parallel_beam_back(sinograms, table, slices, stream=0) -> None:
     _parallel_beam_back[_blocks(slices.size), THREADS_PER_BLOCK, stream](sinograms, table, slices)
 
 
-def lor_forward(images, n_voxels, rays: LORRays, out, stream=0) -> None:
-    """Project flat device images ``(n_images * n_voxels,)`` into ``out`` ``(n_images, n_rays)``.
+def segment_forward(images, n_voxels, rays, tof, out, stream=0) -> None:
+    """Project flat device images ``(n_images * n_voxels,)`` into ``out``.
 
-    ``rays`` holds the grid numbers and device endpoint arrays ``(n_rays, 3)``.
+    ``rays`` is a segment ray set (:class:`~.joseph.LORRays`,
+    :class:`~.joseph.PETSinogramRays`) and ``tof`` None or
+    :class:`~.joseph.TOFBins`, their arrays on the device. ``out`` is
+    ``(n_images, n_rays)``, or with TOF ``(n_images, n_rays, n_out)`` and zero.
     """
-    _lor_forward[_blocks(out.size), THREADS_PER_BLOCK, stream](
-        images, n_voxels, rays[0:3], rays[3:6], rays[6:9], rays.xstart, rays.xend, out)
+    if tof is None:
+        _segment_forward[_blocks(out.shape[0] * out.shape[1]), THREADS_PER_BLOCK, stream](images, n_voxels, rays, out)
+    else:
+        _segment_forward_tof[_blocks(out.shape[0] * out.shape[1]), THREADS_PER_BLOCK, stream](
+            images, n_voxels, rays, tof, out)
 
 
-def lor_back(sinograms, max_abs_value: float, n_voxels, rays: LORRays, out, stream=0) -> None:
-    """Back project device ``sinograms`` ``(n_images, n_rays)`` into flat ``out`` ``(n_images * n_voxels,)``.
+def segment_back(sinograms, max_abs_value: float, n_voxels, rays, tof, out, stream=0) -> None:
+    """Back project device ``sinograms`` ``(n_images, n_rays[, n_out])`` into flat ``out`` ``(n_images * n_voxels,)``.
 
-    ``max_abs_value`` is ``max |sinograms|`` (it sets the fixed-point scale).
+    ``max_abs_value`` is ``max |sinograms|`` (it sets the fixed-point scale);
+    ``rays`` and ``tof`` as in :func:`segment_forward`.
     """
     max_step_mm = float(np.sqrt(rays.dz**2 + rays.dy**2 + rays.dx**2)) * 2.0
     scale = fixed_point_scale(max_abs_value, sinograms.shape[1], max_step_mm)
+    scaled = cuda.device_array(sinograms.shape, dtype=sinograms.dtype, stream=stream)
+    _scaled_copy[_blocks(scaled.size), THREADS_PER_BLOCK, stream](sinograms.reshape(-1), scale, scaled.reshape(-1))
     accumulator = cuda.device_array(out.size, dtype=np.int64, stream=stream)
-    _fill_zero[_blocks(accumulator.size), THREADS_PER_BLOCK, stream](accumulator)
-    _lor_back_fixed_point[_blocks(sinograms.size), THREADS_PER_BLOCK, stream](
-        sinograms, scale, n_voxels, rays[0:3], rays[3:6], rays[6:9], rays.xstart, rays.xend, accumulator)
+    fill_zero(accumulator, stream)
+    threads = _blocks(sinograms.shape[0] * sinograms.shape[1])
+    if tof is None:
+        _segment_back[threads, THREADS_PER_BLOCK, stream](scaled, n_voxels, rays, accumulator)
+    else:
+        _segment_back_tof[threads, THREADS_PER_BLOCK, stream](scaled, n_voxels, rays, tof, accumulator)
     _from_fixed_point[_blocks(out.size), THREADS_PER_BLOCK, stream](accumulator, scale, out)

@@ -60,6 +60,20 @@ LORRays.__doc__ = """Segments between endpoint pairs ``xstart[r]``, ``xend[r]`` 
 _SIMULATOR_LOCK = threading.Lock()
 
 
+def inlined_on_cpu(fn):
+    """``register_jitable`` for every target, plus an inlined overload that the CPU prefers.
+
+    Inlining these hot functions into the CPU drivers at the IR level makes
+    them about 1.5x faster. numba-cuda (0.30) mistypes the arguments of
+    IR-inlined third-party functions, so the CUDA target gets the same function
+    as an ordinary call (which NVVM inlines anyway). Numba tries the most
+    specific target first, so the CPU takes the inlined version.
+    """
+    register_jitable(_nrt=False)(fn)
+    overload(fn, target="cpu", jit_options={"_nrt": False}, inline="always", strict=False)(lambda *args: fn)
+    return fn
+
+
 def scatter_add(array, index, value):
     """``array[index] += value``: the one write of the transposed projection.
 
@@ -108,7 +122,7 @@ def _narrow_to_slab(lo, hi, c0, slope, t0, c_min, c_max):
 _INNER_MARGIN = 1e-6
 
 
-@register_jitable(_nrt=False, inline="always")
+@inlined_on_cpu
 def _joseph_frame(nz, ny, nx, dz, dy, dx, k0, i0, j0, k1, i1, j1):
     """Sampling frame of a segment for :func:`joseph_segment` and :func:`joseph_segment_tof`.
 
@@ -154,7 +168,7 @@ def _joseph_frame(nz, ny, nx, dz, dy, dx, k0, i0, j0, k1, i1, j1):
             d0, dd, sd, a0, slope_a, na, sa, b0, slope_b, nb, sb, step_mm, length_mm)
 
 
-@register_jitable(_nrt=False, inline="always")
+@inlined_on_cpu
 def _joseph_sample(image, base, t, inner, d0, sd, a0, slope_a, na, sa, b0, slope_b, nb, sb, value, transpose):
     """Interpolate the image on plane ``t`` at the segment's crossing, or spread ``value`` there (transpose).
 
@@ -189,7 +203,7 @@ def _joseph_sample_call(image, base, t, inner, d0, sd, a0, slope_a, na, sa, b0, 
     return _joseph_sample(image, base, t, inner, d0, sd, a0, slope_a, na, sa, b0, slope_b, nb, sb, value, transpose)
 
 
-@register_jitable(_nrt=False, inline="always")
+@inlined_on_cpu
 def joseph_segment(image, base, nz, ny, nx, dz, dy, dx, k0, i0, j0, k1, i1, j1, value, transpose):
     """Line integral of a flat image block along a segment, or its transpose.
 
@@ -389,7 +403,7 @@ def spread_edge(row, f, n, value):
         row[i + 1] += value * w
 
 
-@register_jitable(_nrt=False, inline="always")
+@inlined_on_cpu
 def segment_mm(image, base, rays, x0, y0, z0, x1, y1, z1, value, transpose):
     """:func:`joseph_segment` between two points in mm, on the grid described by ``rays``' first nine fields."""
     return joseph_segment(image, base, rays.nz, rays.ny, rays.nx, rays.dz, rays.dy, rays.dx,
@@ -397,7 +411,7 @@ def segment_mm(image, base, rays, x0, y0, z0, x1, y1, z1, value, transpose):
                           z1 / rays.dz + rays.ck, y1 / rays.dy + rays.ci, x1 / rays.dx + rays.cj, value, transpose)
 
 
-@register_jitable(_nrt=False, inline="always")
+@inlined_on_cpu
 def lor_segment_mm(r, rays):
     """Endpoints ``(x0, y0, z0, x1, y1, z1)`` (mm) of segment ``r`` of a :class:`LORRays`."""
     xs = rays.xstart
@@ -405,14 +419,14 @@ def lor_segment_mm(r, rays):
     return xs[r, 0], xs[r, 1], xs[r, 2], xe[r, 0], xe[r, 1], xe[r, 2]
 
 
-@register_jitable(_nrt=False, inline="always")
+@inlined_on_cpu
 def lor_ray(image, base, r, rays, value, transpose):
     """Trace segment ``r`` of a :class:`LORRays` through one image block."""
     x0, y0, z0, x1, y1, z1 = lor_segment_mm(r, rays)
     return segment_mm(image, base, rays, x0, y0, z0, x1, y1, z1, value, transpose)
 
 
-@register_jitable(_nrt=False, inline="always")
+@inlined_on_cpu
 def pet_sinogram_segment_mm(r, rays):
     """Endpoints ``(x0, y0, z0, x1, y1, z1)`` (mm) of bin ``r`` (flat, in the layout's axis order) of a :class:`PETSinogramRays`."""
     radial = (r // rays.stride_radial) % rays.n_radial
@@ -423,7 +437,7 @@ def pet_sinogram_segment_mm(r, rays):
             xy[view, radial, 2], xy[view, radial, 3], rays.plane_z[plane, 1])
 
 
-@register_jitable(_nrt=False, inline="always")
+@inlined_on_cpu
 def pet_sinogram_ray(image, base, r, rays, value, transpose):
     """Trace bin ``r`` of a :class:`PETSinogramRays` through one image block."""
     x0, y0, z0, x1, y1, z1 = pet_sinogram_segment_mm(r, rays)

@@ -1,0 +1,109 @@
+"""Compile every CUDA kernel of pet_projection to PTX for a Hopper GPU (sm_90), without a GPU.
+
+Numba's CUDA simulator runs the kernels as Python, so it cannot tell whether
+they type-check and lower for a real device; this script does, with NVVM and
+NVRTC on the machine and no driver. numba-cuda asks the current device for its
+compute capability when it compiles device functions, so a stand-in device is
+installed first. Run with ``NUMBA_ENABLE_CUDASIM=0``; prints one line per
+kernel and exits 0 when all compile, 1 when one fails, 2 (with the reason) when
+the CUDA compiler libraries are missing.
+
+Usage::
+
+    NUMBA_ENABLE_CUDASIM=0 python tests/compile_cuda_kernels.py
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+COMPUTE_CAPABILITY = (9, 0)
+
+
+class _Hopper:
+    compute_capability = COMPUTE_CAPABILITY
+
+
+def _prepare() -> None:
+    import numba.cuda.dispatcher as dispatcher
+    from numba.cuda.cudadrv import nvvm
+
+    dispatcher.get_current_device = _Hopper  # called as get_current_device().compute_capability
+    nvvm.NVVM()  # raises when libNVVM is missing
+
+
+def _cases() -> list[tuple[str, object, tuple]]:
+    from numba import typeof, types
+
+    from pet_projection import (ImageGrid, ListmodeProjector, LORProjector, PETSinogramProjector,
+                                RingScannerGeometry, SinogramLayout, TOFParameters)
+    from pet_projection.kernels import cuda as kernels
+
+    grid = ImageGrid((2, 4, 4), 1.0)
+    scanner = RingScannerGeometry(radius_mm=60.0, n_sides=12, crystals_per_side=3, crystal_spacing_mm=4.0,
+                                  ring_positions_mm=(-2.0, 2.0))
+    tof = TOFParameters(n_bins=3, bin_width_mm=40.0, fwhm_mm=30.0)
+    ends = np.zeros((2, 3)), np.ones((2, 3))
+    projectors = {"lor": LORProjector(grid, *ends),
+                  "listmode-tof": ListmodeProjector(grid, *ends, tof_bin=[0, 1], tof=tof),
+                  "sinogram": PETSinogramProjector(SinogramLayout(scanner), grid),
+                  "sinogram-tof": PETSinogramProjector(SinogramLayout(scanner), grid, tof=tof)}
+    cases = []
+    for dtype in (types.float32, types.float64):
+        a1, a2, a3 = dtype[::1], dtype[:, ::1], dtype[:, :, ::1]
+        table = types.float64[:, ::1]
+        cases += [(f"parallel_beam_forward {dtype}", kernels._parallel_beam_forward, (a3, a3, table, a3)),
+                  (f"parallel_beam_back {dtype}", kernels._parallel_beam_back, (a3, table, a3)),
+                  (f"scaled_copy {dtype}", kernels._scaled_copy, (a1, types.float64, a1)),
+                  (f"fill_zero {dtype}", kernels._fill_zero, (a1,)),
+                  (f"from_fixed_point {dtype}", kernels._from_fixed_point, (types.int64[::1], types.float64, a1))]
+        for name, op in projectors.items():
+            rays = typeof(op._rays)
+            if op._tof is None:
+                cases += [(f"segment_forward {name} {dtype}", kernels._segment_forward, (a1, types.int64, rays, a2)),
+                          (f"segment_back {name} {dtype}", kernels._segment_back,
+                           (a2, types.int64, rays, types.int64[::1]))]
+            else:
+                tof_bins = typeof(op._tof)
+                cases += [(f"segment_forward {name} {dtype}", kernels._segment_forward_tof,
+                           (a1, types.int64, rays, tof_bins, a3)),
+                          (f"segment_back {name} {dtype}", kernels._segment_back_tof,
+                           (a3, types.int64, rays, tof_bins, types.int64[::1]))]
+    return cases
+
+
+def main() -> int:
+    from numba import config
+
+    if config.ENABLE_CUDASIM:
+        print("run with NUMBA_ENABLE_CUDASIM=0: the simulator compiles nothing")
+        return 2
+    try:
+        _prepare()
+    except Exception as error:  # the compiler libraries are optional on CPU machines
+        print(f"no CUDA compiler here: {type(error).__name__}: {error}")
+        return 2
+    from numba import cuda
+
+    failed = 0
+    for name, kernel, signature in _cases():
+        start = time.perf_counter()
+        try:
+            ptx, _ = cuda.compile_ptx(kernel.py_func, signature, cc=COMPUTE_CAPABILITY)
+        except Exception as error:
+            if "Failure finding" in str(error) or "libdevice" in str(error).lower():
+                print(f"no CUDA compiler here: {type(error).__name__}: {error}")
+                return 2
+            failed += 1
+            print(f"FAILED {name}: {type(error).__name__}: {str(error)[:2000]}")
+            continue
+        atomics = " (64-bit atomics)" if "atom.global.add.u64" in ptx else ""
+        print(f"ok {name}: {len(ptx)} bytes of PTX in {time.perf_counter() - start:.1f} s{atomics}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
