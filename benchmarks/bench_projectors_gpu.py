@@ -115,6 +115,31 @@ def _bandwidth(name: str) -> Optional[float]:
     return next((value for key, value in NOMINAL_BANDWIDTH.items() if key in name), None)
 
 
+def _previous_kernels(projector: Any, image: Any, sinogram: Any) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """The first measured CUDA kernels (``benchmarks/gpu/previous_kernels.py``) on the same operands."""
+    import torch
+    from numba import cuda
+
+    from benchmarks.gpu import previous_kernels
+
+    ny, nx = projector.in_shape[-2:]
+    table = cuda.to_device(projector._table)
+    slices = image.reshape(-1, ny, nx)
+    out = torch.empty(sinogram.shape, dtype=image.dtype, device=image.device)
+    back = torch.empty(slices.shape, dtype=image.dtype, device=image.device)
+
+    def stream() -> Any:
+        return cuda.external_stream(torch.cuda.current_stream().cuda_stream)
+
+    def forward() -> None:
+        transposed = slices.transpose(1, 2).contiguous()
+        previous_kernels.forward(cuda.as_cuda_array(slices), cuda.as_cuda_array(transposed), table,
+                                 cuda.as_cuda_array(out), stream())
+
+    return forward, lambda: previous_kernels.back(cuda.as_cuda_array(sinogram), table, cuda.as_cuda_array(back),
+                                                  stream())
+
+
 def _verdicts(batch: dict[str, Any]) -> dict[str, Any]:
     """The issue's three targets on the batch of 256, measured against this run's numbers."""
     ours = batch["allpet-cuda"]
@@ -163,6 +188,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         samples = case.n_slices * case.n_views * case.n_bins * case.size
         traffic = (image.numel() + sinogram.numel()) * image.element_size()
         rows = {"allpet-cuda": (lambda: projector(image), lambda: projector.adjoint(sinogram))}
+        if name == "batch256":  # the kernels as first measured, for an A/B in the same run
+            rows["allpet-cuda-previous"] = _previous_kernels(projector, image, sinogram)
         if cupy is not None:
             image_cupy, sinogram_cupy = cupy.asarray(image), cupy.asarray(sinogram)
             rows["allpet-cuda-cupy"] = (lambda: projector(image_cupy), lambda: projector.adjoint(sinogram_cupy))
@@ -170,16 +197,21 @@ def main(argv: Optional[list[str]] = None) -> int:
                               ("astra-cuda-2d", _astra_cuda_2d(case, phantom(case)))):
             if methods is not None:
                 rows[peer] = methods
-        results = {}
+        results, failed = {}, {}
         for library, (forward, back) in rows.items():
-            results[library] = {}
-            for direction, function in (("forward", forward), ("back", back)):
-                repeat = args.repeat if library != "astra-cuda-2d" else max(3, args.repeat // 4)  # slow: slice loop
-                median = statistics.median(_time_ms(torch, function, repeat))
-                results[library][direction] = {
-                    "median_ms": median, "ray_samples_per_s": samples / (median / 1e3),
-                    "bandwidth_fraction": traffic / (median / 1e3) / bandwidth if bandwidth else None}
-        report["cases"][name] = results
+            try:
+                results[library] = {}
+                for direction, function in (("forward", forward), ("back", back)):
+                    repeat = args.repeat if library != "astra-cuda-2d" else max(3, args.repeat // 4)  # slice loop
+                    median = statistics.median(_time_ms(torch, function, repeat))
+                    results[library][direction] = {
+                        "median_ms": median, "ray_samples_per_s": samples / (median / 1e3),
+                        "bandwidth_fraction": traffic / (median / 1e3) / bandwidth if bandwidth else None}
+            except Exception as error:  # a peer that fails must not cost the other rows
+                del results[library]
+                failed[library] = f"{type(error).__name__}: {error}"
+                print(f"[{name}] {library} failed: {failed[library]}", flush=True)
+        report["cases"][name] = {**results, **({"failed": failed} if failed else {})}
         for library, result in results.items():
             print(f"[{name}] {library:<17} fwd {result['forward']['median_ms']:9.3f} ms "
                   f"({result['forward']['ray_samples_per_s']:.2e} samples/s)  back {result['back']['median_ms']:9.3f} ms "

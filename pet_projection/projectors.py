@@ -58,7 +58,7 @@ class ParallelBeamProjector(LinearOperator):
         first_bin = -(geometry.n_bins - 1) / 2.0 * geometry.bin_width_mm + geometry.radial_offset_mm
         self._rays = ParallelBeamRays(grid.shape[-2], grid.shape[-1], dy, dx, ci, cj, geometry.angles_rad,
                                       geometry.n_bins, first_bin, geometry.bin_width_mm)
-        self._table = cpu.view_table(self._rays)  # (n_views, 5) constants, shared by the CPU and CUDA kernels
+        self._table = cpu.view_table(self._rays)  # (n_views, 6) constants, shared by the CPU and CUDA kernels
 
     def _apply(self, x: np.ndarray) -> np.ndarray:
         ny, nx = self.in_shape[-2:]
@@ -79,7 +79,8 @@ class ParallelBeamProjector(LinearOperator):
         out = library.empty((slices.shape[0], self.geometry.n_views, self.geometry.n_bins), dtype)
         stream = library.stream()
         kernels.parallel_beam_forward(device.view(slices), device.view(library.transposed_slices(x, ny, nx)),
-                                      device.view(library.asarray(self._table)), device.view(out), stream)
+                                      _per_device(self, library, lambda lib: lib.kernel_copy(self._table)),
+                                      device.view(out), stream)
         return out.reshape(tuple(x.shape[:len(x.shape) - 2]) + tuple(out.shape[1:]))
 
     def _adjoint_device(self, y: Any) -> Any:
@@ -91,7 +92,8 @@ class ParallelBeamProjector(LinearOperator):
         sinograms = y.reshape(-1, self.geometry.n_views, self.geometry.n_bins)
         dtype = np.dtype(y.__cuda_array_interface__["typestr"])
         out = library.empty((sinograms.shape[0], ny, nx), dtype)
-        kernels.parallel_beam_back(device.view(sinograms), device.view(library.asarray(self._table)),
+        kernels.parallel_beam_back(device.view(sinograms),
+                                   _per_device(self, library, lambda lib: lib.kernel_copy(self._table)),
                                    device.view(out), library.stream())
         return out.reshape(tuple(y.shape[:len(y.shape) - 2]) + (ny, nx))
 
@@ -183,11 +185,8 @@ class _SegmentProjector(LinearOperator):
 
     def _device_tables(self, library: Any) -> tuple[Any, Any]:
         """The ray set and TOF bins with their arrays on ``library``'s device (copied once per device)."""
-        key = (library.kind, str(getattr(library.like, "device", "")))
-        cache = self.__dict__.setdefault("_device_table_cache", {})
-        if key not in cache:
-            cache[key] = (_on_device(self._rays, library), None if self._tof is None else _on_device(self._tof, library))
-        return cache[key]
+        return _per_device(self, library, lambda lib: (_on_device(self._rays, lib),
+                                                       None if self._tof is None else _on_device(self._tof, lib)))
 
     def _apply_device(self, x: Any) -> Any:
         from . import device
@@ -217,6 +216,15 @@ class _SegmentProjector(LinearOperator):
         kernels.segment_back(device.view(y.reshape(self._ray_shape(n_images))), library.max_abs(y), self.grid.n_voxels,
                              rays, tof, device.view(out), library.stream())
         return out.reshape(batch + self.in_shape)
+
+
+def _per_device(owner: Any, library: Any, make: Any) -> Any:
+    """``make(library)``, made once per device and array library and kept on ``owner`` (tables kernels read)."""
+    key = (library.kind, str(getattr(library.like, "device", "")))
+    cache = owner.__dict__.setdefault("_device_cache", {})
+    if key not in cache:
+        cache[key] = make(library)
+    return cache[key]
 
 
 def _on_device(table: tuple, library: Any) -> tuple:

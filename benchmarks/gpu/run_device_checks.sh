@@ -43,13 +43,13 @@ for name in $STAGES; do
         nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv
         PYTHONPATH=$WITH_SITE stage env 90 python3 benchmarks/gpu/env_check.py
         ;;
-    tests)  # the CUDA paths: kernels, dispatch, torch bridge, GPU-marked tests anywhere
-        PYTHONPATH=$WITH_SITE stage tests 150 python3 -m pytest -q -p no:cacheprovider -p no:benchmark -n 4 \
-            tests/test_cuda.py tests/test_cuda_dispatch.py tests/test_gpu_projectors.py \
+    tests)  # the CUDA paths: kernels, dispatch, every projector on the device, GPU-marked tests
+        PYTHONPATH=$WITH_SITE stage tests 290 python3 -m pytest -v -p no:cacheprovider -p no:benchmark -n 8 \
+            --timeout 270 -rA --tb=short tests/test_gpu_projectors.py tests/test_cuda.py tests/test_cuda_dispatch.py \
             tests/test_masks.py::test_cell_basis_on_the_gpu_equals_the_cpu
         ;;
     projectors)
-        PYTHONPATH=$WITH_SITE stage projectors 100 python3 -m benchmarks.bench_projectors_gpu --repeat 10 \
+        PYTHONPATH=$WITH_SITE stage projectors 60 python3 -m benchmarks.bench_projectors_gpu --repeat 10 \
             --out "$OUT/projectors_gpu.json"
         ;;
     augmentation)

@@ -22,16 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
-from numba.extending import register_jitable
 
-from .joseph import (back_project_ray, bins_within, interpolate_edge, parallel_beam_view, plane_position,
-                     project_ray, spread_edge)
-
-# Inner samples keep this distance (in voxels) from the last index at which both
-# interpolation neighbours exist: far more than the rounding error of a
-# position, so inner samples never index outside a row and need no checks.
-_INNER_MARGIN = 1e-6
-
+from .joseph import (back_project_ray, edge_and_inner_range, interpolate_edge, interpolate_inner, parallel_beam_view,
+                     plane_position, project_ray, spread_edge)
 
 @njit(parallel=True, cache=True)
 def forward(images, n_voxels, rays, tof, out):
@@ -71,26 +64,12 @@ def back(sinograms, n_voxels, rays, tof, buffers, images):
             images[p] = acc
 
 
-@register_jitable
-def _bins_on_plane(base, per_bin, n_along, n_bins):
-    """Bins ``first <= inner_first <= inner_last + 1 <= last + 1`` that touch a plane row of ``n_along``.
-
-    Bins in ``[first, last]`` have a position in ``[-1, n_along]`` (some
-    neighbour inside the row); those in ``[inner_first, inner_last]`` have both
-    neighbours inside and are sampled without bounds checks.
-    """
-    first, last = bins_within(base, per_bin, -1.0, n_along, n_bins)
-    inner_first, inner_last = bins_within(base, per_bin, _INNER_MARGIN, n_along - 1.0 - _INNER_MARGIN, n_bins)
-    if inner_first > inner_last:
-        return first, last + 1, last, last
-    return first, inner_first, inner_last, last
-
-
 @njit(cache=True)
 def view_table(rays):
-    """``(n_views, 5)`` table of :func:`~.joseph.parallel_beam_view`: swap (0/1), a0, per_plane, per_bin, step_mm."""
+    """``(n_views, 6)`` table of :func:`~.joseph.parallel_beam_view`: swap (0/1), a0, per_plane, per_bin, step_mm,
+    and ``1 / per_bin`` (the CUDA back projection's bin search multiplies instead of dividing)."""
     n_views = rays.angles.size
-    table = np.empty((n_views, 5))
+    table = np.empty((n_views, 6))
     for v in range(n_views):
         swap, a0, per_plane, per_bin, step_mm = parallel_beam_view(v, rays)
         table[v, 0] = 1.0 if swap else 0.0
@@ -98,6 +77,7 @@ def view_table(rays):
         table[v, 2] = per_plane
         table[v, 3] = per_bin
         table[v, 4] = step_mm
+        table[v, 5] = 1.0 / per_bin
     return table
 
 
@@ -119,13 +99,11 @@ def parallel_beam_forward(slices, transposed, table, out):
         for t in range(planes.shape[0]):
             row = planes[t]
             base = a0 + t * per_plane
-            first, inner_first, inner_last, last = _bins_on_plane(base, per_bin, n_along, n_bins)
+            first, inner_first, inner_last, last = edge_and_inner_range(base, per_bin, n_along, n_bins)
             for b in range(first, inner_first):
                 acc[b] += interpolate_edge(row, plane_position(a0, per_plane, per_bin, t, b), n_along)
             for b in range(inner_first, inner_last + 1):
-                f = plane_position(a0, per_plane, per_bin, t, b)
-                i = int(f)
-                acc[b] += row[i] * (1.0 - (f - i)) + row[i + 1] * (f - i)
+                acc[b] += interpolate_inner(row, plane_position(a0, per_plane, per_bin, t, b))
             for b in range(inner_last + 1, last + 1):
                 acc[b] += interpolate_edge(row, plane_position(a0, per_plane, per_bin, t, b), n_along)
         for b in range(n_bins):
@@ -158,7 +136,7 @@ def parallel_beam_back(sinograms, table, slices, transposed):
                 continue
             a0, per_plane, per_bin, step_mm = table[v, 1], table[v, 2], table[v, 3], table[v, 4]
             base = a0 + t * per_plane
-            first, inner_first, inner_last, last = _bins_on_plane(base, per_bin, n_along, n_bins)
+            first, inner_first, inner_last, last = edge_and_inner_range(base, per_bin, n_along, n_bins)
             for b in range(first, inner_first):
                 spread_edge(acc, plane_position(a0, per_plane, per_bin, t, b), n_along, sinograms[n, v, b] * step_mm)
             for b in range(inner_first, inner_last + 1):

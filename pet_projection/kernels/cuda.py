@@ -5,16 +5,19 @@ Under ``NUMBA_ENABLE_CUDASIM=1`` the same kernels run on the CPU in Numba's
 CUDA simulator, which is how CI tests them on machines without a GPU.
 
 - Forward: one thread per ray ``(slice, view, bin)``, walking the planes of its
-  view with :func:`~.joseph.interpolate_edge` at :func:`~.joseph.plane_position`.
+  view that it meets (:func:`~.joseph.edge_and_inner_range`) in increasing
+  order, interpolating at :func:`~.joseph.plane_position` (without bounds
+  checks on the inner planes).
 - Back: one thread per voxel ``(slice, i, j)`` *gathering* from the rays that
   sample it: for every view, the few bins whose crossing of the voxel's plane
-  lies within one voxel of it, with exactly the forward's position expression
-  and weights. Each voxel is written once by one thread, so there are no
+  lies within one voxel of it (found by multiplying with the table's
+  ``1 / per_bin``, no division), with exactly the forward's position
+  expression and weights. Each voxel is written once by one thread, so there are no
   atomics, the result is the exact transpose of the forward, and it is
   bitwise reproducible; sums are accumulated in float64.
 
 The view constants come from the CPU's table of
-:func:`~.joseph.parallel_beam_view` (``n_views x 5`` numbers), so CPU and GPU
+:func:`~.joseph.parallel_beam_view` (``n_views x 6`` numbers), so CPU and GPU
 share every formula.
 
 Segments (``LORProjector``, ``ListmodeProjector``, ``PETSinogramProjector``,
@@ -37,7 +40,8 @@ import math
 import numpy as np
 from numba import config, cuda
 
-from .joseph import back_project_ray, bins_within, interpolate_edge, plane_position, project_ray, scatter_add
+from .joseph import (back_project_ray, edge_and_inner_range, interpolate_edge, interpolate_inner, plane_position,
+                     project_ray, scatter_add)
 
 if not config.ENABLE_CUDASIM:  # the simulator runs the locked Python scatter_add instead
     from numba.cuda.extending import overload
@@ -63,11 +67,22 @@ def _parallel_beam_forward(slices, transposed, table, out):
     b = w % n_bins
     a0, per_plane, per_bin, step_mm = table[v, 1], table[v, 2], table[v, 3], table[v, 4]
     planes = transposed[n] if table[v, 0] != 0.0 else slices[n]
-    n_along = planes.shape[1]
+    n_planes, n_along = planes.shape
+    # the planes this ray meets, in increasing t (the order of the sum), the inner ones without bounds checks
+    first, inner_first, inner_last, last = edge_and_inner_range(a0 + b * per_bin, per_plane, n_along, n_planes)
     acc = 0.0
-    for t in range(planes.shape[0]):
+    for t in range(first, inner_first):
+        acc += interpolate_edge(planes[t], plane_position(a0, per_plane, per_bin, t, b), n_along)
+    for t in range(inner_first, inner_last + 1):
+        acc += interpolate_inner(planes[t], plane_position(a0, per_plane, per_bin, t, b))
+    for t in range(inner_last + 1, last + 1):
         acc += interpolate_edge(planes[t], plane_position(a0, per_plane, per_bin, t, b), n_along)
     out[n, v, b] = acc * step_mm
+
+
+# Bins are searched this far (in bins) beyond the interval where a ray's weight on a voxel is non-zero, far more
+# than the rounding of the search itself; the exact forward expression then decides.
+_BIN_SEARCH_MARGIN = 1e-6
 
 
 @cuda.jit
@@ -82,19 +97,23 @@ def _parallel_beam_back(sinograms, table, slices):
     j = w % nx
     acc = 0.0
     for v in range(n_views):
-        a0, per_plane, per_bin, step_mm = table[v, 1], table[v, 2], table[v, 3], table[v, 4]
+        a0, per_plane, per_bin, step_mm, inverse = table[v, 1], table[v, 2], table[v, 3], table[v, 4], table[v, 5]
         t, along = (j, i) if table[v, 0] != 0.0 else (i, j)
         base = a0 + t * per_plane
-        # bins crossing the plane within one voxel of `along`, widened by one bin against rounding
-        first, last = bins_within(base, per_bin, along - 1.0, along + 1.0, n_bins)
-        for b in range(max(first - 1, 0), min(last + 1, n_bins - 1) + 1):
+        # bins whose crossing of plane t lies within one voxel of `along`: (along +- 1 - base) / per_bin
+        low = (along - 1.0 - base) * inverse
+        high = (along + 1.0 - base) * inverse
+        if inverse < 0.0:
+            low, high = high, low
+        first = max(int(math.ceil(low - _BIN_SEARCH_MARGIN)), 0)
+        last = min(int(math.floor(high + _BIN_SEARCH_MARGIN)), n_bins - 1)
+        for b in range(first, last + 1):
             f = plane_position(a0, per_plane, per_bin, t, b)
             lower = int(math.floor(f))
-            value = sinograms[n, v, b] * step_mm
             if lower == along:
-                acc += value * (1.0 - (f - lower))
+                acc += sinograms[n, v, b] * step_mm * (1.0 - (f - lower))
             elif lower + 1 == along:
-                acc += value * (f - lower)
+                acc += sinograms[n, v, b] * step_mm * (f - lower)
     slices[n, i, j] = acc
 
 

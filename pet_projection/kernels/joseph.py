@@ -119,7 +119,7 @@ def _narrow_to_slab(lo, hi, c0, slope, t0, c_min, c_max):
 
 # Inner samples are kept this far (in voxels) from the edge of the inner range,
 # far more than the rounding error of a position, so they never index outside.
-_INNER_MARGIN = 1e-6
+INNER_MARGIN = 1e-6
 
 
 @inlined_on_cpu
@@ -162,7 +162,7 @@ def _joseph_frame(nz, ny, nx, dz, dy, dx, k0, i0, j0, k1, i1, j1):
     if lo > hi:
         return 1, 0, 1, 0, d0, dd, sd, a0, slope_a, na, sa, b0, slope_b, nb, sb, step_mm, length_mm
     # planes whose neighbours are all inside: a in [0, na - 1), b in [0, nb - 1]
-    inner_lo, inner_hi = _narrow_to_slab(lo, hi, a0, slope_a, d0, _INNER_MARGIN, na - 1.0 - _INNER_MARGIN)
+    inner_lo, inner_hi = _narrow_to_slab(lo, hi, a0, slope_a, d0, INNER_MARGIN, na - 1.0 - INNER_MARGIN)
     inner_lo, inner_hi = _narrow_to_slab(inner_lo, inner_hi, b0, slope_b, d0, 0.0, nb - 1.0)
     return (int(math.ceil(lo)), int(math.floor(hi)), int(math.ceil(inner_lo)), int(math.floor(inner_hi)),
             d0, dd, sd, a0, slope_a, na, sa, b0, slope_b, nb, sb, step_mm, length_mm)
@@ -371,12 +371,43 @@ def plane_position(a0, per_plane, per_bin, t, b):
 
 @register_jitable(_nrt=False)
 def bins_within(base, per_bin, low, high, n_bins):
-    """Bins ``[first, last]`` whose position ``base + b * per_bin`` lies in ``[low, high]``."""
+    """Bins ``[first, last]`` whose position ``base + b * per_bin`` lies in ``[low, high]`` (empty: first > last)."""
+    if per_bin == 0.0:  # every bin at base (a ray parallel to the planes' row axis)
+        return (0, n_bins - 1) if low <= base <= high else (0, -1)
     lo = (low - base) / per_bin
     hi = (high - base) / per_bin
     if per_bin < 0.0:  # orient by the sign only: an empty [low, high] must stay empty
         lo, hi = hi, lo
+    # clamp before converting: a tiny per_bin sends the quotients to +-inf
+    lo = min(max(lo, -1.0), float(n_bins))
+    hi = min(max(hi, -1.0), float(n_bins))
     return max(int(math.ceil(lo)), 0), min(int(math.floor(hi)), n_bins - 1)
+
+
+@register_jitable(_nrt=False)
+def edge_and_inner_range(base, step, n_along, n):
+    """Split the indices ``k = 0 .. n-1`` of positions ``base + k * step`` along a row of ``n_along`` samples.
+
+    Returns ``first <= inner_first <= inner_last + 1 <= last + 1``: ``[first,
+    last]`` holds every position with an interpolation neighbour inside the row
+    (``[-1, n_along]``, widened by ``INNER_MARGIN``, far more than the rounding
+    of a position; these are sampled with bounds checks), ``[inner_first,
+    inner_last]`` those with both neighbours inside (kept ``INNER_MARGIN``
+    from the ends), sampled without checks. Used over the bins of a plane (CPU)
+    and over the planes of a ray (CUDA).
+    """
+    first, last = bins_within(base, step, -1.0 - INNER_MARGIN, n_along + INNER_MARGIN, n)
+    inner_first, inner_last = bins_within(base, step, INNER_MARGIN, n_along - 1.0 - INNER_MARGIN, n)
+    if inner_first > inner_last:
+        return first, last + 1, last, last
+    return first, inner_first, inner_last, last
+
+
+@register_jitable(_nrt=False)
+def interpolate_inner(row, f):
+    """Linear interpolation of ``row`` at ``f`` whose neighbours ``floor(f)``, ``floor(f) + 1`` are both inside."""
+    i = int(f)
+    return row[i] * (1.0 - (f - i)) + row[i + 1] * (f - i)
 
 
 @register_jitable(_nrt=False)
