@@ -117,10 +117,16 @@ class DeviceLibrary:
 
 
 def view(x: Any) -> Any:
-    """Zero-copy numba-cuda view of a GPU array."""
+    """Zero-copy numba-cuda view of a GPU array.
+
+    Not synchronised with the stream the array names: every kernel is queued
+    on the caller's current stream (:meth:`DeviceLibrary.stream`), after the
+    work that produced its operands there, so a host-side wait would only cost
+    time.
+    """
     from numba import cuda
 
-    return cuda.as_cuda_array(x)
+    return cuda.as_cuda_array(x, sync=False)
 
 
 def check_device_operand(x: Any, name: str, core_shape: tuple[int, ...]) -> Any:

@@ -35,6 +35,13 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: large sizes; deselect with -m 'not slow'")
 
 
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """With ``ALLPET_LIVE_FAILURES=1``, print each failure's traceback as it happens (GPU runs that a time limit
+    may cut before pytest's summary; see benchmarks/gpu/run_device_checks.sh)."""
+    if report.failed and os.environ.get("ALLPET_LIVE_FAILURES") == "1":
+        print(f"\n--- {report.nodeid} ({report.when}) failed:\n{report.longreprtext[-4000:]}\n", flush=True)
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(20261125)

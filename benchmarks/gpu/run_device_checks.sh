@@ -12,7 +12,8 @@ set -u
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-$PWD/gpu-out}
 mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 NUMBA_CACHE_DIR=/tmp/allpet-numba MPLBACKEND=Agg NUMBA_ENABLE_CUDASIM=0
+export PYTHONUNBUFFERED=1 NUMBA_CACHE_DIR=/tmp/allpet-numba MPLBACKEND=Agg NUMBA_ENABLE_CUDASIM=0 \
+    ALLPET_LIVE_FAILURES=1  # tests/conftest.py prints each failure at once: a stage limit may cut pytest's summary
 SITE=/tmp/site
 STAGES=${*:-env tests projectors augmentation ldm suite demo}
 
