@@ -133,9 +133,14 @@ def main(argv: Optional[list[str]] = None) -> int:
         "rows": rows,
         "all_targets_met": met,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nall targets met: {met}; results written to {args.out}")
+    return write_report(report, args.out)
+
+
+def write_report(report: dict[str, Any], out: Path) -> int:
+    """Write the JSON report, say whether every target was met; the exit status (0)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nall targets met: {report['all_targets_met']}; results written to {out}")
     return 0
 
 

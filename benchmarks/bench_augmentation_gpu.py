@@ -25,16 +25,16 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
 
-from benchmarks.bench_augmentation import CELLS_PER_SIDE, IMAGE_SIZE, N_ACTIVE, N_BINS, N_VIEWS, PIXEL_MM, SEED, _row, \
-    _table
+from benchmarks.bench_augmentation import (CELLS_PER_SIDE, IMAGE_SIZE, N_ACTIVE, N_BINS, N_VIEWS, PIXEL_MM, SEED, _row,
+                                          _table, write_report)
 from benchmarks.bench_projectors import machine_info
+from benchmarks.bench_projectors_gpu import torch_with_cuda
 from pet_projection import ImageGrid, ParallelBeamGeometry, ParallelBeamProjector
 from pet_projection.masks import (LAYOUTS, CellGrid, CellSinogramBasis, radon_mask, random_ellipses, random_polygons,
                                   split_by_mask)
@@ -89,13 +89,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--repeat", type=int, default=10, help="timed calls after one warm-up")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results file")
     args = parser.parse_args(argv)
-    try:
-        import torch
-    except ImportError:
-        print("torch is not installed: no GPU benchmark")
-        return 0
-    if not torch.cuda.is_available():
-        print("no CUDA device: no GPU benchmark")
+    torch = torch_with_cuda()
+    if torch is None:
         return 0
     rows = run(torch, args.repeat)
     card = torch.cuda.get_device_name()
@@ -107,10 +102,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                            "n_active": list(N_ACTIVE), "repeat": args.repeat,
                            "statistic": "median wall time of one synchronised batch call after one warm-up call"},
               "rows": rows, "all_targets_met": met}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nall targets met: {met}; results written to {args.out}")
-    return 0
+    return write_report(report, args.out)
 
 
 if __name__ == "__main__":

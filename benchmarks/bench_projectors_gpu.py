@@ -111,33 +111,21 @@ def _astra_cuda_2d(case: Case, image: np.ndarray) -> Optional[tuple[Callable[[],
     return (lambda: run("FP_CUDA")), (lambda: run("BP_CUDA"))
 
 
+def torch_with_cuda() -> Any:
+    """The torch module when it sees a CUDA device; else None, after saying why (GPU benchmarks then exit 0)."""
+    try:
+        import torch
+    except ImportError:
+        print("torch is not installed: no GPU benchmark")
+        return None
+    if not torch.cuda.is_available():
+        print("no CUDA device: no GPU benchmark")
+        return None
+    return torch
+
+
 def _bandwidth(name: str) -> Optional[float]:
     return next((value for key, value in NOMINAL_BANDWIDTH.items() if key in name), None)
-
-
-def _previous_kernels(projector: Any, image: Any, sinogram: Any) -> tuple[Callable[[], Any], Callable[[], Any]]:
-    """The first measured CUDA kernels (``benchmarks/gpu/previous_kernels.py``) on the same operands."""
-    import torch
-    from numba import cuda
-
-    from benchmarks.gpu import previous_kernels
-
-    ny, nx = projector.in_shape[-2:]
-    table = cuda.to_device(projector._table)
-    slices = image.reshape(-1, ny, nx)
-    out = torch.empty(sinogram.shape, dtype=image.dtype, device=image.device)
-    back = torch.empty(slices.shape, dtype=image.dtype, device=image.device)
-
-    def stream() -> Any:
-        return cuda.external_stream(torch.cuda.current_stream().cuda_stream)
-
-    def forward() -> None:
-        transposed = slices.transpose(1, 2).contiguous()
-        previous_kernels.forward(cuda.as_cuda_array(slices), cuda.as_cuda_array(transposed), table,
-                                 cuda.as_cuda_array(out), stream())
-
-    return forward, lambda: previous_kernels.back(cuda.as_cuda_array(sinogram), table, cuda.as_cuda_array(back),
-                                                  stream())
 
 
 def _verdicts(batch: dict[str, Any]) -> dict[str, Any]:
@@ -161,13 +149,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
-    try:
-        import torch
-    except ImportError:
-        print("torch is not installed: no GPU benchmark")
-        return 0
-    if not torch.cuda.is_available():
-        print("no CUDA device: no GPU benchmark")
+    torch = torch_with_cuda()
+    if torch is None:
         return 0
     import pet_projection as pp
 
@@ -188,8 +171,6 @@ def main(argv: Optional[list[str]] = None) -> int:
         samples = case.n_slices * case.n_views * case.n_bins * case.size
         traffic = (image.numel() + sinogram.numel()) * image.element_size()
         rows = {"allpet-cuda": (lambda: projector(image), lambda: projector.adjoint(sinogram))}
-        if name == "batch256":  # the kernels as first measured, for an A/B in the same run
-            rows["allpet-cuda-previous"] = _previous_kernels(projector, image, sinogram)
         if cupy is not None:
             image_cupy, sinogram_cupy = cupy.asarray(image), cupy.asarray(sinogram)
             rows["allpet-cuda-cupy"] = (lambda: projector(image_cupy), lambda: projector.adjoint(sinogram_cupy))
