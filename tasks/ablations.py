@@ -40,7 +40,7 @@ def ablation_variants(base: PipelineConfig, n_small: int, n_large: int) -> dict[
                                baselines=False)
     return {"full": full,
             "no RMAS/DMM": dataclasses.replace(full, use_rmas=False),
-            "no TMA": dataclasses.replace(full, use_tma=False),
+            "no TMA": dataclasses.replace(full, use_tma=False, guidance_scale=0.0),  # no attention, no guidance
             "no constraints": dataclasses.replace(full, use_constraints=False),
             "large, no augmentation": dataclasses.replace(full, n_train=n_large, use_rmas=False)}
 

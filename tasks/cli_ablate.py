@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
                         "(default 5000)")
     parser.add_argument("--n-test", type=int, default=None)
     parser.add_argument("--variants", nargs="*", default=None, help="run only these variants")
+    parser.add_argument("--guidance-scale", type=float, default=None,
+                        help="TMA guidance scale at sampling for the variants with TMA (default 0: none)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-progress", action="store_true")
@@ -49,6 +51,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     n_small = args.n_small or (4 if args.quick else 500)
     n_large = args.n_large or (8 if args.quick else 5000)
     changes = {"n_test": args.n_test} if args.n_test else {}
+    if args.guidance_scale is not None:
+        changes["guidance_scale"] = args.guidance_scale
     try:
         base = demo_config(args.task, args.quick, device=args.device, threads=args.threads, **changes)
         run_ablations(base, args.out, n_small=n_small, n_large=n_large, variants=args.variants,
