@@ -8,7 +8,7 @@ imports on machines without CUDA.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -114,6 +114,15 @@ class DeviceLibrary:
 
             return cuda.external_stream(cupy.cuda.get_current_stream().ptr)
         return cuda.default_stream()
+
+
+def cached_on_device(owner: Any, library: DeviceLibrary, make: Callable[[DeviceLibrary], Any]) -> Any:
+    """``make(library)``, made once per array library and device and kept on ``owner`` (tables, bases)."""
+    key = (library.kind, str(getattr(library.like, "device", "")))
+    cache = owner.__dict__.setdefault("_device_cache", {})
+    if key not in cache:
+        cache[key] = make(library)
+    return cache[key]
 
 
 def view(x: Any) -> Any:

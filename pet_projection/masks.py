@@ -40,7 +40,7 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
 import numpy as np
 
 from .arrays import to_numpy
-from .device import DeviceLibrary, is_device_array
+from .device import DeviceLibrary, cached_on_device, is_device_array
 from .geometry import ParallelBeamGeometry, positive_int
 from .grid import ImageGrid, length_mm
 from .operators import LinearOperator
@@ -377,7 +377,6 @@ class CellSinogramBasis:
         self.out_shape = tuple(projector.out_shape)
         self.matrix = projector(cells.cell_images(dtype)).reshape(cells.n_cells, -1)
         self.matrix.setflags(write=False)
-        self._device_matrices: dict[str, Any] = {}
 
     def projections(self, activity: Any) -> Any:
         """Projection of the union of active cells, ``(..., *out_shape)`` for ``activity`` ``(..., n_cells)``, mm.
@@ -407,10 +406,7 @@ class CellSinogramBasis:
         shape = tuple(activity.shape)
         if len(shape) < 1 or shape[-1] != self.cells.n_cells:
             raise ValueError(f"activity must have shape (..., n_cells={self.cells.n_cells}), got {shape}")
-        key = f"{library.kind}:{activity.device}"
-        if key not in self._device_matrices:
-            self._device_matrices[key] = library.asarray(np.asarray(self.matrix))
-        matrix = self._device_matrices[key]
+        matrix = cached_on_device(self, library, lambda lib: lib.asarray(np.asarray(self.matrix)))
         active = library.astype(activity.reshape(-1, self.cells.n_cells) != 0, self.matrix.dtype)
         return (active @ matrix).reshape(shape[:-1] + self.out_shape)
 

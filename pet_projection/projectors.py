@@ -79,7 +79,7 @@ class ParallelBeamProjector(LinearOperator):
         out = library.empty((slices.shape[0], self.geometry.n_views, self.geometry.n_bins), dtype)
         stream = library.stream()
         kernels.parallel_beam_forward(device.view(slices), device.view(library.transposed_slices(x, ny, nx)),
-                                      _per_device(self, library, lambda lib: lib.kernel_copy(self._table)),
+                                      device.cached_on_device(self, library, lambda lib: lib.kernel_copy(self._table)),
                                       device.view(out), stream)
         return out.reshape(tuple(x.shape[:len(x.shape) - 2]) + tuple(out.shape[1:]))
 
@@ -93,7 +93,7 @@ class ParallelBeamProjector(LinearOperator):
         dtype = np.dtype(y.__cuda_array_interface__["typestr"])
         out = library.empty((sinograms.shape[0], ny, nx), dtype)
         kernels.parallel_beam_back(device.view(sinograms),
-                                   _per_device(self, library, lambda lib: lib.kernel_copy(self._table)),
+                                   device.cached_on_device(self, library, lambda lib: lib.kernel_copy(self._table)),
                                    device.view(out), library.stream())
         return out.reshape(tuple(y.shape[:len(y.shape) - 2]) + (ny, nx))
 
@@ -185,7 +185,9 @@ class _SegmentProjector(LinearOperator):
 
     def _device_tables(self, library: Any) -> tuple[Any, Any]:
         """The ray set and TOF bins with their arrays on ``library``'s device (copied once per device)."""
-        return _per_device(self, library, lambda lib: (_on_device(self._rays, lib),
+        from . import device
+
+        return device.cached_on_device(self, library, lambda lib: (_on_device(self._rays, lib),
                                                        None if self._tof is None else _on_device(self._tof, lib)))
 
     def _apply_device(self, x: Any) -> Any:
@@ -216,15 +218,6 @@ class _SegmentProjector(LinearOperator):
         kernels.segment_back(device.view(y.reshape(self._ray_shape(n_images))), library.max_abs(y), self.grid.n_voxels,
                              rays, tof, device.view(out), library.stream())
         return out.reshape(batch + self.in_shape)
-
-
-def _per_device(owner: Any, library: Any, make: Any) -> Any:
-    """``make(library)``, made once per device and array library and kept on ``owner`` (tables kernels read)."""
-    key = (library.kind, str(getattr(library.like, "device", "")))
-    cache = owner.__dict__.setdefault("_device_cache", {})
-    if key not in cache:
-        cache[key] = make(library)
-    return cache[key]
 
 
 def _on_device(table: tuple, library: Any) -> tuple:

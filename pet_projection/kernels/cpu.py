@@ -26,6 +26,7 @@ from numba import njit, prange
 from .joseph import (back_project_ray, edge_and_inner_range, interpolate_edge, interpolate_inner, parallel_beam_view,
                      plane_position, project_ray, spread_edge)
 
+
 @njit(parallel=True, cache=True)
 def forward(images, n_voxels, rays, tof, out):
     """Project flat images ``(n_images * n_voxels,)`` into ``out`` ``(n_images, n_rays)``.

@@ -199,7 +199,7 @@ def _blocks(n_threads: int) -> int:
 def parallel_beam_forward(slices, transposed, table, out, stream=0) -> None:
     """Project device slices ``(n, ny, nx)`` (and their transpose ``(n, nx, ny)``) into ``out`` ``(n, n_views, n_bins)``.
 
-    ``table`` is the ``(n_views, 5)`` view table on the device; ``stream`` a
+    ``table`` is the ``(n_views, 6)`` view table on the device; ``stream`` a
     numba-cuda stream (default: the default stream).
     """
     _parallel_beam_forward[_blocks(out.size), THREADS_PER_BLOCK, stream](slices, transposed, table, out)
