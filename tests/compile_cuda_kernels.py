@@ -89,7 +89,8 @@ def main() -> int:
     from numba import cuda
 
     failed = 0
-    for name, kernel, signature in _cases():
+    cases = _cases()
+    for name, kernel, signature in cases:
         start = time.perf_counter()
         try:
             ptx, _ = cuda.compile_ptx(kernel.py_func, signature, cc=COMPUTE_CAPABILITY)
@@ -102,6 +103,7 @@ def main() -> int:
             continue
         atomics = " (64-bit atomics)" if "atom.global.add.u64" in ptx else ""
         print(f"ok {name}: {len(ptx)} bytes of PTX in {time.perf_counter() - start:.1f} s{atomics}")
+    print(f"compiled {len(cases) - failed} of {len(cases)} kernels")
     return 1 if failed else 0
 
 
