@@ -51,11 +51,17 @@ class Examples:
 
     Attributes
     ----------
-    input, target, attention, support : ndarray
+    input : ndarray
+        What the model is conditioned on: the measured input or its physics
+        prior (:meth:`PETTask.physics_prior`), at the target's count scale.
+    measured : ndarray
+        The measured input at the target's count scale (:meth:`PETTask.model_input`).
+    target, attention, support : ndarray
     sample_index, channel : int64 ndarray ``(N,)``
     """
 
     input: np.ndarray
+    measured: np.ndarray
     target: np.ndarray
     attention: np.ndarray
     support: np.ndarray
@@ -66,30 +72,42 @@ class Examples:
         return int(self.input.shape[0])
 
 
-def build_examples(task: PETTask, samples: Sequence[TaskSample]) -> Examples:
-    """Examples of ``samples`` (each checked with :meth:`PETTask.check_sample`), channels innermost."""
+def build_examples(task: PETTask, samples: Sequence[TaskSample],
+                   inputs: Optional[Sequence[np.ndarray]] = None) -> Examples:
+    """Examples of ``samples`` (each checked with :meth:`PETTask.check_sample`), channels innermost.
+
+    ``inputs`` (one ``(n_views, n_bins)`` array per sample, e.g. physics
+    priors) replace the measured inputs as the model's condition.
+    """
     if not samples:
         raise ValueError("no samples given")
-    rows: dict[str, list] = {key: [] for key in ("input", "target", "attention", "support", "sample_index",
-                                                   "channel")}
+    if inputs is not None and len(inputs) != len(samples):
+        raise ValueError(f"got {len(inputs)} inputs for {len(samples)} samples")
+    rows: dict[str, list] = {key: [] for key in ("input", "measured", "target", "attention", "support",
+                                                   "sample_index", "channel")}
     shape = samples[0].input.shape
     for index, sample in enumerate(samples):
         task.check_sample(sample)
         if sample.input.shape != shape:
             raise ValueError(f"sample {index} has sinograms of shape {sample.input.shape}, sample 0 {shape}: one "
                              "model needs one sinogram geometry")
+        if inputs is not None and np.shape(inputs[index]) != shape:
+            raise ValueError(f"input {index} has shape {np.shape(inputs[index])}, its sample's sinograms {shape}")
         _, attention = lesion_attention(sample)
         body = np.asarray(body_support((sample.labels != 0).astype(np.float32), sample_projector(sample)))
         for channel in range(task.n_outputs):
             background = sample.target_background[channel] if task.n_outputs > 1 else sample.target_background
             support = body | (background > 0)
-            rows["input"].append(task.model_input(sample))
+            measured = task.model_input(sample)
+            rows["measured"].append(measured)
+            rows["input"].append(measured if inputs is None else inputs[index])
             rows["target"].append(task.target(sample, channel))
             rows["attention"].append(attention)
             rows["support"].append(support)
             rows["sample_index"].append(index)
             rows["channel"].append(channel)
-    floats = {key: np.stack(rows[key]).astype(np.float32) for key in ("input", "target", "attention", "support")}
+    floats = {key: np.stack(rows[key]).astype(np.float32) for key in ("input", "measured", "target", "attention",
+                                                                     "support")}
     return Examples(**floats, sample_index=np.asarray(rows["sample_index"], dtype=np.int64),
                     channel=np.asarray(rows["channel"], dtype=np.int64))
 
