@@ -4,7 +4,8 @@ Variants (:func:`ablation_variants`), each the base :class:`~tasks.pipeline.Pipe
 with one change, trained and tested on the same simulated samples:
 
 - ``full``: RMAS/DMM, TMA and constraints on, ``n_small`` training samples;
-- ``no RMAS/DMM``, ``no TMA``, ``no constraints``: one switch off;
+- ``no RMAS/DMM``, ``no TMA``, ``no constraints``, ``no physics prior``
+  (the model conditioned on the measured input itself): one switch off;
 - ``large, no augmentation``: ``n_large`` training samples, RMAS/DMM off
   (the issue's 5,000-sample reference for the 500-sample model with RMAS/DMM).
 
@@ -37,11 +38,12 @@ def ablation_variants(base: PipelineConfig, n_small: int, n_large: int) -> dict[
     if not 1 <= n_small <= n_large:
         raise ValueError(f"need 1 <= n_small <= n_large, got {n_small}, {n_large}")
     full = dataclasses.replace(base, n_train=n_small, use_rmas=True, use_tma=True, use_constraints=True,
-                               baselines=False)
+                               physics_prior=True, baselines=False)
     return {"full": full,
             "no RMAS/DMM": dataclasses.replace(full, use_rmas=False),
             "no TMA": dataclasses.replace(full, use_tma=False, guidance_scale=0.0),  # no attention, no guidance
             "no constraints": dataclasses.replace(full, use_constraints=False),
+            "no physics prior": dataclasses.replace(full, physics_prior=False),
             "large, no augmentation": dataclasses.replace(full, n_train=n_large, use_rmas=False)}
 
 
@@ -64,7 +66,8 @@ def write_ablation_table(results: dict[str, TaskResult], folder: Path) -> str:
     """``ablations.md`` and ``ablations.csv`` in ``folder``; returns the Markdown text."""
     from .report import METRIC_LABELS, markdown_table
 
-    header = ["variant", "n_train", "RMAS/DMM", "TMA", "constraints"] + [METRIC_LABELS[m] for m in ABLATION_METRICS]
+    header = (["variant", "n_train", "RMAS/DMM", "TMA", "constraints", "physics prior"]
+              + [METRIC_LABELS[m] for m in ABLATION_METRICS])
     rows = []
     with open(folder / "ablations.csv", "w", newline="", encoding="utf-8") as stream:
         writer = csv.writer(stream)
@@ -72,7 +75,7 @@ def write_ablation_table(results: dict[str, TaskResult], folder: Path) -> str:
         for name, result in results.items():
             c = result.config
             rows.append([name, str(c.n_train), *("on" if flag else "off" for flag in
-                                                 (c.use_rmas, c.use_tma, c.use_constraints))]
+                                                 (c.use_rmas, c.use_tma, c.use_constraints, c.physics_prior))]
                         + [result.summary(m, METHOD_LDM).format() for m in ABLATION_METRICS])
             for metric in ABLATION_METRICS:
                 s = result.summary(metric, METHOD_LDM)

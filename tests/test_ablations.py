@@ -17,10 +17,12 @@ from tasks.demo import demo_config  # noqa: E402
 
 def test_each_variant_switches_one_thing() -> None:
     variants = ablation_variants(demo_config("low_dose", guidance_scale=1.5), 500, 5000)
-    flags = {name: (c.n_train, c.use_rmas, c.use_tma, c.use_constraints) for name, c in variants.items()}
-    assert flags == {"full": (500, True, True, True), "no RMAS/DMM": (500, False, True, True),
-                     "no TMA": (500, True, False, True), "no constraints": (500, True, True, False),
-                     "large, no augmentation": (5000, False, True, True)}
+    flags = {name: (c.n_train, c.use_rmas, c.use_tma, c.use_constraints, c.physics_prior)
+             for name, c in variants.items()}
+    assert flags == {"full": (500, True, True, True, True), "no RMAS/DMM": (500, False, True, True, True),
+                     "no TMA": (500, True, False, True, True), "no constraints": (500, True, True, False, True),
+                     "no physics prior": (500, True, True, True, False),
+                     "large, no augmentation": (5000, False, True, True, True)}
     assert all(not c.baselines for c in variants.values())
     # TMA guidance needs TMA: the variant without TMA samples without guidance, the others keep it
     assert variants["no TMA"].guidance_scale == 0.0 and variants["full"].guidance_scale == 1.5
