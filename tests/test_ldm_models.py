@@ -422,3 +422,30 @@ def test_bad_batches_and_calls_raise():
     bridge.loss(batch, "diffusion")
     with pytest.raises(ValueError, match="dpm-solver"):
         bridge.sample(batch, "dpm-solver")
+
+
+class _EchoInputLatent(torch.nn.Module):
+    """A denoiser whose z0 estimate is the input's latent ``y`` (the first condition channels): no correction."""
+
+    def __init__(self, latent_channels: int) -> None:
+        super().__init__()
+        self.latent_channels = latent_channels
+
+    def forward(self, z, timestep, cond=None, tracer=None, region=None):
+        return cond[:, :self.latent_channels]
+
+
+def test_bridge_residual_decode_returns_the_input_when_the_bridge_changes_nothing():
+    """input + D(z0) - D(y) with z0 = y is the input itself; D(y) alone carries the autoencoder's error."""
+    target = disc_sinograms(2, 12, 10)
+    batch = {"target": target, "input": 0.9 * target}
+    outputs = {}
+    for residual in (True, False):
+        model = tiny_model(mode="bridge", prediction_type="sample", use_constraints=False, use_tma=False,
+                           residual_decode=residual)
+        model.loss(batch, "diffusion")  # calibrates the scales
+        model.denoiser = _EchoInputLatent(model.config.autoencoder.latent_channels)
+        outputs[residual] = model.sample({"input": batch["input"]}, "ddim", n_steps=3,
+                                         generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(outputs[True], batch["input"], atol=1e-5, rtol=1e-5)
+    assert (outputs[False] - batch["input"]).abs().max() > 1e-2  # an untrained decoder is no identity
