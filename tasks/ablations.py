@@ -4,8 +4,9 @@ Variants (:func:`ablation_variants`), each the base :class:`~tasks.pipeline.Pipe
 with one change, trained and tested on the same simulated samples:
 
 - ``full``: RMAS/DMM, TMA and constraints on, ``n_small`` training samples;
-- ``no RMAS/DMM``, ``no TMA``, ``no constraints``, ``no physics prior``
-  (the model conditioned on the measured input itself): one switch off;
+- ``no RMAS/DMM``, ``no TMA`` (no attention channel, loss weights, guidance
+  or attention in the physics prior), ``no constraints``, ``no physics
+  prior`` (the model conditioned on the measured input itself): one switch off;
 - ``large, no augmentation``: ``n_large`` training samples, RMAS/DMM off
   (the issue's 5,000-sample reference for the 500-sample model with RMAS/DMM).
 

@@ -34,8 +34,8 @@ from .data import ExampleDataset, Examples, MixedDataset, build_examples, check_
 from .metrics import image_metrics, similarity_metrics, summarise
 from .spec import PETTask, sample_projector
 
-__all__ = ["METHOD_LDM", "PipelineConfig", "TaskResult", "get_task", "load_samples", "make_samples", "run_for",
-           "run_task"]
+__all__ = ["METHOD_LDM", "PipelineConfig", "TaskResult", "get_task", "load_samples", "make_samples", "model_inputs",
+           "run_for", "run_task"]
 
 METHOD_LDM = "LDM (ALL-PET)"
 METHOD_INPUT = "OSEM of input"
@@ -78,10 +78,12 @@ class PipelineConfig:
     baseline are conditioned on the input's physics prior
     (:meth:`~tasks.spec.PETTask.physics_prior`: the forward model of the
     post-filtered OSEM image of the input, filter FWHM ``prior_fwhm_voxels``
-    voxels, the FWHM that the post-filter tuning picks at the demo scale)
+    voxels, the FWHM that the post-filter tuning picks at the demo scale;
+    with ``use_tma`` the lesions' attention keeps them unfiltered)
     instead of the raw measured sinogram; on low-dose at the demo scale with
     500 training samples this lifted the UNet from 22.9 to 23.8 dB image PSNR
-    (benchmarks/results/physics_prior_low_dose.md).
+    (``python -m benchmarks.bench_physics_prior``, results in
+    benchmarks/results/physics_prior_low_dose.md).
     Model: the ``tiny`` preset (:mod:`ldm.configs`) in ``ldm_mode`` (``"ddpm"``:
     noise -> target conditioned on the input; ``"bridge"``: input -> target
     diffusion bridge, which predicts ``z0``; the default: at the demo scale it
@@ -329,14 +331,21 @@ def sample_ldm(model: Any, task: PETTask, examples: Examples, config: PipelineCo
     return np.concatenate(out)
 
 
-def _model_inputs(task: PETTask, samples: Sequence[TaskSample], config: PipelineConfig, voxel_mm: float,
-                  progress: bool) -> Optional[list[np.ndarray]]:
-    """The physics priors of ``samples`` when ``config.physics_prior`` (else None: the measured inputs)."""
+def model_inputs(task: PETTask, samples: Sequence[TaskSample], config: PipelineConfig, voxel_mm: float,
+                 progress: bool = False) -> Optional[list[np.ndarray]]:
+    """The physics priors of ``samples`` when ``config.physics_prior`` (else None: the measured inputs).
+
+    With ``config.use_tma`` the lesions' TMA image attention keeps their
+    contrast unfiltered in the prior (:meth:`~tasks.spec.PETTask.physics_prior`).
+
+    ``voxel_mm``: the image grid's voxel size (mm), the unit of ``config.prior_fwhm_voxels``.
+    """
     from tqdm.auto import tqdm
 
     if not config.physics_prior:
         return None
-    return [task.physics_prior(s, config.prior_fwhm_voxels * voxel_mm, config.osem_subsets, config.osem_iterations)
+    return [task.physics_prior(s, config.prior_fwhm_voxels * voxel_mm, config.osem_subsets, config.osem_iterations,
+                               np.clip(lesion_attention(s)[0], 0.0, 1.0) if config.use_tma else None)
             for s in tqdm(samples, desc="physics prior (OSEM + filter)", disable=not progress, unit="sample")]
 
 
@@ -400,7 +409,7 @@ def run_task(config: PipelineConfig, work_dir: Any, progress: bool = True,
     check_same_geometry(train, test)
     osem_args = (config.osem_subsets, config.osem_iterations)
     voxel_mm = float(_grid(train[0]).voxel_size_mm[-1])
-    train_ex, test_ex = (build_examples(task, samples, _model_inputs(task, samples, config, voxel_mm, progress))
+    train_ex, test_ex = (build_examples(task, samples, model_inputs(task, samples, config, voxel_mm, progress))
                          for samples in (train, test))
     projector = sample_projector(train[0])
     timings["data"] = time.perf_counter() - clock

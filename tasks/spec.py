@@ -104,14 +104,18 @@ class PETTask:
         """Factor from the input reconstruction's units to the target image units."""
         return self.input_scale(sample)
 
-    def physics_prior(self, sample: TaskSample, fwhm_mm: float, n_subsets: int, n_iterations: int) -> np.ndarray:
+    def physics_prior(self, sample: TaskSample, fwhm_mm: float, n_subsets: int, n_iterations: int,
+                      attention: Optional[np.ndarray] = None) -> np.ndarray:
         """The input denoised by its own physics, ``(n_views, n_bins)`` float32 at the target's count scale.
 
-        ``A G x_hat + b`` of the input's system model (:meth:`input_system`),
-        where ``x_hat`` is the OSEM image (``n_subsets`` x ``n_iterations``)
-        of the measured input and ``G`` a Gaussian post-filter of ``fwhm_mm``
-        (mm), times :meth:`input_scale`: the measured sinogram with its
-        Poisson noise replaced by the smooth model fit. Tasks without an
+        ``A x_p + b`` of the input's system model (:meth:`input_system`),
+        times :meth:`input_scale`, where ``x_p = (1 - a) G x_hat + a x_hat``:
+        ``x_hat`` is the OSEM image (``n_subsets`` x ``n_iterations``) of the
+        measured input, ``G`` a Gaussian post-filter of ``fwhm_mm`` (mm), and
+        ``a`` the TMA image attention ``(ny, nx)`` in ``[0, 1]`` (default 0):
+        the measured sinogram with its Poisson noise replaced by the smooth
+        model fit, except that regions the attention marks (lesions, a
+        clinician's ROIs) keep OSEM's unfiltered contrast. Tasks without an
         input system model give :meth:`model_input` unchanged.
         """
         from .baselines import osem_image, post_filter
@@ -119,6 +123,14 @@ class PETTask:
         system = self.input_system(sample)
         if system is None:
             return self.model_input(sample)
-        image = post_filter(osem_image(sample.input, system, n_subsets, n_iterations), system, fwhm_mm)
-        fit = np.asarray(system.expected(np.ascontiguousarray(image, dtype=np.float64)))
+        image = osem_image(sample.input, system, n_subsets, n_iterations)
+        smooth = post_filter(image, system, fwhm_mm)
+        if attention is not None:
+            weight = np.asarray(attention, dtype=np.float64)
+            if weight.shape != image.shape:
+                raise ValueError(f"attention has shape {weight.shape}, the input's image grid {image.shape}")
+            if not ((weight >= 0.0) & (weight <= 1.0)).all():
+                raise ValueError("attention must lie in [0, 1] (and not be NaN)")
+            smooth = (1.0 - weight) * smooth + weight * image
+        fit = np.asarray(system.expected(np.ascontiguousarray(smooth, dtype=np.float64)))
         return (fit * self.input_scale(sample)).astype(np.float32)

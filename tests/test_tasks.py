@@ -182,6 +182,23 @@ def test_physics_prior_is_closer_to_the_truth_than_the_measured_input():
         assert prior.sum() == pytest.approx(task.model_input(sample).sum(), rel=0.2)
 
 
+def test_physics_prior_attention_keeps_the_marked_region_unfiltered():
+    config = SimulationConfig(size=16, n_views=16, anatomy="brain")
+    task = get_task("low_dose")
+    sample = simulate_sample("low_dose", config, 1)
+    shape = sample_projector(sample).in_shape
+    plain, sharp = task.physics_prior(sample, 32.0, 2, 2), task.physics_prior(sample, 0.0, 2, 2)
+    np.testing.assert_allclose(task.physics_prior(sample, 32.0, 2, 2, np.zeros(shape)), plain, rtol=1e-6)
+    np.testing.assert_allclose(task.physics_prior(sample, 32.0, 2, 2, np.ones(shape)), sharp, rtol=1e-6)
+    half = task.physics_prior(sample, 32.0, 2, 2, np.full(shape, 0.5))
+    np.testing.assert_allclose(half, 0.5 * (plain + sharp), rtol=1e-5, atol=1e-6)  # the forward model is affine
+    assert np.abs(plain - sharp).max() > 1e-3 * plain.max()
+    with pytest.raises(ValueError, match="attention has shape"):
+        task.physics_prior(sample, 32.0, 2, 2, np.zeros((3, 3)))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        task.physics_prior(sample, 32.0, 2, 2, np.full(shape, 2.0))
+
+
 def test_examples_keep_the_measured_input_beside_the_model_input():
     config = SimulationConfig(size=16, n_views=16, anatomy="brain")
     task = get_task("low_dose")
