@@ -126,7 +126,8 @@ class LDMConfig:
         the input's latent) instead of ``D(z0)``, so the bridge's latent
         correction is added to the input at full resolution and the
         autoencoder's own error on the input cancels (on low-dose at the demo
-        scale: +0.9 dB sinogram PSNR, +0.2 dB image PSNR). ddpm mode, which
+        scale: +1.0 dB sinogram PSNR, +0.5 dB image PSNR; benchmarks/results/
+        physics_prior_low_dose.md). ddpm mode, which
         does not start from the input, always decodes ``D(z0)``.
     n_tracers, n_regions : int
         Tracer and body-region classes (0: no such label).

@@ -10,7 +10,7 @@
   (about 1 M parameters), trained with the mean squared error; residual:
   it predicts ``target - input`` and adds the input back (residual learning,
   as DnCNN, Zhang et al. 2017), which scored 0.4 dB higher image PSNR than
-  direct prediction on low-dose at the demo scale.
+  direct prediction on low-dose at the demo scale (one exploratory run).
 - :class:`LinearUnmixing` (tracer separation): per-ray least-squares fractions
   ``w_c = sum_n y_n t_nc / sum_n y_n^2`` of each tracer in the dual-tracer
   sinogram, fitted on the training set; the estimate is ``w_c y``.
