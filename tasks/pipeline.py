@@ -276,8 +276,11 @@ def _ldm_experiment(task: PETTask, config: PipelineConfig, n_items: int, out_dir
 
     preset = load_config("tiny")
     mode = {"mode": "bridge", "prediction_type": "sample"} if config.ldm_mode == "bridge" else {"mode": "ddpm"}
+    # the residual decode adds the input's full-resolution content to the output: right for the smooth physics
+    # prior, wrong for a raw noisy input, whose Poisson noise it would pass through (ablation "no physics prior")
     model = dataclasses.replace(preset.model_config(), use_tma=config.use_tma, use_constraints=config.use_constraints,
-                                n_tracers=task.n_outputs if task.n_outputs > 1 else 0, **mode)
+                                n_tracers=task.n_outputs if task.n_outputs > 1 else 0,
+                                residual_decode=config.physics_prior, **mode)
     stages = {}
     for name, steps in (("autoencoder", config.autoencoder_steps), ("diffusion", config.diffusion_steps)):
         base = preset.train.stages[name]

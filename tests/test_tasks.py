@@ -233,3 +233,13 @@ def test_default_counts_keep_clinical_counts_per_pixel():
     assert PipelineConfig(size=32).counts == 62_500.0
     assert PipelineConfig(size=128).simulation_config().total_counts == 1e6
     assert PipelineConfig(size=32, total_counts=2e4).simulation_config().counts == 2e4
+
+
+def test_residual_decode_only_with_the_physics_prior(tmp_path):
+    # the residual decode passes the input's full-resolution content through: the smooth prior, never raw counts
+    from tasks.pipeline import _ldm_experiment
+
+    task = get_task("low_dose")
+    for prior in (True, False):
+        model, _ = _ldm_experiment(task, PipelineConfig.quick(physics_prior=prior), 8, tmp_path)
+        assert model.residual_decode is prior and model.mode == "bridge"
