@@ -34,7 +34,7 @@ import numpy as np
 from tasks.baselines import SinogramUNet, osem_image, post_filter, tune_post_filter
 from tasks.data import build_examples
 from tasks.metrics import image_metrics, psnr
-from tasks.pipeline import PipelineConfig, get_task, make_samples, model_inputs, sample_ldm, train_ldm
+from tasks.pipeline import PipelineConfig, get_task, make_samples, physics_prior_input, sample_ldm, train_ldm
 from tasks.spec import sample_projector
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -78,9 +78,10 @@ def run(n_train: int, unet_steps: int) -> dict:
                for x, s in zip(filtered, test)]
     rows[f"post-filtered OSEM of the input (FWHM {fwhm:g} mm)"] = _image_scores(task, test, filtered, forward)
 
-    train_ex = build_examples(task, train, model_inputs(task, train, config, voxel_mm, False))
-    test_ex = build_examples(task, test, model_inputs(task, test, config, voxel_mm, False))
-    plain = model_inputs(task, test, dataclasses.replace(config, use_tma=False), voxel_mm, False)
+    train_ex, test_ex = (build_examples(task, samples, physics_prior_input(task, config, voxel_mm))
+                         for samples in (train, test))
+    plain = build_examples(task, test, physics_prior_input(task, dataclasses.replace(config, use_tma=False),
+                                                           voxel_mm)).input
     rows["physics prior alone, without TMA attention"] = _scores(task, test, plain)
     rows["physics prior alone (TMA attention: lesions unfiltered)"] = _scores(task, test, test_ex.input)
     for label, inputs, test_inputs in (("measured input", train_ex.measured, test_ex.measured),

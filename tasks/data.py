@@ -21,7 +21,7 @@ targets, which have counts on every ray, are never cut to the body.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -31,7 +31,8 @@ from pet_projection.simulation import TaskSample
 
 from .spec import PETTask, sample_projector
 
-__all__ = ["Examples", "ExampleDataset", "MixedDataset", "build_examples", "check_same_geometry", "lesion_attention"]
+__all__ = ["Examples", "ExampleDataset", "MixedDataset", "ModelInput", "build_examples", "check_same_geometry",
+           "lesion_attention"]
 
 
 def lesion_attention(sample: TaskSample) -> tuple[np.ndarray, np.ndarray]:
@@ -72,35 +73,42 @@ class Examples:
         return int(self.input.shape[0])
 
 
-def build_examples(task: PETTask, samples: Sequence[TaskSample],
-                   inputs: Optional[Sequence[np.ndarray]] = None) -> Examples:
+ModelInput = Callable[[TaskSample, np.ndarray], np.ndarray]
+
+
+def build_examples(task: PETTask, samples: Sequence[TaskSample], model_input: Optional[ModelInput] = None,
+                   progress: bool = False) -> Examples:
     """Examples of ``samples`` (each checked with :meth:`PETTask.check_sample`), channels innermost.
 
-    ``inputs`` (one ``(n_views, n_bins)`` array per sample, e.g. physics
-    priors) replace the measured inputs as the model's condition.
+    ``model_input(sample, attention_image)`` gives the model's condition
+    ``(n_views, n_bins)`` of a sample from it and its TMA lesion attention
+    ``(ny, nx)`` (e.g. :func:`tasks.pipeline.physics_prior_input`); default:
+    the measured input. ``progress``: a tqdm bar.
     """
+    from tqdm.auto import tqdm
+
     if not samples:
         raise ValueError("no samples given")
-    if inputs is not None and len(inputs) != len(samples):
-        raise ValueError(f"got {len(inputs)} inputs for {len(samples)} samples")
     rows: dict[str, list] = {key: [] for key in ("input", "measured", "target", "attention", "support",
                                                    "sample_index", "channel")}
     shape = samples[0].input.shape
-    for index, sample in enumerate(samples):
+    for index, sample in enumerate(tqdm(samples, desc="model examples", disable=not progress, unit="sample")):
         task.check_sample(sample)
         if sample.input.shape != shape:
             raise ValueError(f"sample {index} has sinograms of shape {sample.input.shape}, sample 0 {shape}: one "
                              "model needs one sinogram geometry")
-        if inputs is not None and np.shape(inputs[index]) != shape:
-            raise ValueError(f"input {index} has shape {np.shape(inputs[index])}, its sample's sinograms {shape}")
-        _, attention = lesion_attention(sample)
+        attention_image, attention = lesion_attention(sample)
+        condition = None if model_input is None else model_input(sample, attention_image)
+        if condition is not None and np.shape(condition) != shape:
+            raise ValueError(f"the model input of sample {index} has shape {np.shape(condition)}, its sinograms "
+                             f"{shape}")
         body = np.asarray(body_support((sample.labels != 0).astype(np.float32), sample_projector(sample)))
         for channel in range(task.n_outputs):
             background = sample.target_background[channel] if task.n_outputs > 1 else sample.target_background
             support = body | (background > 0)
             measured = task.model_input(sample)
             rows["measured"].append(measured)
-            rows["input"].append(measured if inputs is None else inputs[index])
+            rows["input"].append(measured if condition is None else condition)
             rows["target"].append(task.target(sample, channel))
             rows["attention"].append(attention)
             rows["support"].append(support)

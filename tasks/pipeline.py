@@ -30,12 +30,13 @@ import numpy as np
 from pet_projection.simulation import TASKS, SimulatedDataset, SimulationConfig, TaskSample, simulate_sample
 from pet_projection.simulation.tasks import sample_rng
 
-from .data import ExampleDataset, Examples, MixedDataset, build_examples, check_same_geometry, lesion_attention
+from .data import (ExampleDataset, Examples, MixedDataset, ModelInput, build_examples, check_same_geometry,
+                   lesion_attention)
 from .metrics import image_metrics, similarity_metrics, summarise
 from .spec import PETTask, sample_projector
 
-__all__ = ["METHOD_LDM", "PipelineConfig", "TaskResult", "get_task", "load_samples", "make_samples", "model_inputs",
-           "run_for", "run_task"]
+__all__ = ["METHOD_LDM", "PipelineConfig", "TaskResult", "get_task", "load_samples", "make_samples",
+           "physics_prior_input", "run_for", "run_task"]
 
 METHOD_LDM = "LDM (ALL-PET)"
 METHOD_INPUT = "OSEM of input"
@@ -335,22 +336,23 @@ def sample_ldm(model: Any, task: PETTask, examples: Examples, config: PipelineCo
     return np.concatenate(out)
 
 
-def model_inputs(task: PETTask, samples: Sequence[TaskSample], config: PipelineConfig, voxel_mm: float,
-                 progress: bool = False) -> Optional[list[np.ndarray]]:
-    """The physics priors of ``samples`` when ``config.physics_prior`` (else None: the measured inputs).
+def physics_prior_input(task: PETTask, config: PipelineConfig, voxel_mm: float) -> Optional[ModelInput]:
+    """The ``model_input`` of :func:`~tasks.data.build_examples` for ``config`` (None: the measured inputs).
 
-    With ``config.use_tma`` the lesions' TMA image attention keeps their
-    contrast unfiltered in the prior (:meth:`~tasks.spec.PETTask.physics_prior`).
-
+    With ``config.physics_prior``: :meth:`~tasks.spec.PETTask.physics_prior`
+    with the config's filter and OSEM settings; with ``config.use_tma`` the
+    lesions' TMA image attention keeps their contrast unfiltered.
     ``voxel_mm``: the image grid's voxel size (mm), the unit of ``config.prior_fwhm_voxels``.
     """
-    from tqdm.auto import tqdm
-
     if not config.physics_prior:
         return None
-    return [task.physics_prior(s, config.prior_fwhm_voxels * voxel_mm, config.osem_subsets, config.osem_iterations,
-                               np.clip(lesion_attention(s)[0], 0.0, 1.0) if config.use_tma else None)
-            for s in tqdm(samples, desc="physics prior (OSEM + filter)", disable=not progress, unit="sample")]
+    fwhm_mm = config.prior_fwhm_voxels * voxel_mm
+
+    def prior(sample: TaskSample, attention_image: np.ndarray) -> np.ndarray:
+        attention = np.clip(attention_image, 0.0, 1.0) if config.use_tma else None
+        return task.physics_prior(sample, fwhm_mm, config.osem_subsets, config.osem_iterations, attention)
+
+    return prior
 
 
 def _read_log(path: Path) -> dict:
@@ -413,8 +415,8 @@ def run_task(config: PipelineConfig, work_dir: Any, progress: bool = True,
     check_same_geometry(train, test)
     osem_args = (config.osem_subsets, config.osem_iterations)
     voxel_mm = float(_grid(train[0]).voxel_size_mm[-1])
-    train_ex, test_ex = (build_examples(task, samples, model_inputs(task, samples, config, voxel_mm, progress))
-                         for samples in (train, test))
+    model_input = physics_prior_input(task, config, voxel_mm)
+    train_ex, test_ex = (build_examples(task, samples, model_input, progress) for samples in (train, test))
     projector = sample_projector(train[0])
     timings["data"] = time.perf_counter() - clock
 

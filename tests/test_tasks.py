@@ -203,16 +203,20 @@ def test_examples_keep_the_measured_input_beside_the_model_input():
     config = SimulationConfig(size=16, n_views=16, anatomy="brain")
     task = get_task("low_dose")
     samples = [simulate_sample("low_dose", config, seed) for seed in range(2)]
-    priors = [np.full(s.input.shape, 7.0, dtype=np.float32) for s in samples]
-    examples = build_examples(task, samples, priors)
-    np.testing.assert_array_equal(examples.input, np.stack(priors))
+    seen = []
+
+    def constant(sample, attention_image):
+        seen.append(attention_image.shape)
+        return np.full(sample.input.shape, 7.0, dtype=np.float32)
+
+    examples = build_examples(task, samples, constant)
+    np.testing.assert_array_equal(examples.input, 7.0)
     np.testing.assert_array_equal(examples.measured, np.stack([task.model_input(s) for s in samples]))
+    assert seen == [sample_projector(s).in_shape for s in samples]  # called once per sample with its image attention
     plain = build_examples(task, samples)
     np.testing.assert_array_equal(plain.input, plain.measured)
-    with pytest.raises(ValueError, match="input 1 has shape"):
-        build_examples(task, samples, [priors[0], priors[1][:4]])
-    with pytest.raises(ValueError, match="1 inputs for 2 samples"):
-        build_examples(task, samples, priors[:1])
+    with pytest.raises(ValueError, match="model input of sample 0 has shape"):
+        build_examples(task, samples, lambda sample, attention: sample.input[:4])
 
 
 def test_atomic_directory_keeps_old_on_error_and_replaces_on_success(tmp_path):
