@@ -36,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="full-dose prompts per slice (default: 1e6 per 128 x 128 slice, scaled to the grid)")
     parser.add_argument("--train-data", default=None, help="allpet simulate folder of training samples")
     parser.add_argument("--test-data", default=None, help="allpet simulate folder of test samples")
+    parser.add_argument("--count-resampling", type=int, default=None, metavar="K",
+                        help="K fresh low-dose inputs per training sample, thinned from its full-dose prompts "
+                             "(count-level augmentation; low_dose only; default 0)")
     parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -53,6 +56,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     changes = {key: value for key, value in (("n_train", args.n_train), ("n_test", args.n_test), ("seed", args.seed),
                                              ("total_counts", args.counts),
+                                             ("count_resampling", args.count_resampling),
                                              ("train_data", args.train_data), ("test_data", args.test_data))
                if value is not None}
     start = time.perf_counter()

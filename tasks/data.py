@@ -32,7 +32,7 @@ from pet_projection.simulation import TaskSample
 from .spec import PETTask, sample_projector
 
 __all__ = ["Examples", "ExampleDataset", "MixedDataset", "ModelInput", "build_examples", "check_same_geometry",
-           "lesion_attention"]
+           "lesion_attention", "with_resampled_inputs"]
 
 
 def lesion_attention(sample: TaskSample) -> tuple[np.ndarray, np.ndarray]:
@@ -118,6 +118,27 @@ def build_examples(task: PETTask, samples: Sequence[TaskSample], model_input: Op
                                                                      "support")}
     return Examples(**floats, sample_index=np.asarray(rows["sample_index"], dtype=np.int64),
                     channel=np.asarray(rows["channel"], dtype=np.int64))
+
+
+def with_resampled_inputs(task: PETTask, samples: Sequence[TaskSample], n_resamples: int,
+                          seed: int = 0) -> list[TaskSample]:
+    """``samples`` followed by ``n_resamples`` copies of each with a fresh input (:meth:`PETTask.resample_input`).
+
+    Count-level augmentation of the training set; tasks without input
+    resampling get ``samples`` unchanged. Copy ``k`` of sample ``i`` draws
+    from ``numpy.random.default_rng((seed, k, i))``, so a sample's copies do
+    not depend on the others.
+    """
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 0:
+        raise ValueError(f"n_resamples must be a non-negative integer, got {n_resamples!r}")
+    out = list(samples)
+    for k in range(n_resamples):
+        for i, sample in enumerate(samples):
+            copy = task.resample_input(sample, np.random.default_rng((seed, k, i)))
+            if copy is None:
+                return list(samples)
+            out.append(copy)
+    return out
 
 
 class ExampleDataset:

@@ -8,7 +8,13 @@ low-dose data, times ``f``; the supervised sinogram UNet.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
+
+import numpy as np
+
+from pet_projection.simulation import TaskSample
+from pet_projection.simulation.acquisition import thin_counts
 
 from .spec import PETTask
 
@@ -20,6 +26,21 @@ class LowDoseTask(PETTask):
 
     name = "low_dose"
     summary = "low-dose prompts (binomial thinning) -> full-dose prompts"
+
+    def resample_input(self, sample: TaskSample, rng: np.random.Generator) -> TaskSample:
+        """``sample`` with new low-dose prompts: a fresh binomial thinning of its full-dose prompts.
+
+        The factor is the sample's own (:meth:`input_scale`). Thinning a
+        Poisson sinogram by ``1/f`` gives a Poisson sinogram of mean ``1/f``
+        times the full dose, the same law as the measured input (for a user's
+        own data too: it needs only the full-dose prompts).
+        """
+        self.check_sample(sample)
+        target = np.asarray(sample.target)
+        if target.size and (target.min() < 0 or np.any(target != np.rint(target))):
+            raise ValueError("count resampling thins the full-dose prompts, so the target must hold non-negative "
+                             "integer counts; this sample's target does not")
+        return dataclasses.replace(sample, input=thin_counts(target, self.input_scale(sample), rng))
 
 
 TASK = LowDoseTask()

@@ -95,6 +95,16 @@ class PETTask:
         image = self.reference_image(sample, channel).astype(np.float64)
         return np.asarray(self.target_system(sample, channel).expected(image))
 
+    def resample_input(self, sample: TaskSample, rng: np.random.Generator) -> Optional[TaskSample]:
+        """``sample`` with a new, equally distributed realization of its input (None: the task has none).
+
+        Count-level augmentation: tasks whose input is drawn from the target
+        itself (low dose: binomial thinning of the full-dose prompts) can draw
+        any number of fresh inputs for one target, exactly as a scanner would
+        record them; the other tasks return None.
+        """
+        return None
+
     # ------------------------------------------------------------------ input-only baseline
     def input_system(self, sample: TaskSample) -> Optional[PETSystemModel]:
         """System model to reconstruct the input by itself (None: no input-only baseline)."""

@@ -15,7 +15,7 @@ pytest.importorskip("skimage")
 
 from pet_projection.simulation import TASKS, SimulationConfig, simulate_sample, write_dataset  # noqa: E402
 from tasks.baselines import LinearUnmixing  # noqa: E402
-from tasks.data import build_examples, check_same_geometry  # noqa: E402
+from tasks.data import build_examples, check_same_geometry, with_resampled_inputs  # noqa: E402
 from tasks.metrics import lesion_metrics, nrmse, psnr, ssim, summarise  # noqa: E402
 from tasks.outputs import atomic_directory  # noqa: E402
 from tasks.pipeline import METHOD_LDM, PipelineConfig, get_task, run_task  # noqa: E402
@@ -164,6 +164,8 @@ def test_pipeline_config_rejects_bad_values():
         PipelineConfig(n_train=0)
     with pytest.raises(ValueError, match="prior_fwhm_voxels"):
         PipelineConfig(prior_fwhm_voxels=-1.0)
+    with pytest.raises(ValueError, match="count_resampling"):
+        PipelineConfig(count_resampling=-1)
 
 
 def test_physics_prior_is_closer_to_the_truth_than_the_measured_input():
@@ -217,6 +219,52 @@ def test_examples_keep_the_measured_input_beside_the_model_input():
     np.testing.assert_array_equal(plain.input, plain.measured)
     with pytest.raises(ValueError, match="model input of sample 0 has shape"):
         build_examples(task, samples, lambda sample, attention: sample.input[:4])
+
+
+@settings(deadline=None, max_examples=10)
+@given(st.floats(2.0, 50.0), st.integers(1, 200), st.integers(0, 2**31 - 1))
+def test_low_dose_resampling_is_a_binomial_thinning_of_the_target(factor, counts, seed):
+    import dataclasses
+
+    task = get_task("low_dose")
+    sample = simulate_sample("low_dose", SimulationConfig(size=16, n_views=16, dose_reduction_factors=(factor,)), 0)
+    target = np.full(sample.target.shape, float(counts), dtype=np.float32)
+    sample = dataclasses.replace(sample, target=target)
+    rng = np.random.default_rng(seed)
+    draws = np.stack([task.resample_input(sample, rng).input for _ in range(20)])
+    assert (draws >= 0).all() and (draws <= target).all() and (draws == np.rint(draws)).all()
+    # Binomial(counts, 1/f) per ray: the mean over 20 x 256 independent rays is within 5 standard errors
+    p = 1.0 / factor
+    assert abs(draws.mean() - counts * p) < 5.0 * math.sqrt(counts * p * (1 - p) / draws.size) + 1e-9
+    copy = task.resample_input(sample, rng)
+    assert copy.target is sample.target and copy.labels is sample.labels and copy.metadata == sample.metadata
+
+
+def test_resampled_inputs_extend_low_dose_only():
+    import dataclasses
+
+    config = SimulationConfig(size=16, n_views=16)
+    low = [simulate_sample("low_dose", config, seed) for seed in range(2)]
+    task = get_task("low_dose")
+    out = with_resampled_inputs(task, low, 2, seed=3)
+    assert len(out) == 6 and out[:2] == low
+    for i, copy in enumerate(out[2:]):
+        assert copy.target is low[i % 2].target and not np.array_equal(copy.input, low[i % 2].input)
+    again = with_resampled_inputs(task, low, 2, seed=3)
+    assert all(np.array_equal(a.input, b.input) for a, b in zip(out, again))  # deterministic in the seed
+    assert not np.array_equal(with_resampled_inputs(task, low, 1, seed=4)[2].input, out[2].input)
+    other = [simulate_sample("delayed_frame", config, 0)]
+    assert with_resampled_inputs(get_task("delayed_frame"), other, 3) == other  # no resampling: unchanged
+    with pytest.raises(ValueError, match="integer counts"):
+        task.resample_input(dataclasses.replace(low[0], target=low[0].target + 0.5), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="n_resamples"):
+        with_resampled_inputs(task, low, -1)
+
+
+def test_pipeline_trains_on_the_resampled_inputs(tmp_path):
+    config = PipelineConfig.quick("low_dose", n_train=3, n_test=1, count_resampling=2, baselines=False)
+    result = run_task(config, tmp_path / "work", progress=False)
+    assert result.info["n_train_examples"] == 9 and result.info["n_test_examples"] == 1
 
 
 def test_atomic_directory_keeps_old_on_error_and_replaces_on_success(tmp_path):
