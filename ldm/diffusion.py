@@ -127,8 +127,11 @@ class LDMConfig:
         correction is added to the input at full resolution and the
         autoencoder's own error on the input cancels (on low-dose at the demo
         scale: +1.0 dB sinogram PSNR, +0.5 dB image PSNR; benchmarks/results/
-        physics_prior_low_dose.md). ddpm mode, which
-        does not start from the input, always decodes ``D(z0)``.
+        physics_prior_low_dose.md). Off by default: it suits a smooth input
+        (the tasks' physics prior, :class:`tasks.pipeline.PipelineConfig`
+        turns it on with it); a raw measured input's Poisson noise would pass
+        straight through to the output. ddpm mode, which does not start from
+        the input, always decodes ``D(z0)``.
     n_tracers, n_regions : int
         Tracer and body-region classes (0: no such label).
     sinogram_scale : float, optional
@@ -155,7 +158,7 @@ class LDMConfig:
     attention_dropout: float = 0.1
     use_constraints: bool = True
     constraint_weight: float = 0.1
-    residual_decode: bool = True
+    residual_decode: bool = False
     n_tracers: int = 0
     n_regions: int = 0
     sinogram_scale: Optional[float] = None

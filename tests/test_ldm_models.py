@@ -440,12 +440,13 @@ def test_bridge_residual_decode_returns_the_input_when_the_bridge_changes_nothin
     target = disc_sinograms(2, 12, 10)
     batch = {"target": target, "input": 0.9 * target}
     outputs = {}
-    for residual in (True, False):
-        model = tiny_model(mode="bridge", prediction_type="sample", use_constraints=False, use_tma=False,
-                           residual_decode=residual)
+    for residual in (True, False, None):  # None: the default, direct decode (a raw input's noise must not pass)
+        flag = {} if residual is None else {"residual_decode": residual}
+        model = tiny_model(mode="bridge", prediction_type="sample", use_constraints=False, use_tma=False, **flag)
         model.loss(batch, "diffusion")  # calibrates the scales
         model.denoiser = _EchoInputLatent(model.config.autoencoder.latent_channels)
         outputs[residual] = model.sample({"input": batch["input"]}, "ddim", n_steps=3,
                                          generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(outputs[True], batch["input"], atol=1e-5, rtol=1e-5)
     assert (outputs[False] - batch["input"]).abs().max() > 1e-2  # an untrained decoder is no identity
+    torch.testing.assert_close(outputs[None], outputs[False])
