@@ -21,14 +21,13 @@ where the inputs' noise can be learnt by heart.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from benchmarks.bench_physics_prior import RESULTS, write_results
 
 
 def run_one(n_train: int, steps: int, resamples: int) -> dict:
@@ -86,10 +85,7 @@ def main(argv=None) -> int:
         rows = list(pool.map(run_one, [args.n_train] * len(args.resamples), [args.steps] * len(args.resamples),
                              args.resamples))
     report = {"config": {"n_train": args.n_train, "steps": args.steps}, "rows": rows}
-    args.out.with_suffix(".json").write_text(json.dumps(report, indent=1), encoding="utf-8")
-    text = markdown(report)
-    args.out.with_suffix(".md").write_text(text, encoding="utf-8")
-    print(text)
+    write_results(args.out, report, markdown(report))
     return 0
 
 

@@ -117,6 +117,13 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_results(out: Path, report: dict, text: str) -> None:
+    """``report`` as ``out.json`` and its Markdown ``text`` as ``out.md``; prints the text."""
+    out.with_suffix(".json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+    out.with_suffix(".md").write_text(text, encoding="utf-8")
+    print(text)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-train", type=int, default=500)
@@ -124,10 +131,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS / "physics_prior_low_dose")
     args = parser.parse_args(argv)
     report = run(args.n_train, args.unet_steps)
-    args.out.with_suffix(".json").write_text(json.dumps(report, indent=1), encoding="utf-8")
-    text = markdown(report)
-    args.out.with_suffix(".md").write_text(text, encoding="utf-8")
-    print(text)
+    write_results(args.out, report, markdown(report))
     return 0
 
 

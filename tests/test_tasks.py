@@ -295,3 +295,16 @@ def test_residual_decode_only_with_the_physics_prior(tmp_path):
     for prior in (True, False):
         model, _ = _ldm_experiment(task, PipelineConfig.quick(physics_prior=prior), 8, tmp_path)
         assert model.residual_decode is prior and model.mode == "bridge"
+
+
+def test_count_resampling_benchmark_runs_small(tmp_path):
+    import json
+
+    from benchmarks.bench_count_resampling import main
+
+    assert main(["--n-train", "3", "--steps", "2", "--resamples", "0", "1", "--jobs", "1",
+                 "--out", str(tmp_path / "r")]) == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert [row["n_train_examples"] for row in report["rows"]] == [3, 6]
+    assert all(np.isfinite(row["image_psnr_db"]) for row in report["rows"])
+    assert "| 1 | 6 |" in (tmp_path / "r.md").read_text()
