@@ -308,3 +308,16 @@ def test_count_resampling_benchmark_runs_small(tmp_path):
     assert [row["n_train_examples"] for row in report["rows"]] == [3, 6]
     assert all(np.isfinite(row["image_psnr_db"]) for row in report["rows"])
     assert "| 1 | 6 |" in (tmp_path / "r.md").read_text()
+
+
+def test_limits_benchmark_region_fit_recovers_piecewise_constant_activity(tmp_path):
+    from benchmarks.bench_low_dose_limits import main, region_fit
+
+    sample = simulate_sample("low_dose", SimulationConfig(size=16, n_views=16), 0)
+    system = get_task("low_dose").target_system(sample)
+    values = np.unique(sample.labels)
+    truth = sum((1.0 + 0.5 * i) * (sample.labels == v) for i, v in enumerate(values))
+    fit = region_fit(np.asarray(system.expected(truth)), system, sample.labels, 3000)
+    np.testing.assert_allclose(fit, truth, rtol=1e-3, atol=1e-6)
+    assert main(["--n-test", "2", "--out", str(tmp_path / "limits")]) == 0
+    assert "oracle segmentation" in (tmp_path / "limits.md").read_text()
