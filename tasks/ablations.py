@@ -45,7 +45,8 @@ def ablation_variants(base: PipelineConfig, n_small: int, n_large: int) -> dict[
             "no TMA": dataclasses.replace(full, use_tma=False, guidance_scale=0.0),  # no attention, no guidance
             "no constraints": dataclasses.replace(full, use_constraints=False),
             "no physics prior": dataclasses.replace(full, physics_prior=False),
-            "large, no augmentation": dataclasses.replace(full, n_train=n_large, use_rmas=False)}
+            # no augmentation of any kind: neither RMAS/DMM nor count resampling (if the base config turns it on)
+            "large, no augmentation": dataclasses.replace(full, n_train=n_large, use_rmas=False, count_resampling=0)}
 
 
 def _comparisons(results: dict[str, TaskResult]) -> dict[str, str]:

@@ -26,6 +26,10 @@ def test_each_variant_switches_one_thing() -> None:
     assert all(not c.baselines for c in variants.values())
     # TMA guidance needs TMA: the variant without TMA samples without guidance, the others keep it
     assert variants["no TMA"].guidance_scale == 0.0 and variants["full"].guidance_scale == 1.5
+    # count resampling is augmentation too: the large variant drops it, the others keep the base config's
+    resampled = ablation_variants(demo_config("low_dose", count_resampling=2), 500, 5000)
+    assert {name: c.count_resampling for name, c in resampled.items()} == {
+        name: 0 if name == "large, no augmentation" else 2 for name in resampled}
 
 
 @pytest.mark.parametrize("n_small, n_large", [(0, 10), (20, 10)])
