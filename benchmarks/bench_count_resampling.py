@@ -21,6 +21,7 @@ where the inputs' noise can be learnt by heart.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -78,12 +79,16 @@ def main(argv=None) -> int:
     parser.add_argument("--n-train", type=int, default=500)
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--resamples", type=int, nargs="+", default=[0, 7])
-    parser.add_argument("--jobs", type=int, default=2, help="worker processes (one per K at a time)")
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes (one per K at a time; 1: in this "
+                                                               "process)")
     parser.add_argument("--out", type=Path, default=RESULTS / "count_resampling_low_dose")
     args = parser.parse_args(argv)
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        rows = list(pool.map(run_one, [args.n_train] * len(args.resamples), [args.steps] * len(args.resamples),
-                             args.resamples))
+    jobs = [(args.n_train, args.steps, k) for k in args.resamples]
+    if args.jobs == 1:
+        rows = [run_one(*job) for job in jobs]
+    else:  # spawned workers: forking a process whose torch/Numba thread pools have started can crash the child
+        with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            rows = list(pool.map(run_one, *zip(*jobs)))
     report = {"config": {"n_train": args.n_train, "steps": args.steps}, "rows": rows}
     write_results(args.out, report, markdown(report))
     return 0
