@@ -103,10 +103,10 @@ def build_examples(task: PETTask, samples: Sequence[TaskSample], model_input: Op
             raise ValueError(f"the model input of sample {index} has shape {np.shape(condition)}, its sinograms "
                              f"{shape}")
         body = np.asarray(body_support((sample.labels != 0).astype(np.float32), sample_projector(sample)))
+        measured = task.model_input(sample)
         for channel in range(task.n_outputs):
             background = sample.target_background[channel] if task.n_outputs > 1 else sample.target_background
             support = body | (background > 0)
-            measured = task.model_input(sample)
             rows["measured"].append(measured)
             rows["input"].append(measured if condition is None else condition)
             rows["target"].append(task.target(sample, channel))

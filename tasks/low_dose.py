@@ -33,14 +33,11 @@ class LowDoseTask(PETTask):
         The factor is the sample's own (:meth:`input_scale`). Thinning a
         Poisson sinogram by ``1/f`` gives a Poisson sinogram of mean ``1/f``
         times the full dose, the same law as the measured input (for a user's
-        own data too: it needs only the full-dose prompts).
+        own data too: it needs only the full-dose prompts, which must be
+        non-negative integer counts: :func:`thin_counts` raises otherwise).
         """
         self.check_sample(sample)
-        target = np.asarray(sample.target)
-        if target.size and (target.min() < 0 or np.any(target != np.rint(target))):
-            raise ValueError("count resampling thins the full-dose prompts, so the target must hold non-negative "
-                             "integer counts; this sample's target does not")
-        return dataclasses.replace(sample, input=thin_counts(target, self.input_scale(sample), rng))
+        return dataclasses.replace(sample, input=thin_counts(sample.target, self.input_scale(sample), rng))
 
 
 TASK = LowDoseTask()

@@ -255,7 +255,7 @@ def test_resampled_inputs_extend_low_dose_only():
     assert not np.array_equal(with_resampled_inputs(task, low, 1, seed=4)[2].input, out[2].input)
     other = [simulate_sample("delayed_frame", config, 0)]
     assert with_resampled_inputs(get_task("delayed_frame"), other, 3) == other  # no resampling: unchanged
-    with pytest.raises(ValueError, match="integer counts"):
+    with pytest.raises(ValueError, match="non-negative integers"):
         task.resample_input(dataclasses.replace(low[0], target=low[0].target + 0.5), np.random.default_rng(0))
     with pytest.raises(ValueError, match="n_resamples"):
         with_resampled_inputs(task, low, -1)
