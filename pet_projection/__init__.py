@@ -20,7 +20,7 @@ from .physics import BroadcastDiagonalOperator, GaussianResolution, PETSystemMod
 from .projdata import CylindricalScanner, ProjDataLayout
 from .projectors import ListmodeProjector, LORProjector, ParallelBeamProjector, PETSinogramProjector
 from .scanner import RingScannerGeometry, SinogramLayout, lor_endpoints
-from .recon import fbp, mlem, osem
+from .recon import fbp, map_tv, mlem, osem
 from .tof import TOFParameters
 
 __version__ = "0.1.0"
@@ -44,6 +44,7 @@ __all__ = [
     "PETSystemModel",
     "attenuation_factors",
     "fbp",
+    "map_tv",
     "mlem",
     "osem",
     # PET ring scanners and Michelogram sinogram layouts

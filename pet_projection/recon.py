@@ -1,4 +1,4 @@
-"""Image reconstruction: filtered back projection (FBP) and MLEM / OSEM.
+"""Image reconstruction: filtered back projection (FBP), MLEM / OSEM and Poisson MAP with total variation (PDHG).
 
 Arrays may be NumPy arrays or torch CPU tensors (CuPy arrays and torch CUDA
 tensors go through the operators' device paths); results have the input's
@@ -284,4 +284,137 @@ def osem(data: Any, system: PETSystemModel, n_subsets: int, n_iterations: int, *
             x = _em_update(x, subdata, subsystem, sensitivity)
             if callback is not None:
                 callback(iteration, k, x)
+    return x
+
+
+# --- MAP with total variation (PDHG) ----------------------------------------------------------------
+
+def _gradient(x: Any, ndim: int) -> Any:
+    """Forward differences of ``x`` along its last ``ndim`` axes, shape ``(ndim, *x.shape)`` (0 at the far edge)."""
+    xp = array_namespace(x)
+    g = xp.zeros((ndim,) + tuple(x.shape), dtype=x.dtype)
+    for k in range(ndim):
+        low, high = _edge_slices(x.ndim, x.ndim - ndim + k)
+        g[k][low] = x[high] - x[low]
+    return g
+
+
+def _divergence(q: Any, ndim: int) -> Any:
+    """``-(gradient)^T q`` for ``q`` of shape ``(ndim, *image shape)``."""
+    xp = array_namespace(q)
+    d = xp.zeros(tuple(q.shape[1:]), dtype=q.dtype)
+    for k in range(ndim):
+        low, high = _edge_slices(d.ndim, d.ndim - ndim + k)
+        d[low] += q[k][low]
+        d[high] -= q[k][low]
+    return d
+
+
+def _edge_slices(n_axes: int, axis: int) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
+    """Index tuples selecting all but the last (``low``) and all but the first (``high``) entry along ``axis``."""
+    low = [slice(None)] * n_axes
+    high = [slice(None)] * n_axes
+    low[axis], high[axis] = slice(None, -1), slice(1, None)
+    return tuple(low), tuple(high)
+
+
+def map_tv(data: Any, system: PETSystemModel, beta: float, n_iterations: int, *, x0: Any = None,
+           gamma: Optional[float] = None, callback: Optional[Callback] = None) -> Any:
+    """Poisson maximum a posteriori image with a total-variation prior, by preconditioned PDHG.
+
+    Minimises ``sum(ybar - y log ybar) + beta * TV(x)`` over ``x >= 0``, with
+    ``ybar = A x + b`` (see :class:`~pet_projection.physics.PETSystemModel`)
+    and the isotropic total variation ``TV(x) = sum_j |grad x|_j`` of forward
+    differences between neighbouring voxels along every image axis (no mm
+    scaling; zero across the far edge). The solver is the primal-dual hybrid
+    gradient method of Chambolle & Pock (J. Math. Imaging Vis. 40:120, 2011)
+    with their diagonal preconditioning (Pock & Chambolle, ICCV 2011), as used
+    for PET by Ehrhardt et al. (SIAM J. Imaging Sci. 12:1357, 2019): per-bin
+    dual steps ``gamma / (A 1)``, per-voxel primal steps
+    ``1 / (gamma (A^H 1 + 2 d))`` for ``d`` image axes. It converges for any
+    ``gamma > 0``; ``gamma`` only sets the speed.
+
+    Parameters
+    ----------
+    data : array, shape ``(..., *system.out_shape)``
+        Measured counts ``y``, finite and non-negative (NumPy or CuPy; float32
+        or float64, integer counts become float64). Leading batch axes
+        reconstruct several data sets at once, each with its own TV.
+    system : PETSystemModel
+    beta : float
+        Weight of the TV term, >= 0, in counts per image unit (``beta = 0``
+        gives the maximum-likelihood image, slowly). It scales with the counts:
+        tune it on data at the count level it will serve.
+    n_iterations : int
+        PDHG iterations, at least 1 (each one forward and one back projection).
+    x0 : array, shape ``(..., *system.in_shape)``, optional
+        Start image, finite and non-negative, of the data's array type and
+        dtype (default: the uniform image whose expected counts match the data's).
+    gamma : float, optional
+        Primal-dual balance, > 0 (default ``1 / mean(x0)`` for each data set:
+        the inverse image scale, which keeps the number of iterations needed
+        roughly independent of the image units).
+    callback : callable, optional
+        ``callback(iteration, None, x)`` after every iteration, as for :func:`mlem`.
+
+    Returns
+    -------
+    array, shape ``(..., *system.in_shape)``
+        Of the data's type, dtype and device.
+
+    Notes
+    -----
+    Bins that no voxel reaches (``A 1 = 0``) are left out. Voxels that no bin
+    sees are set by the TV term alone. Torch tensors are refused; pass
+    ``tensor.numpy()`` (CPU) or a CuPy view (``cupy.from_dlpack``).
+    """
+    system = _check_system(system)
+    n_iterations = positive_int("n_iterations", n_iterations)
+    beta = float(beta)
+    if not math.isfinite(beta) or beta < 0.0:
+        raise ValueError(f"beta must be finite and >= 0, got {beta}")
+    data = check_counts(data, "data", system.out_shape)
+    xp = array_namespace(data)
+    if xp.__name__ == "torch":
+        raise TypeError("map_tv takes NumPy or CuPy arrays, not torch tensors (pass tensor.numpy() or a CuPy view)")
+    ndim = len(system.in_shape)
+    dtype = data.dtype
+    rows = system.linear.apply(xp.ones(system.in_shape, dtype=dtype))
+    if x0 is None:
+        scale = xp.maximum(data.sum(axis=tuple(range(-len(system.out_shape), 0))) -
+                           float(xp.sum(system.expected(xp.zeros(system.in_shape, dtype=dtype)))), 0.0)
+        level = scale / max(float(rows.sum()), float(np.finfo(np.float64).tiny))
+        x = xp.ones(tuple(data.shape[:data.ndim - len(system.out_shape)]) + system.in_shape, dtype=dtype)
+        x = x * xp.reshape(level, level.shape + (1,) * ndim)
+    else:
+        x = _initial_image(data, system, x0).copy()
+    batch = tuple(x.shape[:x.ndim - ndim])
+    if gamma is None:  # per data set: 1 / mean(x0), or 1 where x0 is 0
+        level = x.mean(axis=tuple(range(len(batch), x.ndim))) if batch else x.mean()
+        gamma_items = xp.where(level > 0, 1.0 / xp.where(level > 0, level, 1.0), 1.0).astype(dtype)
+    else:
+        gamma = float(gamma)
+        if not math.isfinite(gamma) or gamma <= 0.0:
+            raise ValueError(f"gamma must be finite and > 0, got {gamma}")
+        gamma_items = xp.full(batch, gamma, dtype=dtype)
+    gamma_image = xp.reshape(gamma_items, batch + (1,) * ndim)
+    gamma_data = xp.reshape(gamma_items, batch + (1,) * len(system.out_shape))
+    background = system.expected(xp.zeros(system.in_shape, dtype=dtype))
+    sigma = xp.where(rows > 0, gamma_data / xp.where(rows > 0, rows, 1.0), 0.0).astype(dtype)
+    tau = (1.0 / (gamma_image * (system.sensitivity(like=data) + 2.0 * ndim))).astype(dtype)
+    p = xp.zeros(data.shape, dtype=dtype)
+    q = xp.zeros((ndim,) + tuple(x.shape), dtype=dtype)
+    x_bar = x
+    for iteration in range(n_iterations):
+        # data term: prox of the Poisson conjugate, sigma-scaled per bin, shifted by the background
+        z = p + sigma * (system.linear.apply(x_bar) + background)
+        p = xp.where(sigma > 0, 1.0 - 0.5 * ((1.0 - z) + xp.sqrt((1.0 - z) ** 2 + 4.0 * sigma * data)), 0.0)
+        # TV term: projection onto the ball of radius beta, voxel by voxel
+        q = q + (gamma_image / 2.0) * _gradient(x_bar, ndim)
+        q = q / xp.maximum(1.0, xp.sqrt((q * q).sum(axis=0)) / beta) if beta > 0 else q * 0.0
+        x_new = xp.maximum(x - tau * (system.linear.adjoint(p) - _divergence(q, ndim)), 0.0)
+        x_bar = 2.0 * x_new - x
+        x = x_new
+        if callback is not None:
+            callback(iteration, None, x)
     return x
