@@ -380,9 +380,9 @@ def map_tv(data: Any, system: PETSystemModel, beta: float, n_iterations: int, *,
     ndim = len(system.in_shape)
     dtype = data.dtype
     rows = system.linear.apply(xp.ones(system.in_shape, dtype=dtype))
+    background = system.expected(xp.zeros(system.in_shape, dtype=dtype))
     if x0 is None:
-        scale = xp.maximum(data.sum(axis=tuple(range(-len(system.out_shape), 0))) -
-                           float(xp.sum(system.expected(xp.zeros(system.in_shape, dtype=dtype)))), 0.0)
+        scale = xp.maximum(data.sum(axis=tuple(range(-len(system.out_shape), 0))) - float(background.sum()), 0.0)
         level = scale / max(float(rows.sum()), float(np.finfo(np.float64).tiny))
         x = xp.ones(tuple(data.shape[:data.ndim - len(system.out_shape)]) + system.in_shape, dtype=dtype)
         x = x * xp.reshape(level, level.shape + (1,) * ndim)
@@ -399,7 +399,6 @@ def map_tv(data: Any, system: PETSystemModel, beta: float, n_iterations: int, *,
         gamma_items = xp.full(batch, gamma, dtype=dtype)
     gamma_image = xp.reshape(gamma_items, batch + (1,) * ndim)
     gamma_data = xp.reshape(gamma_items, batch + (1,) * len(system.out_shape))
-    background = system.expected(xp.zeros(system.in_shape, dtype=dtype))
     sigma = xp.where(rows > 0, gamma_data / xp.where(rows > 0, rows, 1.0), 0.0).astype(dtype)
     tau = (1.0 / (gamma_image * (system.sensitivity(like=data) + 2.0 * ndim))).astype(dtype)
     p = xp.zeros(data.shape, dtype=dtype)
