@@ -321,3 +321,22 @@ def test_limits_benchmark_region_fit_recovers_piecewise_constant_activity(tmp_pa
     np.testing.assert_allclose(fit, truth, rtol=1e-3, atol=1e-6)
     assert main(["--n-test", "2", "--out", str(tmp_path / "limits")]) == 0
     assert "oracle segmentation" in (tmp_path / "limits.md").read_text()
+
+
+def test_training_phantoms_benchmark_runs_small(tmp_path):
+    import json
+
+    import torch
+
+    from benchmarks.bench_training_phantoms import ImageDenoiser, main
+
+    assert ImageDenoiser()(torch.zeros(3, 2, 8, 8)).shape == (3, 1, 8, 8)
+    assert main(["--n-train", "2", "3", "--resamples", "1", "0", "--steps", "3", "--every", "2", "--threads", "1",
+                 "--out", str(tmp_path / "p")]) == 0
+    report = json.loads((tmp_path / "p.json").read_text())
+    assert [[c["step"] for c in row["curve"]] for row in report["rows"]] == [[2, 3], [2, 3]]
+    assert all(np.isfinite(c["test_psnr_db"]) for row in report["rows"] for c in row["curve"])
+    text = (tmp_path / "p.md").read_text()
+    assert "| 2 | 1 |" in text and "Best post-filtered OSEM" in text
+    with pytest.raises(SystemExit):
+        main(["--n-train", "2", "3", "--resamples", "1", "--out", str(tmp_path / "q")])
