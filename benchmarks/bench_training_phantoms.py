@@ -31,11 +31,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from benchmarks.bench_physics_prior import RESULTS, write_results
-from tasks.baselines import osem_image, post_filter
+from tasks.baselines import osem_image, post_filter, tune_post_filter
 from tasks.data import with_resampled_inputs
 from tasks.metrics import psnr
 from tasks.pipeline import PipelineConfig, get_task, make_samples
-from tasks.spec import TaskSample
+from tasks.spec import TaskSample, sample_projector
 
 FEATURE_FWHM_VOXELS = 1.0
 POST_FILTER_FWHM_VOXELS = (1.0, 1.5, 2.0, 2.5, 3.0)
@@ -81,7 +81,7 @@ def run_one(n_train: int, resamples: int, steps: int, every: int, seed: int = 0)
     config = PipelineConfig(n_train=n_train, n_test=16, seed=seed)
     task = get_task("low_dose")
     train, test = make_samples(config, progress=False)
-    voxel_mm = float(task.target_system(test[0]).projector.geometry.grid.voxel_size_mm[-1])
+    voxel_mm = float(sample_projector(test[0]).geometry.grid.voxel_size_mm[-1])
     augmented = with_resampled_inputs(task, train, resamples, seed)
     x = torch.as_tensor(_osem_images(task, augmented, voxel_mm))
     y = torch.as_tensor(np.stack([task.reference_image(s) for s in augmented]).astype(np.float32))[:, None]
@@ -116,12 +116,13 @@ def run_one(n_train: int, resamples: int, steps: int, every: int, seed: int = 0)
             curve.append({"step": step, "test_psnr_db": float(np.mean([psnr(r, p) for r, p in zip(references,
                                                                                                  predicted)])),
                           "training_loss": float(np.mean(losses[-every:]))})
-    filtered = {f: float(np.mean([psnr(r, post_filter(img[0] * scale, task.target_system(s), f * voxel_mm))
-                                  for r, img, s in zip(references, x_test.numpy(), test)]))
-                for f in POST_FILTER_FWHM_VOXELS}
-    best = max(filtered, key=filtered.get)
+    osem_images = [img[0] * scale for img in x_test.numpy()]
+    systems = [task.target_system(s) for s in test]
+    best = tune_post_filter(osem_images, references, systems, [f * voxel_mm for f in POST_FILTER_FWHM_VOXELS])
+    filtered = float(np.mean([psnr(r, post_filter(x, sys, best)) for r, x, sys in zip(references, osem_images,
+                                                                                       systems)]))
     return {"n_train": n_train, "resamples": resamples, "n_parameters": sum(p.numel() for p in network.parameters()),
-            "curve": curve, "best_post_filtered_db": filtered[best], "best_post_filter_fwhm_voxels": best,
+            "curve": curve, "best_post_filtered_db": filtered, "best_post_filter_fwhm_voxels": best / voxel_mm,
             "train_s": time.perf_counter() - clock}
 
 
