@@ -1,13 +1,15 @@
-"""How many training phantoms low dose needs: one image-domain CNN trained on 500 and on 5,000 slices.
+"""How many training phantoms low dose needs: one image-domain CNN on 500 slices, on them warped, and on 5,000.
 
 Usage::
 
-    python -m benchmarks.bench_training_phantoms     # about 25 min on the 2-core CPU; writes
+    python -m benchmarks.bench_training_phantoms     # about 55 min on the 2-core CPU; writes
                                                      # benchmarks/results/training_phantoms_low_dose.{json,md}
 
 The demo's low-dose data (``PipelineConfig()`` grid and counts, dose
-reduction factor 20) and its 16 test slices. For each training set size
-(with ``K`` count-resampled extra inputs per slice,
+reduction factor 20) and its 16 test slices. For each training set (``W``
+anatomy warps per slice, :func:`tasks.data.with_warped_anatomies`: new
+patients from random deformations of the slice's anatomy, scanned again;
+then ``K`` count-resampled extra inputs per slice,
 :func:`tasks.data.with_resampled_inputs`), a small residual CNN
 (:class:`ImageDenoiser`) learns the true image from the low-dose OSEM image
 (4 x 4) and its post-filtered copy (1 voxel FWHM), with left-right flips,
@@ -32,7 +34,7 @@ from torch.nn import functional as F
 
 from benchmarks.bench_physics_prior import RESULTS, write_results
 from tasks.baselines import osem_image, post_filter, tune_post_filter
-from tasks.data import with_resampled_inputs
+from tasks.data import with_resampled_inputs, with_warped_anatomies
 from tasks.metrics import psnr
 from tasks.pipeline import PipelineConfig, get_task, make_samples
 from tasks.spec import TaskSample, sample_projector
@@ -76,13 +78,17 @@ def _osem_images(task, samples: list[TaskSample], voxel_mm: float) -> np.ndarray
                      for x, s in zip(images, samples)]).astype(np.float32)
 
 
-def run_one(n_train: int, resamples: int, steps: int, every: int, seed: int = 0) -> dict:
-    """Test PSNR (dB) every ``every`` steps of the CNN trained on ``n_train`` slices with ``resamples`` extra inputs."""
+def run_one(n_train: int, resamples: int, steps: int, every: int, seed: int = 0, warps: int = 0) -> dict:
+    """Test PSNR (dB) every ``every`` steps of the CNN trained on ``n_train`` slices and their augmentations.
+
+    ``warps`` new patients per slice (:func:`tasks.data.with_warped_anatomies`),
+    then ``resamples`` extra inputs for each of those.
+    """
     config = PipelineConfig(n_train=n_train, n_test=16, seed=seed)
     task = get_task("low_dose")
     train, test = make_samples(config, progress=False)
     voxel_mm = float(sample_projector(test[0]).geometry.grid.voxel_size_mm[-1])
-    augmented = with_resampled_inputs(task, train, resamples, seed)
+    augmented = with_resampled_inputs(task, with_warped_anatomies(task, train, warps, seed), resamples, seed)
     x = torch.as_tensor(_osem_images(task, augmented, voxel_mm))
     y = torch.as_tensor(np.stack([task.reference_image(s) for s in augmented]).astype(np.float32))[:, None]
     x_test = torch.as_tensor(_osem_images(task, test, voxel_mm))
@@ -121,7 +127,8 @@ def run_one(n_train: int, resamples: int, steps: int, every: int, seed: int = 0)
     best = tune_post_filter(osem_images, references, systems, [f * voxel_mm for f in POST_FILTER_FWHM_VOXELS])
     filtered = float(np.mean([psnr(r, post_filter(x, sys, best)) for r, x, sys in zip(references, osem_images,
                                                                                        systems)]))
-    return {"n_train": n_train, "resamples": resamples, "n_parameters": sum(p.numel() for p in network.parameters()),
+    return {"n_train": n_train, "resamples": resamples, "warps": warps,
+            "n_parameters": sum(p.numel() for p in network.parameters()),
             "curve": curve, "best_post_filtered_db": filtered, "best_post_filter_fwhm_voxels": best / voxel_mm,
             "train_s": time.perf_counter() - clock}
 
@@ -132,9 +139,10 @@ def markdown(report: dict) -> str:
              f"parameters, {report['config']['steps']} steps of batch {BATCH_SIZE})", "",
              "Image PSNR (dB) of the CNN's image against the true image, mean over the test slices; in brackets the "
              "mean training loss of the preceding steps.", "",
-             "| training slices | K | " + " | ".join(f"step {c['step']}" for c in rows[0]["curve"]) + " |",
-             "|---|---|" + "---|" * len(rows[0]["curve"])]
-    lines += [f"| {r['n_train']} | {r['resamples']} | " + " | ".join(
+             "| training slices | anatomy warps W | count resamples K | "
+             + " | ".join(f"step {c['step']}" for c in rows[0]["curve"]) + " |",
+             "|---|---|---|" + "---|" * len(rows[0]["curve"])]
+    lines += [f"| {r['n_train']} | {r.get('warps', 0)} | {r['resamples']} | " + " | ".join(
         f"{c['test_psnr_db']:.2f} ({c['training_loss']:.3f})" for c in r["curve"]) + " |" for r in rows]
     r = rows[0]
     lines += ["", f"Best post-filtered OSEM 4 x 4 of the same test slices: {r['best_post_filtered_db']:.2f} dB "
@@ -144,18 +152,23 @@ def markdown(report: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n-train", type=int, nargs="+", default=[500, 5000])
-    parser.add_argument("--resamples", type=int, nargs="+", default=[3, 0],
+    parser.add_argument("--n-train", type=int, nargs="+", default=[500, 500, 500, 5000])
+    parser.add_argument("--resamples", type=int, nargs="+", default=[3, 0, 0, 0],
                         help="count-resampled extra inputs per slice, one per --n-train")
+    parser.add_argument("--warps", type=int, nargs="+", default=[0, 7, 15, 0],
+                        help="anatomy warps (new patients) per slice, one per --n-train")
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--every", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS / "training_phantoms_low_dose")
     args = parser.parse_args(argv)
-    if len(args.resamples) != len(args.n_train):
-        parser.error(f"--resamples needs one value per --n-train ({len(args.n_train)}), got {len(args.resamples)}")
+    for name in ("resamples", "warps"):
+        if len(getattr(args, name)) != len(args.n_train):
+            parser.error(f"--{name} needs one value per --n-train ({len(args.n_train)}), got "
+                         f"{len(getattr(args, name))}")
     torch.set_num_threads(args.threads)
-    rows = [run_one(n, k, args.steps, args.every) for n, k in zip(args.n_train, args.resamples)]
+    rows = [run_one(n, k, args.steps, args.every, warps=w) for n, k, w in zip(args.n_train, args.resamples,
+                                                                               args.warps)]
     report = {"config": {"steps": args.steps, "every": args.every, "batch_size": BATCH_SIZE,
                          "learning_rate": LEARNING_RATE, "feature_fwhm_voxels": FEATURE_FWHM_VOXELS}, "rows": rows}
     write_results(args.out, report, markdown(report))

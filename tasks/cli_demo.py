@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--count-resampling", type=int, default=None, metavar="K",
                         help="K fresh low-dose inputs per training sample, thinned from its full-dose prompts "
                              "(count-level augmentation; low_dose only; default 0)")
+    parser.add_argument("--anatomy-warps", type=int, default=None, metavar="W",
+                        help="W new patients per training sample: its anatomy randomly deformed and scanned again "
+                             "(anatomy-level augmentation; low_dose only; default 0)")
     parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -57,6 +60,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     changes = {key: value for key, value in (("n_train", args.n_train), ("n_test", args.n_test), ("seed", args.seed),
                                              ("total_counts", args.counts),
                                              ("count_resampling", args.count_resampling),
+                                             ("anatomy_warps", args.anatomy_warps),
                                              ("train_data", args.train_data), ("test_data", args.test_data))
                if value is not None}
     start = time.perf_counter()

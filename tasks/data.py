@@ -28,11 +28,12 @@ import numpy as np
 from pet_projection import AttentionRegions, TransparentMedicalAttention, body_support
 from pet_projection.attention import LESION_PREFIX
 from pet_projection.simulation import TaskSample
+from pet_projection.simulation.deformation import DeformationSettings
 
 from .spec import PETTask, sample_projector
 
 __all__ = ["Examples", "ExampleDataset", "MixedDataset", "ModelInput", "build_examples", "check_same_geometry",
-           "lesion_attention", "with_resampled_inputs"]
+           "lesion_attention", "with_resampled_inputs", "with_warped_anatomies"]
 
 
 def lesion_attention(sample: TaskSample) -> tuple[np.ndarray, np.ndarray]:
@@ -120,6 +121,24 @@ def build_examples(task: PETTask, samples: Sequence[TaskSample], model_input: Op
                     channel=np.asarray(rows["channel"], dtype=np.int64))
 
 
+Augment = Callable[[TaskSample, np.random.Generator], Optional[TaskSample]]
+
+
+def _with_copies(samples: Sequence[TaskSample], name: str, n_copies: int, stream: tuple[int, ...], make: Augment,
+                 seed: int) -> list[TaskSample]:
+    """``samples`` followed by ``n_copies`` rounds of ``make(sample, rng)`` (only ``samples`` if it gives None)."""
+    if isinstance(n_copies, bool) or not isinstance(n_copies, int) or n_copies < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {n_copies!r}")
+    out = list(samples)
+    for k in range(n_copies):
+        for i, sample in enumerate(samples):
+            copy = make(sample, np.random.default_rng((seed, *stream, k, i)))
+            if copy is None:
+                return list(samples)
+            out.append(copy)
+    return out
+
+
 def with_resampled_inputs(task: PETTask, samples: Sequence[TaskSample], n_resamples: int,
                           seed: int = 0) -> list[TaskSample]:
     """``samples`` followed by ``n_resamples`` copies of each with a fresh input (:meth:`PETTask.resample_input`).
@@ -129,16 +148,20 @@ def with_resampled_inputs(task: PETTask, samples: Sequence[TaskSample], n_resamp
     from ``numpy.random.default_rng((seed, k, i))``, so a sample's copies do
     not depend on the others.
     """
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 0:
-        raise ValueError(f"n_resamples must be a non-negative integer, got {n_resamples!r}")
-    out = list(samples)
-    for k in range(n_resamples):
-        for i, sample in enumerate(samples):
-            copy = task.resample_input(sample, np.random.default_rng((seed, k, i)))
-            if copy is None:
-                return list(samples)
-            out.append(copy)
-    return out
+    return _with_copies(samples, "n_resamples", n_resamples, (), task.resample_input, seed)
+
+
+def with_warped_anatomies(task: PETTask, samples: Sequence[TaskSample], n_warps: int, seed: int = 0,
+                          settings: DeformationSettings = DeformationSettings()) -> list[TaskSample]:
+    """``samples`` followed by ``n_warps`` new patients per sample (:meth:`PETTask.warp_sample`).
+
+    Anatomy-level augmentation of the training set: each copy is its sample's
+    anatomy under a random deformation, scanned again through the sample's
+    physics with fresh counts. Tasks without it get ``samples`` unchanged.
+    Copy ``k`` of sample ``i`` draws from ``numpy.random.default_rng((seed,
+    1, k, i))``.
+    """
+    return _with_copies(samples, "n_warps", n_warps, (1,), lambda s, rng: task.warp_sample(s, rng, settings), seed)
 
 
 class ExampleDataset:

@@ -13,10 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from pet_projection.simulation import TaskSample
-from pet_projection.simulation.acquisition import thin_counts
+from pet_projection.simulation import Acquisition, AcquisitionSettings, TaskSample, poisson_counts, thin_counts
+from pet_projection.simulation.acquisition import projector_grid
+from pet_projection.simulation.deformation import (DeformationSettings, random_deformation, warp_nearest,
+                                                   warp_regions)
 
-from .spec import PETTask
+from .spec import PETTask, sample_projector
 
 __all__ = ["LowDoseTask", "TASK", "run"]
 
@@ -38,6 +40,41 @@ class LowDoseTask(PETTask):
         """
         self.check_sample(sample)
         return dataclasses.replace(sample, input=thin_counts(sample.target, self.input_scale(sample), rng))
+
+    def warp_sample(self, sample: TaskSample, rng: np.random.Generator,
+                    settings: DeformationSettings = DeformationSettings()) -> TaskSample:
+        """A new patient: ``sample``'s anatomy deformed at random, then scanned at full and at low dose.
+
+        The ground-truth image and labels are warped region by region and the
+        attenuation map by nearest neighbour, all with one random deformation
+        (:mod:`pet_projection.simulation.deformation`). The warped image, in
+        the target's expected-count units, goes through the sample's own
+        physics: its projector, resolution and normalisation, the new
+        attenuation, and the simulator's scatter and randoms model with the
+        sample's acquisition settings. Activity concentrations are kept, so a
+        larger anatomy gives more counts, as on a scanner. New full-dose
+        prompts are Poisson draws; the low-dose input is their binomial
+        thinning by the sample's own dose reduction factor. The metadata's
+        lesion entries still describe the source anatomy (their labels and
+        host regions stay valid; their centres do not); ``anatomy_warp``
+        records the deformation settings.
+        """
+        self.check_sample(sample)
+        projector = sample_projector(sample)
+        coordinates = random_deformation(projector_grid(projector), rng, settings)
+        image, labels = warp_regions(sample.target_image, sample.labels, coordinates)
+        mu_map = warp_nearest(sample.mu_map, coordinates)
+        acquisition = Acquisition(projector, mu_map, AcquisitionSettings(**sample.metadata["acquisition"]), rng,
+                                  normalisation=sample.normalisation)
+        expected = acquisition.expected(image)
+        full = poisson_counts(expected.prompts, rng)
+        factor = self.input_scale(sample)
+        f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
+        return dataclasses.replace(
+            sample, input=thin_counts(full, factor, rng), target=full, input_image=f32(image / factor),
+            target_image=f32(image), mu_map=f32(mu_map), labels=labels, attenuation=f32(acquisition.attenuation),
+            input_background=f32(expected.background / factor), target_background=f32(expected.background),
+            metadata={**sample.metadata, "anatomy_warp": settings.to_dict()})
 
 
 TASK = LowDoseTask()

@@ -31,7 +31,7 @@ from pet_projection.simulation import TASKS, SimulatedDataset, SimulationConfig,
 from pet_projection.simulation.tasks import sample_rng
 
 from .data import (ExampleDataset, Examples, MixedDataset, ModelInput, build_examples, check_same_geometry,
-                   lesion_attention, with_resampled_inputs)
+                   lesion_attention, with_resampled_inputs, with_warped_anatomies)
 from .metrics import image_metrics, similarity_metrics, summarise
 from .spec import PETTask, sample_projector
 
@@ -123,6 +123,7 @@ class PipelineConfig:
     physics_prior: bool = True
     prior_fwhm_voxels: float = 2.0
     count_resampling: int = 0
+    anatomy_warps: int = 0
     use_tma: bool = True
     use_constraints: bool = True
     use_rmas: bool = True
@@ -149,7 +150,7 @@ class PipelineConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("autoencoder_steps", "diffusion_steps", "unet_steps", "count_resampling"):
+        for name in ("autoencoder_steps", "diffusion_steps", "unet_steps", "count_resampling", "anatomy_warps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
@@ -425,8 +426,9 @@ def run_task(config: PipelineConfig, work_dir: Any, progress: bool = True,
     osem_args = (config.osem_subsets, config.osem_iterations)
     voxel_mm = float(_grid(train[0]).voxel_size_mm[-1])
     model_input = physics_prior_input(task, config, voxel_mm)
+    augmented = with_warped_anatomies(task, train, config.anatomy_warps, config.seed)
     train_ex, test_ex = (build_examples(task, samples, model_input, progress) for samples in
-                         (with_resampled_inputs(task, train, config.count_resampling, config.seed), test))
+                         (with_resampled_inputs(task, augmented, config.count_resampling, config.seed), test))
     projector = sample_projector(train[0])
     timings["data"] = time.perf_counter() - clock
 

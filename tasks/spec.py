@@ -22,6 +22,7 @@ import numpy as np
 from pet_projection.physics import PETSystemModel
 from pet_projection.simulation import TaskSample, system_model
 from pet_projection.simulation.acquisition import projector_from_description
+from pet_projection.simulation.deformation import DeformationSettings
 
 __all__ = ["PETTask", "sample_projector"]
 
@@ -102,6 +103,18 @@ class PETTask:
         itself (low dose: binomial thinning of the full-dose prompts) can draw
         any number of fresh inputs for one target, exactly as a scanner would
         record them; the other tasks return None.
+        """
+        return None
+
+    def warp_sample(self, sample: TaskSample, rng: np.random.Generator,
+                    settings: DeformationSettings = DeformationSettings()) -> Optional[TaskSample]:
+        """A new patient: ``sample``'s anatomy randomly deformed and scanned again (None: the task has none).
+
+        Anatomy-level augmentation (:mod:`pet_projection.simulation.deformation`):
+        tasks that can simulate their input and target from one image
+        (low dose) warp the sample's images, labels and attenuation map and
+        draw new counts through the sample's own physics; the other tasks
+        return None.
         """
         return None
 

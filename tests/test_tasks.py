@@ -261,10 +261,17 @@ def test_resampled_inputs_extend_low_dose_only():
         with_resampled_inputs(task, low, -1)
 
 
-def test_pipeline_trains_on_the_resampled_inputs(tmp_path):
+def test_pipeline_trains_on_the_augmented_inputs(tmp_path):
+    import dataclasses
+
     config = PipelineConfig.quick("low_dose", n_train=3, n_test=1, count_resampling=2, baselines=False)
     result = run_task(config, tmp_path / "work", progress=False)
     assert result.info["n_train_examples"] == 9 and result.info["n_test_examples"] == 1
+    warped = dataclasses.replace(config, anatomy_warps=1, autoencoder_steps=1, diffusion_steps=1)
+    result = run_task(warped, tmp_path / "warped", progress=False)
+    assert result.info["n_train_examples"] == 18  # (3 slices + 3 warped patients) x (1 + 2 resampled inputs)
+    with pytest.raises(ValueError, match="anatomy_warps"):
+        PipelineConfig(anatomy_warps=-1)
 
 
 def test_atomic_directory_keeps_old_on_error_and_replaces_on_success(tmp_path):
@@ -331,12 +338,12 @@ def test_training_phantoms_benchmark_runs_small(tmp_path):
     from benchmarks.bench_training_phantoms import ImageDenoiser, main
 
     assert ImageDenoiser()(torch.zeros(3, 2, 8, 8)).shape == (3, 1, 8, 8)
-    assert main(["--n-train", "2", "3", "--resamples", "1", "0", "--steps", "3", "--every", "2", "--threads", "1",
-                 "--out", str(tmp_path / "p")]) == 0
+    assert main(["--n-train", "2", "3", "--resamples", "1", "0", "--warps", "0", "1", "--steps", "3", "--every", "2",
+                 "--threads", "1", "--out", str(tmp_path / "p")]) == 0
     report = json.loads((tmp_path / "p.json").read_text())
     assert [[c["step"] for c in row["curve"]] for row in report["rows"]] == [[2, 3], [2, 3]]
     assert all(np.isfinite(c["test_psnr_db"]) for row in report["rows"] for c in row["curve"])
     text = (tmp_path / "p.md").read_text()
-    assert "| 2 | 1 |" in text and "Best post-filtered OSEM" in text
+    assert "| 2 | 0 | 1 |" in text and "| 3 | 1 | 0 |" in text and "Best post-filtered OSEM" in text
     with pytest.raises(SystemExit):
-        main(["--n-train", "2", "3", "--resamples", "1", "--out", str(tmp_path / "q")])
+        main(["--n-train", "2", "3", "--resamples", "1", "0", "--out", str(tmp_path / "q")])  # --warps: 3 values

@@ -14,8 +14,9 @@ mu-maps), :mod:`.tracers` (FDG and [11C]methionine uptake and kinetics),
 :mod:`.kinetics` (Feng input function, two-tissue model, frames),
 :mod:`.acquisition` (projectors, normalisation, scatter, randoms, Poisson
 counts, binomial thinning), :mod:`.tasks` (the five tasks),
-:mod:`.dataset` (npz + manifest writer and reader, NIfTI), :mod:`.figures`
-(PNG montage; matplotlib) and :mod:`.cli` (``allpet simulate``). Everything is
+:mod:`.dataset` (npz + manifest writer and reader, NIfTI),
+:mod:`.deformation` (random anatomy deformations: new patients from the
+images of a few), :mod:`.figures` (PNG montage; matplotlib) and :mod:`.cli` (``allpet simulate``). Everything is
 NumPy and deterministic from a seed.
 """
 
@@ -23,6 +24,7 @@ from .acquisition import (Acquisition, AcquisitionSettings, ExpectedCounts, crys
                           parallel_beam_projector, poisson_counts, reduced_clinical_projector, thin_counts)
 from .dataset import (SimulatedDataset, WriteSummary, export_sample_nifti, load_sample, save_sample,
                       system_model, write_dataset)
+from .deformation import DeformationSettings, random_deformation, warp_nearest, warp_regions
 from .kinetics import ExponentialInput, RateConstants, feng_input, frame_means, pet_curve, tissue_curve
 from .phantoms import (ANATOMIES, LESION_LABEL_OFFSET, MU_511KEV_PER_MM, REGION_LABELS, Lesion, Phantom,
                        anatomy_grid, make_phantom)
@@ -31,10 +33,10 @@ from .tracers import TRACERS, RegionKinetics, Tracer, get_tracer
 
 __all__ = [
     "ANATOMIES", "DOSE_REDUCTION_FACTORS", "LESION_LABEL_OFFSET", "MU_511KEV_PER_MM", "REGION_LABELS", "TASKS",
-    "TRACERS", "Acquisition", "AcquisitionSettings", "ExpectedCounts", "ExponentialInput", "Lesion", "Phantom",
-    "RateConstants", "RegionKinetics", "SimulatedDataset", "SimulationConfig", "TaskSample", "Tracer",
-    "WriteSummary", "anatomy_grid", "crystal_pair_product", "export_sample_nifti", "feng_input", "frame_means",
-    "get_tracer", "load_sample", "make_phantom", "parallel_beam_projector", "pet_curve", "poisson_counts",
-    "reduced_clinical_projector", "sample_rng", "save_sample", "simulate_sample", "system_model",
-    "thin_counts", "tissue_curve", "write_dataset",
+    "TRACERS", "Acquisition", "AcquisitionSettings", "DeformationSettings", "ExpectedCounts", "ExponentialInput",
+    "Lesion", "Phantom", "RateConstants", "RegionKinetics", "SimulatedDataset", "SimulationConfig", "TaskSample",
+    "Tracer", "WriteSummary", "anatomy_grid", "crystal_pair_product", "export_sample_nifti", "feng_input",
+    "frame_means", "get_tracer", "load_sample", "make_phantom", "parallel_beam_projector", "pet_curve",
+    "poisson_counts", "random_deformation", "reduced_clinical_projector", "sample_rng", "save_sample",
+    "simulate_sample", "system_model", "thin_counts", "tissue_curve", "warp_nearest", "warp_regions", "write_dataset",
 ]

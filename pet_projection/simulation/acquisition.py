@@ -323,7 +323,11 @@ class Acquisition:
         Attenuation map at 511 keV (1/mm).
     settings : AcquisitionSettings
     rng : numpy.random.Generator
-        Draws the crystal efficiencies.
+        Draws the crystal efficiencies (unless ``normalisation`` is given).
+    normalisation : ndarray, shape ``projector.out_shape``, optional
+        The scanner's normalisation factors ``n`` (> 0), e.g. those of an
+        earlier acquisition on the same scanner; default: the product of
+        log-normal crystal efficiencies drawn from ``rng``.
 
     Attributes
     ----------
@@ -333,7 +337,7 @@ class Acquisition:
     """
 
     def __init__(self, projector: Projector, mu_map_per_mm: np.ndarray, settings: AcquisitionSettings,
-                 rng: np.random.Generator) -> None:
+                 rng: np.random.Generator, normalisation: Optional[np.ndarray] = None) -> None:
         if not isinstance(projector, (ParallelBeamProjector, PETSinogramProjector)):
             raise TypeError(f"projector must be a ParallelBeamProjector or PETSinogramProjector, got "
                             f"{type(projector).__name__}")
@@ -345,9 +349,17 @@ class Acquisition:
         self.resolution: Optional[LinearOperator] = (GaussianResolution(grid, settings.fwhm_mm)
                                                      if settings.fwhm_mm > 0 else None)
         self.attenuation = attenuation_factors(projector, np.asarray(mu_map_per_mm, dtype=np.float64))
-        sigma = math.sqrt(math.log1p(settings.efficiency_spread**2))  # log-normal with that relative spread
-        efficiencies = rng.lognormal(-0.5 * sigma**2, sigma, size=detector_shape(projector))
-        self.normalisation = crystal_pair_product(projector, efficiencies)
+        if normalisation is None:
+            sigma = math.sqrt(math.log1p(settings.efficiency_spread**2))  # log-normal with that relative spread
+            efficiencies = rng.lognormal(-0.5 * sigma**2, sigma, size=detector_shape(projector))
+            self.normalisation = crystal_pair_product(projector, efficiencies)
+        else:
+            self.normalisation = np.asarray(normalisation, dtype=np.float64)
+            if self.normalisation.shape != tuple(projector.out_shape):
+                raise ValueError(f"normalisation has shape {self.normalisation.shape}, the projector's sinograms "
+                                 f"{tuple(projector.out_shape)}")
+            if not (self.normalisation > 0).all():
+                raise ValueError("normalisation factors must be positive (and not NaN)")
         self.system = PETSystemModel(projector, attenuation=self.attenuation, normalisation=self.normalisation,
                                      resolution=self.resolution)
         self._randoms_shape = self.normalisation / self.normalisation.sum()
