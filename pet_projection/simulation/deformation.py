@@ -50,6 +50,16 @@ class DeformationSettings:
         RMS of the elastic displacement per axis (mm).
     correlation_mm : float
         Standard deviation of the Gaussian that smooths the elastic displacement (mm), > 0.
+
+    Notes
+    -----
+    The defaults are a choice, not a measurement of anatomy: somewhat milder
+    than the simulator's own variation between brain patients (rotation up
+    to 0.25 rad, scale 0.9-1.1, shift 8 mm; ``phantoms.GLOBAL_JITTER``), so
+    that warped patients stay plausible. In an exploratory run on the
+    low-dose benchmark (``benchmarks/bench_training_phantoms.py``),
+    deformations twice as strong trained a worse network (README, demo
+    section).
     """
 
     rotation_rad: float = 0.15
