@@ -15,8 +15,8 @@ import numpy as np
 
 from pet_projection.simulation import Acquisition, AcquisitionSettings, TaskSample, poisson_counts, thin_counts
 from pet_projection.simulation.acquisition import projector_grid
-from pet_projection.simulation.deformation import (DeformationSettings, random_deformation, warp_nearest,
-                                                   warp_regions)
+from pet_projection.simulation.deformation import (DeformationSettings, random_deformation, relocate_lesions,
+                                                   warp_nearest, warp_regions)
 
 from .spec import PETTask, sample_projector
 
@@ -55,13 +55,14 @@ class LowDoseTask(PETTask):
         larger anatomy gives more counts, as on a scanner. New full-dose
         prompts are Poisson draws; the low-dose input is their binomial
         thinning by the sample's own dose reduction factor. The metadata's
-        lesion entries still describe the source anatomy (their labels and
-        host regions stay valid; their centres do not); ``anatomy_warp``
-        records the deformation settings.
+        lesion entries get their warped centres and voxel counts
+        (:func:`~pet_projection.simulation.deformation.relocate_lesions`);
+        ``anatomy_warp`` records the deformation settings.
         """
         self.check_sample(sample)
         projector = sample_projector(sample)
-        coordinates = random_deformation(projector_grid(projector), rng, settings)
+        grid = projector_grid(projector)
+        coordinates = random_deformation(grid, rng, settings)
         image, labels = warp_regions(sample.target_image, sample.labels, coordinates)
         mu_map = warp_nearest(sample.mu_map, coordinates)
         acquisition = Acquisition(projector, mu_map, AcquisitionSettings(**sample.metadata["acquisition"]), rng,
@@ -74,7 +75,9 @@ class LowDoseTask(PETTask):
             sample, input=thin_counts(full, factor, rng), target=full, input_image=f32(image / factor),
             target_image=f32(image), mu_map=f32(mu_map), labels=labels, attenuation=f32(acquisition.attenuation),
             input_background=f32(expected.background / factor), target_background=f32(expected.background),
-            metadata={**sample.metadata, "anatomy_warp": settings.to_dict()})
+            metadata={**sample.metadata, "anatomy_warp": settings.to_dict(),
+                      "lesions": relocate_lesions(sample.metadata.get("lesions", []), labels, grid,
+                                                  sample.metadata.get("axial_position_mm", 0.0))})
 
 
 TASK = LowDoseTask()

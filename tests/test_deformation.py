@@ -163,6 +163,9 @@ def test_low_dose_warped_patients_follow_the_sample_physics():
         assert abs(warped.target.sum() - expected.sum()) < 5 * math.sqrt(expected.sum())
         np.testing.assert_allclose(warped.input_image * task.input_scale(warped), warped.target_image, rtol=1e-6)
         assert warped.metadata["anatomy_warp"] == DeformationSettings().to_dict()
+        lesions = warped.metadata["lesions"]
+        assert [lesion["name"] for lesion in lesions] == [lesion["name"] for lesion in source.metadata["lesions"]]
+        assert all(lesion["n_voxels"] == np.count_nonzero(warped.labels == lesion["label"]) for lesion in lesions)
     other = [simulate_sample("delayed_frame", config, 0)]
     assert with_warped_anatomies(get_task("delayed_frame"), other, 2) == other  # no warps: unchanged
     with pytest.raises(ValueError, match="n_warps"):
@@ -176,3 +179,22 @@ def test_anatomy_warps_figure(tmp_path):
 
     assert main(["--out", str(tmp_path)]) == 0
     assert (tmp_path / "anatomy_warps_example.png").stat().st_size > 10_000
+
+
+def test_relocate_lesions_follows_the_warp():
+    from pet_projection.grid import ImageGrid
+    from pet_projection.simulation.deformation import relocate_lesions
+
+    grid = ImageGrid((8, 10), voxel_size_mm=2.0)
+    labels = np.zeros(grid.shape, np.int16)
+    labels[2:4, 6:8] = 7  # rows y, columns x
+    lesions = [{"name": "lesion_1", "label": 7, "center_mm": [0.0, 0.0, 5.0], "diameter_mm": 4.0, "n_voxels": 3},
+               {"name": "lesion_2", "label": 8, "center_mm": [1.0, 1.0, 5.0], "diameter_mm": 4.0, "n_voxels": 2}]
+    moved, gone = relocate_lesions(lesions, labels, grid, axial_position_mm=5.0)
+    x, y = grid.centers_mm(-1)[6:8].mean(), grid.centers_mm(-2)[2:4].mean()
+    assert moved["center_mm"] == pytest.approx([x, y, 5.0]) and moved["n_voxels"] == 4
+    assert moved["diameter_mm"] == 4.0 and moved["name"] == "lesion_1"
+    assert gone["n_voxels"] == 0 and gone["center_mm"] is None
+    assert lesions[0]["n_voxels"] == 3  # the input is not changed
+    with pytest.raises(ValueError, match="shape"):
+        relocate_lesions(lesions, labels.T, grid, 0.0)

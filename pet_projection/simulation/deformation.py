@@ -31,7 +31,7 @@ from scipy import ndimage
 from ..grid import ImageGrid
 from .acquisition import _fraction
 
-__all__ = ["DeformationSettings", "random_deformation", "warp_nearest", "warp_regions"]
+__all__ = ["DeformationSettings", "random_deformation", "relocate_lesions", "warp_nearest", "warp_regions"]
 
 
 @dataclass(frozen=True)
@@ -173,3 +173,29 @@ def warp_regions(image: np.ndarray, labels: np.ndarray, coordinates: np.ndarray)
         smooth = ndimage.map_coordinates(texture[row].reshape(labels.shape), coordinates, order=1, mode="nearest")
         out[row] = np.where(known, means[row, slot], 0.0) * smooth.ravel()
     return out.reshape(image.shape), new_labels
+
+
+def relocate_lesions(lesions: list, labels: np.ndarray, grid: ImageGrid, axial_position_mm: float) -> list:
+    """Lesion metadata entries (``Lesion.to_dict()``) updated to a warped label map.
+
+    ``center_mm`` ``(x, y, z)`` becomes the centroid of the lesion's voxels in
+    the anatomy frame (the grid's voxel centres, ``z`` shifted by
+    ``axial_position_mm``) and ``n_voxels`` their count; a lesion warped out
+    of the grid gets ``n_voxels`` 0 and ``center_mm`` None. ``diameter_mm``
+    stays the diameter it was painted with.
+    """
+    labels = np.asarray(labels)
+    if labels.shape != grid.shape:
+        raise ValueError(f"labels have shape {labels.shape}, the grid {grid.shape}")
+    axes = [grid.centers_mm(axis) for axis in range(grid.ndim)]
+    if grid.ndim == 2:
+        axes.insert(0, np.zeros(1))
+    zyx = np.meshgrid(axes[0] + axial_position_mm, axes[1], axes[2], indexing="ij")
+    flat = labels.reshape(-1)
+    out = []
+    for lesion in lesions:
+        roi = flat == lesion["label"]
+        n = int(roi.sum())
+        centre = [float(zyx[axis].reshape(-1)[roi].mean()) for axis in (2, 1, 0)] if n else None
+        out.append({**lesion, "center_mm": centre, "n_voxels": n})
+    return out
