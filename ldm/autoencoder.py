@@ -38,7 +38,7 @@ __all__ = [
     "pad_sinogram",
 ]
 
-FACTORS = (4, 8)
+FACTORS = (2, 4, 8)
 
 
 # ----------------------------------------------------------------------------------------- config checks
@@ -118,7 +118,10 @@ class AutoencoderConfig:
         Channels of the first level; level ``k`` has ``base_channels * channel_mults[k]``.
     channel_mults : tuple of int
         One multiplier per level; ``len - 1`` stride-2 downsamplings, so the
-        downsampling factor ``2 ** (len - 1)`` must be 4 or 8.
+        downsampling factor ``2 ** (len - 1)`` must be 2, 4 or 8 (2 keeps
+        small sinograms' detail: on the 32 x 32 low-dose sinograms, the
+        decoded latent of the full-dose target scores 26.5 dB image PSNR
+        with factor 2 against 25.2 dB with factor 4; see the README).
     n_res_blocks : int
         Residual blocks per level.
     norm_groups : int
@@ -154,7 +157,7 @@ class AutoencoderConfig:
         object.__setattr__(self, "channel_mults", mults)
         if self.downsampling_factor not in FACTORS:
             raise ValueError(f"{owner}.channel_mults={mults} gives a downsampling factor {self.downsampling_factor}; "
-                             f"it must be one of {FACTORS} (3 or 4 levels)")
+                             f"it must be one of {FACTORS} (2, 3 or 4 levels)")
         check_unet_levels(owner, self.base_channels, mults, self.norm_groups, self.mid_attention,
                           self.gradient_checkpointing)
         for name in ("kl_weight", "consistency_weight"):

@@ -98,7 +98,7 @@ def test_view_padding_matches_projections_beyond_pi():
     np.testing.assert_allclose(padded[:, left:left + n_bins], full, rtol=1e-5, atol=1e-5 * np.abs(full).max())
 
 
-@pytest.mark.parametrize("factor_mults", [(1, 2, 2), (1, 1, 2, 2)])
+@pytest.mark.parametrize("factor_mults", [(1, 2), (1, 2, 2), (1, 1, 2, 2)])
 def test_autoencoder_shapes_odd_sizes(factor_mults):
     torch.manual_seed(0)
     config = AutoencoderConfig(in_channels=2, latent_channels=3, base_channels=8, channel_mults=factor_mults,
@@ -364,7 +364,7 @@ def test_batch_from_rmas_dataset():
 # ----------------------------------------------------------------------------------------- bad input
 
 @pytest.mark.parametrize("make, error, match", [
-    (lambda: AutoencoderConfig(channel_mults=(1, 2)), ValueError, r"channel_mults.*factor 2"),
+    (lambda: AutoencoderConfig(channel_mults=(1, 2, 2, 2, 2)), ValueError, r"channel_mults.*factor 16"),
     (lambda: AutoencoderConfig(base_channels=6, norm_groups=4), ValueError, "norm_groups"),
     (lambda: AutoencoderConfig(latent_channels=0), ValueError, "latent_channels"),
     (lambda: AutoencoderConfig(kl_weight=-1.0), ValueError, "kl_weight"),

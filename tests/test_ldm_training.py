@@ -144,7 +144,7 @@ def test_gradient_checkpointing_reaches_model_config():
     ("data.task=paired", ValueError, ["paired", "folder"]),
     ("data.n_active=[1]", ValueError, ["data.n_active"]),
     ("data.layout=spiral", ValueError, ["layout", "spiral", "clustered"]),
-    ("model.autoencoder.channel_mults=[1, 2]", ValueError, ["channel_mults"]),
+    ("model.autoencoder.channel_mults=[1]", ValueError, ["channel_mults"]),
     ("model.autoencoder.gradient_checkpointing=true", ValueError, ["train.gradient_checkpointing"]),
     ("train=3", TypeError, ["train"]),
     ("data.task=unconditional", ValueError, ["model.condition_on_input"]),
