@@ -617,22 +617,43 @@ class SinogramLDM(nn.Module):
             guided, unguided = both.chunk(2)
             return guided + guidance_scale * (guided - unguided)
 
-        scale = self.sinogram_scale.to(data["pair_mask"].dtype)
         if self.config.mode == "bridge":
             if sampler == "dpm-solver":
                 raise ValueError("bridge mode samples with 'ddim' or 'ddpm', not 'dpm-solver'")
-            y = data["input_latent"]
-            z0 = sample_bridge(predict, y, self.bridge, n_steps, eta=1.0 if sampler == "ddpm" else eta,
-                               generator=generator)
-            pair = self._decode(z0, data["size"]) * scale
-            if self.config.residual_decode:  # input + D(z0) - D(y): the decoder's error on the input cancels
-                pair = pair + pair_from_full(data["input"], data["pair_mask"]) - self._decode(y, data["size"]) * scale
+            z0 = sample_bridge(predict, data["input_latent"], self.bridge, n_steps,
+                               eta=1.0 if sampler == "ddpm" else eta, generator=generator)
         else:
             z_T = torch.randn(shape, generator=generator, device=data["pair_mask"].device,
                               dtype=data["pair_mask"].dtype)
             z0 = run_reverse_process(predict, z_T, make_scheduler(self.config, sampler), n_steps, eta=eta,
                                      generator=generator)
-            pair = self._decode(z0, data["size"]) * scale
+        return self._output(z0, data)
+
+    @torch.no_grad()
+    def autoencoder_ceiling(self, batch: Mapping[str, Tensor]) -> Tensor:
+        """The output ``(B, 1, n_views, n_radial)`` of a perfect denoiser: the target's own latent, decoded.
+
+        The target's scaled latent goes through the same decoding as a
+        sample's ``z0`` in :meth:`sample` (residual decode, constraints, known
+        rays), so the distance of this output from the truth bounds what the
+        diffusion stage can reach with this autoencoder. Needs ``"target"``
+        (and ``"input"`` in bridge mode with ``residual_decode``).
+        """
+        data = self._batch(batch, need_target=True)
+        self._scale("sinogram_scale")
+        self._scale("latent_scale")
+        if self.config.mode == "bridge" and self.config.residual_decode:
+            self._prepare_conditions(data)
+        return self._output(self._latent(self._pair(data, "target")), data)
+
+    def _output(self, z0: Tensor, data: dict[str, Any]) -> Tensor:
+        """Full sinograms ``(B, 1, V, R)`` of final latents ``z0`` (:meth:`sample`'s Returns)."""
+        scale = self.sinogram_scale.to(data["pair_mask"].dtype)
+        pair = self._decode(z0, data["size"]) * scale
+        if self.config.mode == "bridge" and self.config.residual_decode:
+            # input + D(z0) - D(y): the decoder's error on the input cancels
+            y = data["input_latent"]
+            pair = pair + pair_from_full(data["input"], data["pair_mask"]) - self._decode(y, data["size"]) * scale
         if self.config.use_constraints:
             pair = project_pair(pair, data["pair_mask"], data.get("support"))
         full = pair.sum(dim=1, keepdim=True)

@@ -102,7 +102,10 @@ class PipelineConfig:
     the UNet 23.51 against 23.58, both inside the run-to-run spread; it pays
     when training is long enough to learn the anatomies by heart
     (``python -m benchmarks.bench_training_phantoms``).
-    Model: the ``tiny`` preset (:mod:`ldm.configs`) in ``ldm_mode`` (``"ddpm"``:
+    Model: the ``tiny`` preset (:mod:`ldm.configs`) with an autoencoder of
+    downsampling factor ``latent_factor`` (2, 4 or 8; the preset's 4 by
+    default: at the demo scale factor 2 scored the same image PSNR and trains
+    slower; ``python -m benchmarks.bench_ldm_latent`` measures both) in ``ldm_mode`` (``"ddpm"``:
     noise -> target conditioned on the input; ``"bridge"``: input -> target
     diffusion bridge, which predicts ``z0``; the default: at the demo scale it
     scored 3.3 dB higher image PSNR than ``"ddpm"`` on low-dose) with ``use_tma``,
@@ -137,6 +140,7 @@ class PipelineConfig:
     use_rmas: bool = True
     rmas_per_example: float = 1.0
     ldm_mode: str = "bridge"
+    latent_factor: int = 4
     autoencoder_steps: int = 900
     diffusion_steps: int = 1400
     batch_size: int = 8
@@ -168,6 +172,8 @@ class PipelineConfig:
             raise ValueError(f"prior_fwhm_voxels must be >= 0, got {self.prior_fwhm_voxels!r}")
         if self.osem_subsets > self.n_views:
             raise ValueError(f"osem_subsets ({self.osem_subsets}) must be at most n_views ({self.n_views})")
+        if self.latent_factor not in (2, 4, 8) or isinstance(self.latent_factor, bool):
+            raise ValueError(f"latent_factor must be 2, 4 or 8, got {self.latent_factor!r}")
         if self.ldm_mode not in ("ddpm", "bridge"):
             raise ValueError(f"ldm_mode must be 'ddpm' or 'bridge', got {self.ldm_mode!r}")
         if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
@@ -295,9 +301,13 @@ def _ldm_experiment(task: PETTask, config: PipelineConfig, n_items: int, out_dir
 
     preset = load_config("tiny")
     mode = {"mode": "bridge", "prediction_type": "sample"} if config.ldm_mode == "bridge" else {"mode": "ddpm"}
+    preset_model = preset.model_config()
+    levels = (1,) + (2,) * (config.latent_factor.bit_length() - 1)  # one stride-2 level per factor of 2
+    autoencoder = dataclasses.replace(preset_model.autoencoder, channel_mults=levels)
     # the residual decode adds the input's full-resolution content to the output: right for the smooth physics
     # prior, wrong for a raw noisy input, whose Poisson noise it would pass through (ablation "no physics prior")
-    model = dataclasses.replace(preset.model_config(), use_tma=config.use_tma, use_constraints=config.use_constraints,
+    model = dataclasses.replace(preset_model, autoencoder=autoencoder,
+                                use_tma=config.use_tma, use_constraints=config.use_constraints,
                                 n_tracers=task.n_outputs if task.n_outputs > 1 else 0,
                                 residual_decode=config.physics_prior, **mode)
     stages = {}

@@ -450,3 +450,33 @@ def test_bridge_residual_decode_returns_the_input_when_the_bridge_changes_nothin
     torch.testing.assert_close(outputs[True], batch["input"], atol=1e-5, rtol=1e-5)
     assert (outputs[False] - batch["input"]).abs().max() > 1e-2  # an untrained decoder is no identity
     torch.testing.assert_close(outputs[None], outputs[False])
+
+
+class _FixedLatent(torch.nn.Module):
+    """A denoiser whose z0 estimate is a fixed latent."""
+
+    def __init__(self, z0: torch.Tensor) -> None:
+        super().__init__()
+        self.z0 = z0
+
+    def forward(self, z, timestep, cond=None, tracer=None, region=None):
+        return self.z0
+
+
+@pytest.mark.parametrize("residual", [True, False])
+def test_autoencoder_ceiling_is_the_sample_of_a_perfect_denoiser(residual):
+    target = disc_sinograms(2, 12, 10)
+    batch = {"target": target, "input": 0.8 * target + 0.05}
+    model = tiny_model(mode="bridge", prediction_type="sample", use_tma=False, residual_decode=residual)
+    model.loss(batch, "diffusion")  # calibrates the scales
+    ceiling = model.autoencoder_ceiling(batch)
+    assert ceiling.shape == target.shape
+    z_target = model._latent(model._pair(model._batch(batch, need_target=True), "target"))
+    model.denoiser = _FixedLatent(z_target)
+    sampled = model.sample({"input": batch["input"]}, "ddim", n_steps=3, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(ceiling, sampled)
+    if residual:  # the target equal to the input: input + D(y) - D(y) is the input exactly
+        same = {"target": batch["input"], "input": batch["input"]}
+        torch.testing.assert_close(model.autoencoder_ceiling(same), batch["input"], atol=1e-5, rtol=1e-5)
+    with pytest.raises(KeyError, match="'target'"):
+        model.autoencoder_ceiling({"input": batch["input"]})

@@ -347,3 +347,32 @@ def test_training_phantoms_benchmark_runs_small(tmp_path):
     assert "| 2 | 0 | 1 |" in text and "| 3 | 1 | 0 |" in text and "Best post-filtered OSEM" in text
     with pytest.raises(SystemExit):
         main(["--n-train", "2", "3", "--resamples", "1", "0", "--out", str(tmp_path / "q")])  # --warps: 3 values
+
+
+def test_latent_factor_sets_the_autoencoder_levels(tmp_path):
+    from tasks.pipeline import _ldm_experiment
+
+    task = get_task("low_dose")
+    for factor, levels in ((2, (1, 2)), (4, (1, 2, 2)), (8, (1, 2, 2, 2))):
+        model, _ = _ldm_experiment(task, PipelineConfig.quick(latent_factor=factor), 8, tmp_path)
+        assert model.autoencoder.channel_mults == levels and model.autoencoder.downsampling_factor == factor
+    for bad in (3, 1, True):
+        with pytest.raises(ValueError, match="latent_factor"):
+            PipelineConfig.quick(latent_factor=bad)
+
+
+def test_latent_benchmark_runs_small(tmp_path):
+    import json
+
+    from benchmarks.bench_ldm_latent import main
+
+    assert main(["--factors", "4", "2", "--n-train", "4", "--n-test", "3", "--autoencoder-steps", "2",
+                 "--diffusion-steps", "2", "--batch-size", "2", "--warps", "1", "--jobs", "1",
+                 "--out", str(tmp_path / "r")]) == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert [row["latent_shape"] for row in report["rows"]] == [[4, 8, 8], [4, 16, 16]]
+    assert all(row["n_train_examples"] == 8 for row in report["rows"])
+    for row in report["rows"]:
+        assert all(np.isfinite(row[key]) for key in ("ceiling_psnr_db", "ldm_psnr_db", "post_filter_psnr_db"))
+        assert row["gain_db"]["low"] <= row["gain_db"]["mean"] <= row["gain_db"]["high"]
+    assert "| 2 | 4 x 16 x 16 |" in (tmp_path / "r.md").read_text()
