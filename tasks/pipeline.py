@@ -104,8 +104,8 @@ class PipelineConfig:
     (``python -m benchmarks.bench_training_phantoms``).
     Model: the ``tiny`` preset (:mod:`ldm.configs`) with an autoencoder of
     downsampling factor ``latent_factor`` (2, 4 or 8; the preset's 4 by
-    default: at the demo scale factor 2 scored the same image PSNR, 23.37
-    against 23.36 dB in one run each, and so it did trained longer, 23.33
+    default: factor 2 scored the same image PSNR at the demo scale, 23.37
+    against 23.36 dB in one run each, and again when trained longer, 23.33
     against 23.40 dB, while training 1.5 times slower;
     ``python -m benchmarks.bench_ldm_latent``) in ``ldm_mode`` (``"ddpm"``:
     noise -> target conditioned on the input; ``"bridge"``: input -> target
