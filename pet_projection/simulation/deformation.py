@@ -187,15 +187,14 @@ def relocate_lesions(lesions: list, labels: np.ndarray, grid: ImageGrid, axial_p
     labels = np.asarray(labels)
     if labels.shape != grid.shape:
         raise ValueError(f"labels have shape {labels.shape}, the grid {grid.shape}")
-    axes = [grid.centers_mm(axis) for axis in range(grid.ndim)]
-    if grid.ndim == 2:
-        axes.insert(0, np.zeros(1))
-    zyx = np.meshgrid(axes[0] + axial_position_mm, axes[1], axes[2], indexing="ij")
-    flat = labels.reshape(-1)
     out = []
     for lesion in lesions:
-        roi = flat == lesion["label"]
-        n = int(roi.sum())
-        centre = [float(zyx[axis].reshape(-1)[roi].mean()) for axis in (2, 1, 0)] if n else None
+        index = np.nonzero(labels == lesion["label"])
+        n = int(index[0].size)
+        centre = None
+        if n:
+            x, y = (float(grid.centers_mm(axis)[index[axis]].mean()) for axis in (-1, -2))
+            z = float(grid.centers_mm(0)[index[0]].mean()) if grid.ndim == 3 else 0.0
+            centre = [x, y, z + axial_position_mm]
         out.append({**lesion, "center_mm": centre, "n_voxels": n})
     return out
