@@ -43,13 +43,12 @@ def run_one(n_train: int, steps: int, resamples: int) -> dict:
     from tasks.data import build_examples, with_resampled_inputs
     from tasks.metrics import psnr
     from tasks.pipeline import PipelineConfig, get_task, make_samples, physics_prior_input
-    from tasks.spec import sample_projector
 
     torch.set_num_threads(1)
     config = PipelineConfig(n_train=n_train, n_test=16, count_resampling=resamples)
     task = get_task("low_dose")
     train, test = make_samples(config, progress=False)
-    prior = physics_prior_input(task, config, float(sample_projector(train[0]).geometry.grid.voxel_size_mm[-1]))
+    prior = physics_prior_input(task, config)
     clock = time.perf_counter()
     train_ex = build_examples(task, with_resampled_inputs(task, train, resamples, config.seed), prior)
     test_ex = build_examples(task, test, prior)

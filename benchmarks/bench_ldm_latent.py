@@ -59,7 +59,7 @@ def run_one(factor: int, n_train: int, n_test: int, autoencoder_steps: int, diff
     task = get_task("low_dose")
     train, test = make_samples(config, progress=False)
     voxel_mm = float(sample_projector(train[0]).geometry.grid.voxel_size_mm[-1])
-    prior = physics_prior_input(task, config, voxel_mm)
+    prior = physics_prior_input(task, config)
     train_ex = build_examples(task, with_warped_anatomies(task, train, warps, config.seed), prior)
     test_ex = build_examples(task, test, prior)
     systems = [task.target_system(s) for s in test]

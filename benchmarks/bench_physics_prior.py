@@ -78,10 +78,9 @@ def run(n_train: int, unet_steps: int) -> dict:
                for x, s in zip(filtered, test)]
     rows[f"post-filtered OSEM of the input (FWHM {fwhm:g} mm)"] = _image_scores(task, test, filtered, forward)
 
-    train_ex, test_ex = (build_examples(task, samples, physics_prior_input(task, config, voxel_mm))
+    train_ex, test_ex = (build_examples(task, samples, physics_prior_input(task, config))
                          for samples in (train, test))
-    plain = build_examples(task, test, physics_prior_input(task, dataclasses.replace(config, use_tma=False),
-                                                           voxel_mm)).input
+    plain = build_examples(task, test, physics_prior_input(task, dataclasses.replace(config, use_tma=False))).input
     rows["physics prior alone, without TMA attention"] = _scores(task, test, plain)
     rows["physics prior alone (TMA attention: lesions unfiltered)"] = _scores(task, test, test_ex.input)
     for label, inputs, test_inputs in (("measured input", train_ex.measured, test_ex.measured),

@@ -41,11 +41,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _check_resumable(saved_path: Path, config: dict) -> None:
-    """The model and data sections of a run's saved config must equal the new ones (else resuming is wrong)."""
+    """The model and data sections of a run's saved config must equal the new ones (else resuming is wrong).
+
+    The saved config is resolved first, so keys added since the run was
+    started compare at their defaults.
+    """
     import yaml
 
+    from .config import config_from_dict, config_to_dict
+
     with open(saved_path, encoding="utf-8") as stream:
-        saved = yaml.safe_load(stream) or {}
+        saved = config_to_dict(config_from_dict(yaml.safe_load(stream) or {}))
     for section in ("model", "data"):
         old, new = saved.get(section, {}), config[section]
         changed = sorted(key for key in set(old) | set(new) if old.get(key) != new.get(key))

@@ -12,7 +12,9 @@ Inputs (``--input``): one ``.npz`` with arrays of shape ``(N, V, R)`` (or
 as in training, :class:`ldm.data.SimulatedTaskDataset`) or one ``.npz`` per
 sample (:class:`ldm.data.PairedFolderDataset`). Arrays used: ``input`` (the
 task input, at the target's count scale as in training: e.g. low-dose counts
-times the dose reduction factor), ``known`` and ``mask`` (measured rays kept
+times the dose reduction factor; a model trained with ``data.model_input:
+physics_prior`` computes the prior of an ``allpet simulate`` folder's inputs
+itself, while other inputs must hold it), ``known`` and ``mask`` (measured rays kept
 exactly), ``attention`` (TMA), ``support`` (body support), and integer
 ``tracer``, ``region`` ``(N,)``; others (e.g. ``target``) are ignored.
 
@@ -75,17 +77,20 @@ def _stack(array: np.ndarray, key: str, shape: Optional[tuple[int, ...]]) -> np.
     return array
 
 
-def read_inputs(path: Any, labels: Sequence[str] = ()) -> dict[str, np.ndarray]:
+def read_inputs(path: Any, labels: Sequence[str] = (), model_input: Any = None) -> dict[str, np.ndarray]:
     """Sampling inputs from a ``.npz`` file or a folder: ``(N, V, R)`` float32 sinograms, ``(N,)`` int64 labels.
 
     A folder written by ``allpet simulate`` is read as in training
-    (:class:`ldm.data.SimulatedTaskDataset`, with the ``labels`` asked for).
+    (:class:`ldm.data.SimulatedTaskDataset`, with the ``labels`` asked for
+    and its ``model_input``, e.g. the physics prior); other inputs are used
+    as they are.
     """
     from .data import PairedFolderDataset, SimulatedTaskDataset, collate, is_simulated
 
     path = Path(path)
     if path.is_dir():
-        folder = SimulatedTaskDataset(path, labels) if is_simulated(path) else PairedFolderDataset(path, required=())
+        folder = (SimulatedTaskDataset(path, labels, model_input) if is_simulated(path)
+                  else PairedFolderDataset(path, required=()))
         batch = collate([folder[i] for i in range(len(folder))])
         return {key: batch[key][:, 0].numpy() if key in BATCH_SINOGRAMS else batch[key].numpy()
                 for key in BATCH_SINOGRAMS + BATCH_LABELS if key in batch}
@@ -133,7 +138,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         import yaml
 
         from .config import config_from_dict
-        from .data import data_projector
+        from .data import data_projector, is_simulated, physics_prior_input
         from .diffusion import SinogramLDM
         from .train import AUTOCAST_DTYPES, CONFIG_FILE, find_checkpoint, load_weights, resolve_device, set_cpu_threads
     except ImportError as error:
@@ -151,7 +156,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.input is not None:
             labels = [name for name, count in (("tracer", config.model.n_tracers),
                                                ("region", config.model.n_regions)) if count]
-            inputs = read_inputs(args.input, labels)
+            simulated = Path(args.input).is_dir() and is_simulated(args.input)
+            if config.data.model_input != "measured" and not simulated:
+                print(f"allpet sample: the model was trained on data.model_input {config.data.model_input!r}; "
+                      f"the 'input' arrays of {args.input} are used as they are, so they must hold it",
+                      file=sys.stderr)
+            inputs = read_inputs(args.input, labels, physics_prior_input(config.data) if simulated else None)
         elif args.n_samples is not None and args.n_samples >= 1:
             if config.model.condition_on_input:
                 raise ValueError("this model is conditioned on a task input: pass --input")

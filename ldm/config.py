@@ -35,6 +35,7 @@ PRESETS = ("tiny", "paper")
 PRECISIONS = ("fp32", "bf16", "fp16")
 DATA_SOURCES = ("ellipses", "folder")
 DATA_TASKS = ("unconditional", "inpainting", "paired")
+MODEL_INPUTS = ("measured", "physics_prior")
 DMM_LAYOUTS = ("random", "clustered", "rings")  # pet_projection.masks.LAYOUTS (imported lazily there)
 
 
@@ -239,6 +240,22 @@ class DataConfig:
         ``random``, ``clustered``, ``rings`` drawn per sample)).
     seed : int
         Seed of the phantoms and of the RMAS masks.
+    model_input : {"measured", "physics_prior"}
+        What a paired sample's ``input`` holds (``task="paired"`` with an
+        ``allpet simulate`` folder only). ``"measured"``: the measured input
+        at the target's count scale. ``"physics_prior"``: its physics prior,
+        as in ``allpet demo`` (:meth:`tasks.spec.PETTask.physics_prior`: the
+        forward model of the input's OSEM image, ``prior_osem`` = (subsets,
+        iterations), post-filtered by a Gaussian of ``prior_fwhm_voxels``
+        voxels except at the sample's lesions); pair it with
+        ``model.mode: bridge`` and ``model.residual_decode: true`` as the demo
+        does. Needs the ``tasks`` package (``allpet[tasks]``), which defines
+        each task's input physics. ``allpet sample`` reads this setting from
+        the run's config and conditions on the prior of its inputs too.
+    prior_fwhm_voxels : float
+        Post-filter FWHM of the physics prior, in voxels of the samples' image grid.
+    prior_osem : (int, int)
+        OSEM subsets and iterations of the physics prior.
     """
 
     source: Literal["ellipses", "folder"] = "ellipses"
@@ -256,9 +273,13 @@ class DataConfig:
     epoch_size: Optional[int] = None
     layout: Optional[str] = None
     seed: int = 0
+    model_input: Literal["measured", "physics_prior"] = "measured"
+    prior_fwhm_voxels: float = 2.0
+    prior_osem: tuple[int, int] = (4, 4)
 
     def __post_init__(self) -> None:
         _check_choice("source", self.source, DATA_SOURCES)
+        _check_choice("model_input", self.model_input, MODEL_INPUTS)
         if self.layout is not None:
             _check_choice("layout", self.layout, DMM_LAYOUTS)
         _check_choice("task", self.task, DATA_TASKS)
@@ -280,6 +301,14 @@ class DataConfig:
         if self.epoch_size is not None:
             _check_int("epoch_size", self.epoch_size, 1)
         _check_int("seed", self.seed, 0)
+        if self.model_input == "physics_prior" and self.task != "paired":
+            raise ValueError("model_input 'physics_prior' conditions paired samples: set task to 'paired' "
+                             "(with source 'folder')")
+        _check_real("prior_fwhm_voxels", self.prior_fwhm_voxels, 0.0, math.inf, high_open=True)
+        if not isinstance(self.prior_osem, tuple) or len(self.prior_osem) != 2:
+            raise TypeError(f"prior_osem must be a pair of integers (subsets, iterations), got {self.prior_osem!r}")
+        for value in self.prior_osem:
+            _check_int("prior_osem", value, 1)
 
 
 def _default_model_config() -> "LDMConfig":

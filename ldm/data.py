@@ -43,7 +43,8 @@ from .config import DataConfig
 from .datasets import RMASDataset
 
 __all__ = ["EllipsePhantoms", "EpochBatchSampler", "PairedFolderDataset", "RMASCollate", "SimulatedTaskDataset",
-           "TrainingData", "build_training_data", "collate", "data_projector", "ellipse_phantoms", "is_simulated"]
+           "TrainingData", "build_training_data", "collate", "data_projector", "ellipse_phantoms", "is_simulated",
+           "physics_prior_input"]
 
 SINOGRAM_KEYS = ("target", "input", "known", "mask", "attention", "support")
 LABEL_KEYS = ("tracer", "region")
@@ -257,6 +258,9 @@ class PairedFolderDataset(Dataset):
         return item
 
 
+ModelInput = Callable[[Any, np.ndarray], np.ndarray]  # (TaskSample, TMA image attention (ny, nx)) -> (V, R)
+
+
 class SimulatedTaskDataset(Dataset):
     """Paired task samples of a dataset written by ``allpet simulate`` (:mod:`pet_projection.simulation`).
 
@@ -270,19 +274,27 @@ class SimulatedTaskDataset(Dataset):
         the sample's first tracer) and ``"region"`` (index in
         :data:`pet_projection.simulation.ANATOMIES`) to add; the model needs
         ``n_tracers`` / ``n_regions`` at least that large.
+    model_input : callable, optional
+        ``model_input(sample, attention_image)``: the ``input`` of a
+        :class:`~pet_projection.simulation.TaskSample` given its TMA lesion
+        attention ``(ny, nx)``, ``(n_views, n_bins)`` at the target's count
+        scale (e.g. the physics prior: :func:`physics_prior_input`); default:
+        the measured input.
 
     Items (read with the simulator's :class:`~pet_projection.simulation.SimulatedDataset`):
-    ``target`` ``(1, V, R)`` as simulated; ``input`` ``(1, V, R)`` brought to
-    the target's count scale, times ``target_count_scale / count_scale`` of
-    the sample's metadata (for ``low_dose``: times the dose reduction
-    factor), so that one sinogram scale of the model serves both;
-    ``attention``: TMA (:class:`~pet_projection.TransparentMedicalAttention`)
-    of the sample's lesions (regions named ``lesion*``, weight 1), and
-    ``support``: the rays that meet the body (labels != 0), both on the
-    sample's own projector (from its metadata).
+    ``target`` ``(1, V, R)`` as simulated; ``input`` ``(1, V, R)``: the
+    measured input brought to the target's count scale, times
+    ``target_count_scale / count_scale`` of the sample's metadata (for
+    ``low_dose``: times the dose reduction factor), so that one sinogram scale
+    of the model serves both, or ``model_input`` of the sample;
+    ``attention``: TMA of the sample's lesions
+    (:func:`~pet_projection.simulation.lesion_attention`), and ``support``:
+    the rays that meet the body (labels != 0), both on the sample's own
+    projector (from its metadata). An item's derived arrays are computed on
+    its first read and kept.
     """
 
-    def __init__(self, root: Any, labels: Sequence[str] = ()) -> None:
+    def __init__(self, root: Any, labels: Sequence[str] = (), model_input: Optional[ModelInput] = None) -> None:
         from pet_projection.simulation import SimulatedDataset
 
         self.data = SimulatedDataset(root)
@@ -295,7 +307,9 @@ class SimulatedTaskDataset(Dataset):
             raise ValueError(f"{root}: the {self.data.task!r} task has targets of shape {target.shape}; the sinogram "
                              "LDM takes 2D input/target sinograms of one shape (n_views, n_bins)")
         self.sinogram_shape = target.shape
+        self.model_input = model_input
         self._projectors: dict[str, ParallelBeamProjector] = {}
+        self._items: dict[int, dict[str, torch.Tensor]] = {}
 
     def __len__(self) -> int:
         return len(self.data)
@@ -312,25 +326,62 @@ class SimulatedTaskDataset(Dataset):
             self._projectors[key] = projector_from_description(dict(description))
         return self._projectors[key]
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        from pet_projection.simulation import ANATOMIES, TRACERS
+    def _item(self, index: int) -> dict[str, torch.Tensor]:
+        from pet_projection.simulation import ANATOMIES, TRACERS, lesion_attention
 
         sample = self.data[index]
         projector = self._projector(sample.metadata["projector"])
-        table = sample.region_table()
-        lesions = {name: table.mask(name) for name in table.names if name.startswith("lesion")}
-        attention = (TransparentMedicalAttention(projector)(AttentionRegions(lesions)).sinogram if lesions
-                     else np.zeros(self.sinogram_shape))
+        attention_image, attention = lesion_attention(sample, projector)
         support = body_support((sample.labels != 0).astype(np.float32), projector)
         metadata = sample.metadata
-        to_target_scale = metadata.get("target_count_scale", 1.0) / metadata.get("count_scale", 1.0)
+        if self.model_input is None:
+            to_target_scale = metadata.get("target_count_scale", 1.0) / metadata.get("count_scale", 1.0)
+            model_input = sample.input * to_target_scale
+        else:
+            model_input = np.asarray(self.model_input(sample, attention_image))
+            if model_input.shape != self.sinogram_shape:
+                raise ValueError(f"the model input of sample {index} has shape {model_input.shape}, its sinograms "
+                                 f"{self.sinogram_shape}")
         item = {key: torch.as_tensor(np.asarray(value, dtype=np.float32)).unsqueeze(0)
-                for key, value in (("input", sample.input * to_target_scale), ("target", sample.target),
+                for key, value in (("input", model_input), ("target", sample.target),
                                    ("attention", attention), ("support", support))}
         ids = {"tracer": list(TRACERS).index(metadata["tracers"][0]),
                "region": list(ANATOMIES).index(metadata["anatomy"])}
         item.update({key: torch.tensor(ids[key], dtype=torch.int64) for key in self.labels})
         return item
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if index not in self._items:
+            self._items[index] = self._item(index)
+        return dict(self._items[index])
+
+
+def physics_prior_input(config: DataConfig) -> Optional[ModelInput]:
+    """The ``model_input`` of :class:`SimulatedTaskDataset` that ``config.model_input`` asks for (None: measured).
+
+    ``"physics_prior"``: :meth:`tasks.spec.PETTask.physics_prior` of each
+    sample's own task, with ``config.prior_fwhm_voxels`` and
+    ``config.prior_osem``, lesions kept unfiltered
+    (:func:`tasks.data.physics_prior_input`). The prior is task physics (the
+    input's system model differs per task), so it is imported from the
+    ``tasks`` package when asked for; ``ValueError`` if that is missing.
+    """
+    if config.model_input == "measured":
+        return None
+    try:
+        from tasks.data import physics_prior_input as prior_of_task
+        from tasks.pipeline import get_task
+    except ImportError as error:
+        raise ValueError(f"data.model_input 'physics_prior' needs the tasks package and its extra "
+                         f"(pip install 'allpet[tasks]'): {error}") from error
+    priors: dict[str, ModelInput] = {}
+
+    def prior(sample: Any, attention_image: np.ndarray) -> np.ndarray:
+        if sample.task not in priors:
+            priors[sample.task] = prior_of_task(get_task(sample.task), config.prior_fwhm_voxels, *config.prior_osem)
+        return priors[sample.task](sample, attention_image)
+
+    return prior
 
 
 def is_simulated(path: Any) -> bool:
@@ -375,7 +426,8 @@ def build_training_data(config: DataConfig, seed: int = 0, labels: Sequence[str]
     so that the config describes their geometry. A folder written by
     ``allpet simulate`` is read with the simulator's reader
     (:class:`SimulatedTaskDataset`, which adds the ``labels`` asked for: the
-    model's label kinds with classes); other folders with
+    model's label kinds with classes, and conditions on
+    ``config.model_input``: :func:`physics_prior_input`); other folders with
     :class:`PairedFolderDataset`.
     """
     if not isinstance(config, DataConfig):
@@ -383,7 +435,11 @@ def build_training_data(config: DataConfig, seed: int = 0, labels: Sequence[str]
     projector = data_projector(config)
     if config.source == "folder":
         if is_simulated(config.path):
-            folder = SimulatedTaskDataset(config.path, labels)
+            folder = SimulatedTaskDataset(config.path, labels, physics_prior_input(config))
+        elif config.model_input != "measured":
+            raise ValueError(f"data.model_input {config.model_input!r} needs an allpet simulate folder (its samples "
+                             f"carry their system models); {config.path} is not one: precompute the model inputs "
+                             "into its 'input' arrays and set data.model_input to 'measured'")
         else:
             folder = PairedFolderDataset(config.path, ("input", "target") if config.task == "paired" else ("target",))
         if folder.sinogram_shape != projector.out_shape:

@@ -25,26 +25,14 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from pet_projection import AttentionRegions, TransparentMedicalAttention, body_support
-from pet_projection.attention import LESION_PREFIX
-from pet_projection.simulation import TaskSample
+from pet_projection import body_support
+from pet_projection.simulation import TaskSample, lesion_attention
 from pet_projection.simulation.deformation import DeformationSettings
 
 from .spec import PETTask, sample_projector
 
 __all__ = ["Examples", "ExampleDataset", "MixedDataset", "ModelInput", "build_examples", "check_same_geometry",
-           "lesion_attention", "with_resampled_inputs", "with_warped_anatomies"]
-
-
-def lesion_attention(sample: TaskSample) -> tuple[np.ndarray, np.ndarray]:
-    """TMA ``(image (ny, nx), sinogram (n_views, n_bins))`` attention of the sample's lesions (zeros if none)."""
-    projector = sample_projector(sample)
-    table = sample.region_table()
-    lesions = {name: table.mask(name) for name in table.names if name.startswith(LESION_PREFIX)}
-    if not lesions or not any(mask.any() for mask in lesions.values()):
-        return np.zeros(projector.in_shape), np.zeros(projector.out_shape)
-    maps = TransparentMedicalAttention(projector)(AttentionRegions(lesions))
-    return maps.image, maps.sinogram
+           "physics_prior_input", "with_resampled_inputs", "with_warped_anatomies"]
 
 
 @dataclass(frozen=True)
@@ -77,13 +65,34 @@ class Examples:
 ModelInput = Callable[[TaskSample, np.ndarray], np.ndarray]
 
 
+def physics_prior_input(task: PETTask, fwhm_voxels: float, n_subsets: int, n_iterations: int,
+                        keep_lesions: bool = True) -> ModelInput:
+    """A ``model_input`` of :func:`build_examples` that conditions on the physics prior.
+
+    ``model_input(sample, attention_image)`` is :meth:`PETTask.physics_prior`
+    of ``task`` with a Gaussian of ``fwhm_voxels`` voxels (of the sample's
+    own image grid) and OSEM ``n_subsets`` x ``n_iterations``; with
+    ``keep_lesions`` the TMA lesion attention ``(ny, nx)`` (clipped to
+    [0, 1]) keeps the lesions unfiltered.
+    """
+    if not fwhm_voxels >= 0:
+        raise ValueError(f"fwhm_voxels must be >= 0, got {fwhm_voxels!r}")
+
+    def prior(sample: TaskSample, attention_image: np.ndarray) -> np.ndarray:
+        voxel_mm = float(sample_projector(sample).geometry.grid.voxel_size_mm[-1])
+        attention = np.clip(attention_image, 0.0, 1.0) if keep_lesions else None
+        return task.physics_prior(sample, fwhm_voxels * voxel_mm, n_subsets, n_iterations, attention)
+
+    return prior
+
+
 def build_examples(task: PETTask, samples: Sequence[TaskSample], model_input: Optional[ModelInput] = None,
                    progress: bool = False) -> Examples:
     """Examples of ``samples`` (each checked with :meth:`PETTask.check_sample`), channels innermost.
 
     ``model_input(sample, attention_image)`` gives the model's condition
     ``(n_views, n_bins)`` of a sample from it and its TMA lesion attention
-    ``(ny, nx)`` (e.g. :func:`tasks.pipeline.physics_prior_input`); default:
+    ``(ny, nx)`` (e.g. :func:`physics_prior_input`); default:
     the measured input. ``progress``: a tqdm bar.
     """
     from tqdm.auto import tqdm
@@ -98,7 +107,7 @@ def build_examples(task: PETTask, samples: Sequence[TaskSample], model_input: Op
         if sample.input.shape != shape:
             raise ValueError(f"sample {index} has sinograms of shape {sample.input.shape}, sample 0 {shape}: one "
                              "model needs one sinogram geometry")
-        attention_image, attention = lesion_attention(sample)
+        attention_image, attention = lesion_attention(sample, sample_projector(sample))
         condition = None if model_input is None else model_input(sample, attention_image)
         if condition is not None and np.shape(condition) != shape:
             raise ValueError(f"the model input of sample {index} has shape {np.shape(condition)}, its sinograms "

@@ -27,11 +27,13 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from pet_projection.simulation import TASKS, SimulatedDataset, SimulationConfig, TaskSample, simulate_sample
+from pet_projection.simulation import (TASKS, SimulatedDataset, SimulationConfig, TaskSample, lesion_attention,
+                                      simulate_sample)
 from pet_projection.simulation.tasks import sample_rng
 
 from .data import (ExampleDataset, Examples, MixedDataset, ModelInput, build_examples, check_same_geometry,
-                   lesion_attention, with_resampled_inputs, with_warped_anatomies)
+                   with_resampled_inputs, with_warped_anatomies)
+from .data import physics_prior_input as prior_model_input
 from .metrics import image_metrics, similarity_metrics, summarise
 from .spec import PETTask, sample_projector
 
@@ -366,23 +368,17 @@ def sample_ldm(model: Any, task: PETTask, examples: Examples, config: PipelineCo
     return np.concatenate(out)
 
 
-def physics_prior_input(task: PETTask, config: PipelineConfig, voxel_mm: float) -> Optional[ModelInput]:
+def physics_prior_input(task: PETTask, config: PipelineConfig) -> Optional[ModelInput]:
     """The ``model_input`` of :func:`~tasks.data.build_examples` for ``config`` (None: the measured inputs).
 
-    With ``config.physics_prior``: :meth:`~tasks.spec.PETTask.physics_prior`
-    with the config's filter and OSEM settings; with ``config.use_tma`` the
-    lesions' TMA image attention keeps their contrast unfiltered.
-    ``voxel_mm``: the image grid's voxel size (mm), the unit of ``config.prior_fwhm_voxels``.
+    With ``config.physics_prior``: :func:`tasks.data.physics_prior_input`
+    with the config's filter (``prior_fwhm_voxels``) and OSEM settings; with
+    ``config.use_tma`` the lesions' TMA image attention keeps them unfiltered.
     """
     if not config.physics_prior:
         return None
-    fwhm_mm = config.prior_fwhm_voxels * voxel_mm
-
-    def prior(sample: TaskSample, attention_image: np.ndarray) -> np.ndarray:
-        attention = np.clip(attention_image, 0.0, 1.0) if config.use_tma else None
-        return task.physics_prior(sample, fwhm_mm, config.osem_subsets, config.osem_iterations, attention)
-
-    return prior
+    return prior_model_input(task, config.prior_fwhm_voxels, config.osem_subsets, config.osem_iterations,
+                             config.use_tma)
 
 
 def _read_log(path: Path) -> dict:
@@ -445,7 +441,7 @@ def run_task(config: PipelineConfig, work_dir: Any, progress: bool = True,
     check_same_geometry(train, test)
     osem_args = (config.osem_subsets, config.osem_iterations)
     voxel_mm = float(_grid(train[0]).voxel_size_mm[-1])
-    model_input = physics_prior_input(task, config, voxel_mm)
+    model_input = physics_prior_input(task, config)
     augmented = with_warped_anatomies(task, train, config.anatomy_warps, config.seed)
     train_ex, test_ex = (build_examples(task, samples, model_input, progress) for samples in
                          (with_resampled_inputs(task, augmented, config.count_resampling, config.seed), test))

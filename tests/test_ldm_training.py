@@ -148,6 +148,10 @@ def test_gradient_checkpointing_reaches_model_config():
     ("model.autoencoder.gradient_checkpointing=true", ValueError, ["train.gradient_checkpointing"]),
     ("train=3", TypeError, ["train"]),
     ("data.task=unconditional", ValueError, ["model.condition_on_input"]),
+    ("data.model_input=prior", ValueError, ["model_input", "physics_prior"]),
+    ("data.model_input=physics_prior", ValueError, ["physics_prior", "paired"]),
+    ("data.prior_osem=[4]", ValueError, ["data.prior_osem"]),
+    ("data.prior_osem=[4, 0]", ValueError, ["prior_osem"]),
 ])
 def test_bad_configs_name_the_key(override, error, words):
     with pytest.raises(error) as raised:
@@ -293,6 +297,31 @@ def test_simulator_folder_is_read_with_its_reader(tmp_path):
     assert 0.0 <= float(item["attention"].min()) and float(item["attention"].max()) <= 1.0
     assert set(np.unique(item["support"].numpy())) <= {0.0, 1.0} and float(item["support"].mean()) > 0.0
     assert not torch.any((item["support"] == 0) & (item["attention"] > 0))  # lesions lie inside the body
+
+
+def test_simulator_folder_with_the_physics_prior_as_model_input(tmp_path):
+    from pet_projection.simulation import SimulatedDataset, SimulationConfig, lesion_attention, write_dataset
+    from tasks.pipeline import get_task
+    from tasks.spec import sample_projector
+
+    write_dataset(tmp_path / "low_dose", "low_dose", 2, SimulationConfig(size=16, n_views=12, n_lesions=(1, 1)), seed=0,
+                  progress=False)
+    config = DataConfig(source="folder", task="paired", path=str(tmp_path / "low_dose"), n_views=12, n_bins=16,
+                        model_input="physics_prior", prior_fwhm_voxels=1.5, prior_osem=(3, 2))
+    data = build_training_data(config)
+    raw = SimulatedDataset(tmp_path / "low_dose")[0]
+    voxel_mm = float(sample_projector(raw).geometry.grid.voxel_size_mm[-1])
+    attention_image, _ = lesion_attention(raw)
+    expected = get_task("low_dose").physics_prior(raw, 1.5 * voxel_mm, 3, 2, np.clip(attention_image, 0.0, 1.0))
+    item = data.dataset[0]
+    torch.testing.assert_close(item["input"][0], torch.from_numpy(expected))
+    measured = raw.input * np.float32(raw.metadata["dose_reduction_factor"])
+    assert not np.allclose(expected, measured)  # the prior is not the measured input
+    assert torch.equal(data.dataset[0]["input"], item["input"])  # kept after the first read
+    np.savez(tmp_path / "pair.npz", input=measured, target=raw.target)
+    with pytest.raises(ValueError, match="allpet simulate"):
+        build_training_data(DataConfig(source="folder", task="paired", path=str(tmp_path), n_views=12, n_bins=16,
+                                       model_input="physics_prior"))
 
 
 # ------------------------------------------------------------------------------------------- Trainer
@@ -506,3 +535,38 @@ def test_cli_sample_writes_sinograms_and_images(tiny_run, tmp_path):
                             "--out", str(out), "--steps", "1"]) == 2  # the model needs 'input'
     assert cli_sample.main(["--checkpoint", str(tmp_path), "--input", str(tmp_path / "inputs.npz"),
                             "--out", str(out)]) == 2  # no checkpoint there
+
+
+def test_cli_train_and_sample_on_the_physics_prior_of_a_simulated_folder(tmp_path, capsys):
+    from pet_projection.simulation import SimulationConfig, write_dataset
+
+    folder = tmp_path / "low_dose"
+    write_dataset(folder, "low_dose", 2, SimulationConfig(size=16, n_views=12), seed=0, progress=False)
+    run = tmp_path / "run"
+    overrides = [o for o in TINY_OVERRIDES if not o.startswith(("data.n_views", "data.n_bases"))]
+    assert cli.main(["--config", "tiny", "--no-progress", f"train.out_dir={run}", *overrides, "data.n_views=12",
+                     "data.source=folder", "data.task=paired", f"data.path={folder}",
+                     "data.model_input=physics_prior", "model.mode=bridge", "model.prediction_type=sample",
+                     "model.residual_decode=true"]) == 0
+    assert yaml.safe_load((run / "config.yaml").read_text())["data"]["model_input"] == "physics_prior"
+    out = tmp_path / "samples"
+    assert cli_sample.main(["--checkpoint", str(run), "--input", str(folder), "--out", str(out), "--steps", "2",
+                            "--threads", "1"]) == 0
+    with np.load(out / "samples.npz") as result:
+        assert result["sinogram"].shape == (2, 12, 16) and np.all(np.isfinite(result["sinogram"]))
+    capsys.readouterr()
+    np.savez(tmp_path / "inputs.npz", input=np.ones((1, 12, 16), np.float32))
+    assert cli_sample.main(["--checkpoint", str(run), "--input", str(tmp_path / "inputs.npz"), "--out", str(out),
+                            "--steps", "1", "--threads", "1"]) == 0
+    assert "physics_prior" in capsys.readouterr().err  # warned: such inputs must hold the prior themselves
+
+
+def test_resuming_a_run_saved_before_new_config_keys(tmp_path):
+    config = load_config("tiny", TINY_OVERRIDES)
+    plain = config_to_dict(config)
+    older = {**plain, "data": {k: v for k, v in plain["data"].items() if not k.startswith(("model_input", "prior_"))}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(older))
+    cli._check_resumable(tmp_path / "config.yaml", plain)  # the missing keys compare at their defaults
+    changed = config_to_dict(load_config("tiny", TINY_OVERRIDES + ["data.n_bases=5"]))
+    with pytest.raises(ValueError, match="data.n_bases"):
+        cli._check_resumable(tmp_path / "config.yaml", changed)

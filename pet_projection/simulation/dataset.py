@@ -26,7 +26,7 @@ from typing import Any, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
-from ..grid import ImageGrid
+from ..attention import LESION_PREFIX, AttentionRegions, TransparentMedicalAttention
 from ..io.files import atomic_write
 from ..io.nifti import write_nifti
 from ..physics import GaussianResolution, PETSystemModel
@@ -304,6 +304,23 @@ class SimulatedDataset(Sequence):
         """
         indices = range(self._n) if indices is None else indices
         return np.stack([self.load_array(i, key) for i in indices])
+
+
+def lesion_attention(sample: TaskSample, projector: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """TMA attention of a sample's lesions: ``(image (ny, nx), sinogram (n_views, n_bins))``, zeros if none.
+
+    The regions named ``lesion*`` of the sample's label map (weight 1) through
+    :class:`~pet_projection.TransparentMedicalAttention` on ``projector``
+    (default: the sample's own, from its metadata), as a clinician's lesion
+    ROIs would be.
+    """
+    projector = projector_from_description(sample.metadata["projector"]) if projector is None else projector
+    table = sample.region_table()
+    lesions = {name: table.mask(name) for name in table.names if name.startswith(LESION_PREFIX)}
+    if not any(mask.any() for mask in lesions.values()):
+        return np.zeros(projector.in_shape), np.zeros(projector.out_shape)
+    maps = TransparentMedicalAttention(projector)(AttentionRegions(lesions))
+    return maps.image, maps.sinogram
 
 
 def system_model(sample: TaskSample, which: str = "input", channel: Optional[int] = None) -> PETSystemModel:
