@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from pet_projection.physics import PETSystemModel
-from pet_projection.simulation import TaskSample, system_model
+from pet_projection.simulation import Acquisition, TaskSample, poisson_counts, system_model
 
 from .spec import PETTask
 
@@ -28,6 +30,15 @@ class AttenuationCorrectionTask(PETTask):
     def target_system(self, sample: TaskSample, channel: int = 0) -> PETSystemModel:
         full = system_model(sample, "target")
         return PETSystemModel(full.projector, resolution=full.resolution)
+
+    def scan(self, sample: TaskSample, acquisition: Acquisition, input_image: np.ndarray, target_image: np.ndarray,
+             rng: np.random.Generator) -> tuple[dict[str, np.ndarray], dict]:
+        """Poisson prompts of ``input_image`` with the new attenuation; the target ``P R x`` of ``target_image``."""
+        expected = acquisition.expected(input_image)
+        target = acquisition.attenuation_free(target_image, 1.0)
+        return {"input": poisson_counts(expected.prompts, rng), "target": target, "input_image": input_image,
+                "target_image": target_image, "input_background": expected.background,
+                "target_background": np.zeros_like(expected.background)}, {}
 
     def input_system(self, sample: TaskSample) -> PETSystemModel:
         full = system_model(sample, "input")

@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
                              "(count-level augmentation; low_dose only; default 0)")
     parser.add_argument("--anatomy-warps", type=int, default=None, metavar="W",
                         help="W new patients per training sample: its anatomy randomly deformed and scanned again "
-                             "(anatomy-level augmentation; low_dose only; default 0)")
+                             "(anatomy-level augmentation, every task; default 0)")
     parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -166,8 +166,8 @@ def with_warped_anatomies(task: PETTask, samples: Sequence[TaskSample], n_warps:
 
     Anatomy-level augmentation of the training set: each copy is its sample's
     anatomy under a random deformation, scanned again through the sample's
-    physics with fresh counts. Tasks without it get ``samples`` unchanged.
-    Copy ``k`` of sample ``i`` draws from ``numpy.random.default_rng((seed,
+    physics with fresh counts (every task: :meth:`PETTask.scan` draws its
+    sinograms). Copy ``k`` of sample ``i`` draws from ``numpy.random.default_rng((seed,
     1, k, i))``.
     """
     return _with_copies(samples, "n_warps", n_warps, (1,), lambda s, rng: task.warp_sample(s, rng, settings), seed)

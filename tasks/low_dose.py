@@ -13,12 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from pet_projection.simulation import Acquisition, AcquisitionSettings, TaskSample, poisson_counts, thin_counts
-from pet_projection.simulation.acquisition import projector_grid
-from pet_projection.simulation.deformation import (DeformationSettings, random_deformation, relocate_lesions,
-                                                   warp_nearest, warp_regions)
+from pet_projection.simulation import Acquisition, TaskSample, poisson_counts, thin_counts
 
-from .spec import PETTask, sample_projector
+from .spec import PETTask
 
 __all__ = ["LowDoseTask", "TASK", "run"]
 
@@ -41,43 +38,19 @@ class LowDoseTask(PETTask):
         self.check_sample(sample)
         return dataclasses.replace(sample, input=thin_counts(sample.target, self.input_scale(sample), rng))
 
-    def warp_sample(self, sample: TaskSample, rng: np.random.Generator,
-                    settings: DeformationSettings = DeformationSettings()) -> TaskSample:
-        """A new patient: ``sample``'s anatomy deformed at random, then scanned at full and at low dose.
+    def scan(self, sample: TaskSample, acquisition: Acquisition, input_image: np.ndarray, target_image: np.ndarray,
+             rng: np.random.Generator) -> tuple[dict[str, np.ndarray], dict]:
+        """New full-dose prompts (Poisson) of ``target_image`` and their binomial thinning by the sample's factor.
 
-        The ground-truth image and labels are warped region by region and the
-        attenuation map by nearest neighbour, all with one random deformation
-        (:mod:`pet_projection.simulation.deformation`). The warped image, in
-        the target's expected-count units, goes through the sample's own
-        physics: its projector, resolution and normalisation, the new
-        attenuation, and the simulator's scatter and randoms model with the
-        sample's acquisition settings. Activity concentrations are kept, so a
-        larger anatomy gives more counts, as on a scanner. New full-dose
-        prompts are Poisson draws; the low-dose input is their binomial
-        thinning by the sample's own dose reduction factor. The metadata's
-        lesion entries get their warped centres and voxel counts
-        (:func:`~pet_projection.simulation.deformation.relocate_lesions`);
-        ``anatomy_warp`` records the deformation settings.
+        The input image is the target's over the dose reduction factor
+        (``input_image`` is not used: it is that up to rounding).
         """
-        self.check_sample(sample)
-        projector = sample_projector(sample)
-        grid = projector_grid(projector)
-        coordinates = random_deformation(grid, rng, settings)
-        image, labels = warp_regions(sample.target_image, sample.labels, coordinates)
-        mu_map = warp_nearest(sample.mu_map, coordinates)
-        acquisition = Acquisition(projector, mu_map, AcquisitionSettings(**sample.metadata["acquisition"]), rng,
-                                  normalisation=sample.normalisation)
-        expected = acquisition.expected(image)
+        expected = acquisition.expected(target_image)
         full = poisson_counts(expected.prompts, rng)
         factor = self.input_scale(sample)
-        f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
-        return dataclasses.replace(
-            sample, input=thin_counts(full, factor, rng), target=full, input_image=f32(image / factor),
-            target_image=f32(image), mu_map=f32(mu_map), labels=labels, attenuation=f32(acquisition.attenuation),
-            input_background=f32(expected.background / factor), target_background=f32(expected.background),
-            metadata={**sample.metadata, "anatomy_warp": settings.to_dict(),
-                      "lesions": relocate_lesions(sample.metadata.get("lesions", []), labels, grid,
-                                                  sample.metadata.get("axial_position_mm", 0.0))})
+        return {"input": thin_counts(full, factor, rng), "target": full, "input_image": target_image / factor,
+                "target_image": target_image, "input_background": expected.background / factor,
+                "target_background": expected.background}, {}
 
 
 TASK = LowDoseTask()

@@ -97,10 +97,10 @@ class PipelineConfig:
     3,000 steps: 24.06 dB image PSNR with K = 7 against 23.72 dB without;
     ``python -m benchmarks.bench_count_resampling``).
     Anatomy-level augmentation: ``anatomy_warps`` new patients per training
-    sample (:func:`~tasks.data.with_warped_anatomies`; low dose only: the
+    sample (:func:`~tasks.data.with_warped_anatomies`, every task: the
     sample's anatomy under a random deformation, scanned again through its
     own physics), before the count resampling. Off by default: at the demo
-    scale (W = 7, one run) the LDM scored 23.52 dB against 23.36 dB without,
+    scale on low dose (W = 7, one run) the LDM scored 23.52 dB against 23.36 dB without,
     the UNet 23.51 against 23.58, both inside the run-to-run spread; it pays
     when training is long enough to learn the anatomies by heart
     (``python -m benchmarks.bench_training_phantoms``).

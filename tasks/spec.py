@@ -13,6 +13,7 @@ images to the model's sinograms (:meth:`PETTask.target_system`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from functools import lru_cache
 from typing import Optional
@@ -20,9 +21,11 @@ from typing import Optional
 import numpy as np
 
 from pet_projection.physics import PETSystemModel
-from pet_projection.simulation import TaskSample, system_model
-from pet_projection.simulation.acquisition import projector_from_description
-from pet_projection.simulation.deformation import DeformationSettings
+from pet_projection.simulation import (Acquisition, AcquisitionSettings, TaskSample, poisson_counts,
+                                      system_model)
+from pet_projection.simulation.acquisition import projector_from_description, projector_grid
+from pet_projection.simulation.deformation import (DeformationSettings, random_deformation, relocate_lesions,
+                                                   warp_nearest, warp_regions)
 
 __all__ = ["PETTask", "sample_projector"]
 
@@ -107,16 +110,58 @@ class PETTask:
         return None
 
     def warp_sample(self, sample: TaskSample, rng: np.random.Generator,
-                    settings: DeformationSettings = DeformationSettings()) -> Optional[TaskSample]:
-        """A new patient: ``sample``'s anatomy randomly deformed and scanned again (None: the task has none).
+                    settings: DeformationSettings = DeformationSettings()) -> TaskSample:
+        """A new patient: ``sample``'s anatomy deformed at random, then scanned again through its own physics.
 
-        Anatomy-level augmentation (:mod:`pet_projection.simulation.deformation`):
-        tasks that can simulate their input and target from one image
-        (low dose) warp the sample's images, labels and attenuation map and
-        draw new counts through the sample's own physics; the other tasks
-        return None.
+        Anatomy-level augmentation (:mod:`pet_projection.simulation.deformation`).
+        The input and target images (in their count units) and the labels are
+        warped region by region and the attenuation map by nearest neighbour,
+        all with one random deformation, so edges stay sharp. The warped images
+        go through the sample's own physics: its projector, resolution and
+        normalisation, the new attenuation, and the simulator's scatter and
+        randoms model with the sample's acquisition settings; :meth:`scan`
+        draws the task's sinograms from them. Activity concentrations and
+        count scales are kept, so a larger anatomy gives more counts, as on a
+        scanner. The metadata's lesion entries get their warped centres and
+        voxel counts (:func:`~pet_projection.simulation.deformation.relocate_lesions`);
+        ``anatomy_warp`` records the deformation settings.
         """
-        return None
+        self.check_sample(sample)
+        projector = sample_projector(sample)
+        grid = projector_grid(projector)
+        coordinates = random_deformation(grid, rng, settings)
+        stacked = np.concatenate([sample.target_image.reshape((-1,) + grid.shape), sample.input_image[None]])
+        images, labels = warp_regions(stacked, sample.labels, coordinates)
+        mu_map = warp_nearest(sample.mu_map, coordinates)
+        acquisition = Acquisition(projector, mu_map, AcquisitionSettings(**sample.metadata["acquisition"]), rng,
+                                  normalisation=sample.normalisation)
+        target_image = images[:-1] if self.n_outputs > 1 else images[0]
+        arrays, metadata = self.scan(sample, acquisition, images[-1], target_image, rng)
+        f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
+        return dataclasses.replace(
+            sample, **{key: f32(value) for key, value in arrays.items()}, mu_map=f32(mu_map), labels=labels,
+            attenuation=f32(acquisition.attenuation),
+            metadata={**sample.metadata, **metadata, "anatomy_warp": settings.to_dict(),
+                      "lesions": relocate_lesions(sample.metadata.get("lesions", []), labels, grid,
+                                                  sample.metadata.get("axial_position_mm", 0.0))})
+
+    def scan(self, sample: TaskSample, acquisition: Acquisition, input_image: np.ndarray, target_image: np.ndarray,
+             rng: np.random.Generator) -> tuple[dict[str, np.ndarray], dict]:
+        """The task's sinograms of new input and target images (count units) on ``acquisition`` (:meth:`warp_sample`).
+
+        Returns the sample's new arrays (``input``, ``target``, ``input_image``,
+        ``target_image``, ``input_background``, ``target_background``) and
+        metadata entries to update. Here (delayed frame, tracer conversion) the
+        input and target are independent Poisson scans of their images, as
+        the simulator draws them (:mod:`pet_projection.simulation.tasks`);
+        tasks with other physics override it.
+        """
+        first, second = acquisition.expected(input_image), acquisition.expected(target_image)
+        arrays = {"input": poisson_counts(first.prompts, rng), "target": poisson_counts(second.prompts, rng),
+                  "input_image": input_image, "target_image": target_image, "input_background": first.background,
+                  "target_background": second.background}
+        metadata = {"expected_counts": [float(first.prompts.sum()), float(second.prompts.sum())]}
+        return arrays, ({} if "expected_counts" not in sample.metadata else metadata)
 
     # ------------------------------------------------------------------ input-only baseline
     def input_system(self, sample: TaskSample) -> Optional[PETSystemModel]:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+import numpy as np
+
 from pet_projection.physics import PETSystemModel
-from pet_projection.simulation import TaskSample
+from pet_projection.simulation import Acquisition, TaskSample, poisson_counts
 
 from .spec import PETTask
 
@@ -24,6 +26,16 @@ class TracerSeparationTask(PETTask):
     name = "tracer_separation"
     n_outputs = 2
     summary = "dual-tracer prompts -> the two single-tracer prompts"
+
+    def scan(self, sample: TaskSample, acquisition: Acquisition, input_image: np.ndarray, target_image: np.ndarray,
+             rng: np.random.Generator) -> tuple[dict[str, np.ndarray], dict]:
+        """Poisson prompts of each tracer's image ``target_image`` ``(2, ny, nx)``; the input is their sum."""
+        expected = [acquisition.expected(image) for image in target_image]
+        counts = [poisson_counts(e.prompts, rng) for e in expected]
+        return {"input": counts[0] + counts[1], "target": np.stack(counts), "input_image": target_image.sum(axis=0),
+                "target_image": target_image, "input_background": expected[0].background + expected[1].background,
+                "target_background": np.stack([e.background for e in expected])}, \
+            {"expected_counts": [float(e.prompts.sum()) for e in expected]}
 
     def input_system(self, sample: TaskSample) -> Optional[PETSystemModel]:
         return None

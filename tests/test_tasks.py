@@ -75,9 +75,10 @@ def test_linear_unmixing_recovers_fixed_fractions(fraction, seed):
 
 @pytest.mark.parametrize("task", TASKS)
 def test_task_pipeline_end_to_end(task, tmp_path):
-    config = PipelineConfig.quick(task, n_test=1)
+    config = PipelineConfig.quick(task, n_test=1, anatomy_warps=1)
     result = run_task(config, tmp_path / "work", progress=False)
     spec = get_task(task)
+    assert result.info["n_train_examples"] == 2 * config.n_train * spec.n_outputs  # each sample and one warp
     assert METHOD_LDM in result.methods and result.methods[-1].startswith("reference")
     assert len([r for r in result.records if r["method"] == METHOD_LDM]) == spec.n_outputs
     for record in result.records:
