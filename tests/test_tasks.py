@@ -377,3 +377,18 @@ def test_latent_benchmark_runs_small(tmp_path):
         assert all(np.isfinite(row[key]) for key in ("ceiling_psnr_db", "ldm_psnr_db", "post_filter_psnr_db"))
         assert row["gain_db"]["low"] <= row["gain_db"]["mean"] <= row["gain_db"]["high"]
     assert "| 2 | 4 x 16 x 16 |" in (tmp_path / "r.md").read_text()
+
+
+def test_tasks_benchmark_runs_small(tmp_path):
+    import json
+
+    from benchmarks.bench_tasks import main
+
+    assert main(["--tasks", "tracer_separation", "--quick", "--n-train", "4", "--n-test", "2", "--jobs", "1",
+                 "--out", str(tmp_path / "r")]) == 0
+    (row,) = json.loads((tmp_path / "r.json").read_text())["rows"]
+    assert row["task"] == "tracer_separation" and row["filtered_baseline"] in row["methods"]
+    assert set(row["ldm_minus"]) == {row["filtered_baseline"], "UNet regression (supervised)"}
+    ldm = row["metrics"][METHOD_LDM]["psnr"]
+    assert ldm["n"] == 4 and ldm["low"] <= ldm["mean"] <= ldm["high"]  # 2 slices x 2 tracers
+    assert "## tracer_separation" in (tmp_path / "r.md").read_text()
