@@ -138,7 +138,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         import yaml
 
         from .config import config_from_dict
-        from .data import data_projector, is_simulated, physics_prior_input
+        from .data import data_projector, folder_model_input, is_simulated
         from .diffusion import SinogramLDM
         from .train import AUTOCAST_DTYPES, CONFIG_FILE, find_checkpoint, load_weights, resolve_device, set_cpu_threads
     except ImportError as error:
@@ -161,7 +161,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 print(f"allpet sample: the model was trained on data.model_input {config.data.model_input!r}; "
                       f"the 'input' arrays of {args.input} are used as they are, so they must hold it",
                       file=sys.stderr)
-            inputs = read_inputs(args.input, labels, physics_prior_input(config.data) if simulated else None)
+            inputs = read_inputs(args.input, labels, folder_model_input(config.data) if simulated else None)
         elif args.n_samples is not None and args.n_samples >= 1:
             if config.model.condition_on_input:
                 raise ValueError("this model is conditioned on a task input: pass --input")

@@ -44,7 +44,7 @@ from .datasets import RMASDataset
 
 __all__ = ["EllipsePhantoms", "EpochBatchSampler", "PairedFolderDataset", "RMASCollate", "SimulatedTaskDataset",
            "TrainingData", "build_training_data", "collate", "data_projector", "ellipse_phantoms", "is_simulated",
-           "physics_prior_input"]
+           "folder_model_input"]
 
 SINOGRAM_KEYS = ("target", "input", "known", "mask", "attention", "support")
 LABEL_KEYS = ("tracer", "region")
@@ -278,7 +278,7 @@ class SimulatedTaskDataset(Dataset):
         ``model_input(sample, attention_image)``: the ``input`` of a
         :class:`~pet_projection.simulation.TaskSample` given its TMA lesion
         attention ``(ny, nx)``, ``(n_views, n_bins)`` at the target's count
-        scale (e.g. the physics prior: :func:`physics_prior_input`); default:
+        scale (e.g. the physics prior of :func:`folder_model_input`); default:
         the measured input.
 
     Items (read with the simulator's :class:`~pet_projection.simulation.SimulatedDataset`):
@@ -356,20 +356,20 @@ class SimulatedTaskDataset(Dataset):
         return dict(self._items[index])
 
 
-def physics_prior_input(config: DataConfig) -> Optional[ModelInput]:
+def folder_model_input(config: DataConfig) -> Optional[ModelInput]:
     """The ``model_input`` of :class:`SimulatedTaskDataset` that ``config.model_input`` asks for (None: measured).
 
     ``"physics_prior"``: :meth:`tasks.spec.PETTask.physics_prior` of each
     sample's own task, with ``config.prior_fwhm_voxels`` and
     ``config.prior_osem``, lesions kept unfiltered
-    (:func:`tasks.data.physics_prior_input`). The prior is task physics (the
+    (:func:`tasks.data.physics_prior_model_input`). The prior is task physics (the
     input's system model differs per task), so it is imported from the
     ``tasks`` package when asked for; ``ValueError`` if that is missing.
     """
     if config.model_input == "measured":
         return None
     try:
-        from tasks.data import physics_prior_input as prior_of_task
+        from tasks.data import physics_prior_model_input
         from tasks.pipeline import get_task
     except ImportError as error:
         raise ValueError(f"data.model_input 'physics_prior' needs the tasks package and its extra "
@@ -378,7 +378,8 @@ def physics_prior_input(config: DataConfig) -> Optional[ModelInput]:
 
     def prior(sample: Any, attention_image: np.ndarray) -> np.ndarray:
         if sample.task not in priors:
-            priors[sample.task] = prior_of_task(get_task(sample.task), config.prior_fwhm_voxels, *config.prior_osem)
+            priors[sample.task] = physics_prior_model_input(get_task(sample.task), config.prior_fwhm_voxels,
+                                                            *config.prior_osem)
         return priors[sample.task](sample, attention_image)
 
     return prior
@@ -427,7 +428,7 @@ def build_training_data(config: DataConfig, seed: int = 0, labels: Sequence[str]
     ``allpet simulate`` is read with the simulator's reader
     (:class:`SimulatedTaskDataset`, which adds the ``labels`` asked for: the
     model's label kinds with classes, and conditions on
-    ``config.model_input``: :func:`physics_prior_input`); other folders with
+    ``config.model_input``: :func:`folder_model_input`); other folders with
     :class:`PairedFolderDataset`.
     """
     if not isinstance(config, DataConfig):
@@ -435,7 +436,7 @@ def build_training_data(config: DataConfig, seed: int = 0, labels: Sequence[str]
     projector = data_projector(config)
     if config.source == "folder":
         if is_simulated(config.path):
-            folder = SimulatedTaskDataset(config.path, labels, physics_prior_input(config))
+            folder = SimulatedTaskDataset(config.path, labels, folder_model_input(config))
         elif config.model_input != "measured":
             raise ValueError(f"data.model_input {config.model_input!r} needs an allpet simulate folder (its samples "
                              f"carry their system models); {config.path} is not one: precompute the model inputs "

@@ -32,7 +32,7 @@ from pet_projection.simulation.deformation import DeformationSettings
 from .spec import PETTask, sample_projector
 
 __all__ = ["Examples", "ExampleDataset", "MixedDataset", "ModelInput", "build_examples", "check_same_geometry",
-           "physics_prior_input", "with_resampled_inputs", "with_warped_anatomies"]
+           "physics_prior_model_input", "with_resampled_inputs", "with_warped_anatomies"]
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class Examples:
 ModelInput = Callable[[TaskSample, np.ndarray], np.ndarray]
 
 
-def physics_prior_input(task: PETTask, fwhm_voxels: float, n_subsets: int, n_iterations: int,
+def physics_prior_model_input(task: PETTask, fwhm_voxels: float, n_subsets: int, n_iterations: int,
                         keep_lesions: bool = True) -> ModelInput:
     """A ``model_input`` of :func:`build_examples` that conditions on the physics prior.
 
@@ -92,7 +92,7 @@ def build_examples(task: PETTask, samples: Sequence[TaskSample], model_input: Op
 
     ``model_input(sample, attention_image)`` gives the model's condition
     ``(n_views, n_bins)`` of a sample from it and its TMA lesion attention
-    ``(ny, nx)`` (e.g. :func:`physics_prior_input`); default:
+    ``(ny, nx)`` (e.g. :func:`physics_prior_model_input`); default:
     the measured input. ``progress``: a tqdm bar.
     """
     from tqdm.auto import tqdm

@@ -32,8 +32,7 @@ from pet_projection.simulation import (TASKS, SimulatedDataset, SimulationConfig
 from pet_projection.simulation.tasks import sample_rng
 
 from .data import (ExampleDataset, Examples, MixedDataset, ModelInput, build_examples, check_same_geometry,
-                   with_resampled_inputs, with_warped_anatomies)
-from .data import physics_prior_input as prior_model_input
+                   physics_prior_model_input, with_resampled_inputs, with_warped_anatomies)
 from .metrics import image_metrics, similarity_metrics, summarise
 from .spec import PETTask, sample_projector
 
@@ -371,14 +370,14 @@ def sample_ldm(model: Any, task: PETTask, examples: Examples, config: PipelineCo
 def physics_prior_input(task: PETTask, config: PipelineConfig) -> Optional[ModelInput]:
     """The ``model_input`` of :func:`~tasks.data.build_examples` for ``config`` (None: the measured inputs).
 
-    With ``config.physics_prior``: :func:`tasks.data.physics_prior_input`
+    With ``config.physics_prior``: :func:`tasks.data.physics_prior_model_input`
     with the config's filter (``prior_fwhm_voxels``) and OSEM settings; with
     ``config.use_tma`` the lesions' TMA image attention keeps them unfiltered.
     """
     if not config.physics_prior:
         return None
-    return prior_model_input(task, config.prior_fwhm_voxels, config.osem_subsets, config.osem_iterations,
-                             config.use_tma)
+    return physics_prior_model_input(task, config.prior_fwhm_voxels, config.osem_subsets, config.osem_iterations,
+                                     config.use_tma)
 
 
 def _read_log(path: Path) -> dict:
