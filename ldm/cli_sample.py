@@ -64,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="also reconstruct images from the sinograms")
     parser.add_argument("--osem-subsets", type=int, default=8)
     parser.add_argument("--osem-iterations", type=int, default=4)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
 
@@ -77,21 +78,25 @@ def _stack(array: np.ndarray, key: str, shape: Optional[tuple[int, ...]]) -> np.
     return array
 
 
-def read_inputs(path: Any, labels: Sequence[str] = (), model_input: Any = None) -> dict[str, np.ndarray]:
+def read_inputs(path: Any, labels: Sequence[str] = (), model_input: Any = None,
+                progress: bool = False) -> dict[str, np.ndarray]:
     """Sampling inputs from a ``.npz`` file or a folder: ``(N, V, R)`` float32 sinograms, ``(N,)`` int64 labels.
 
     A folder written by ``allpet simulate`` is read as in training
     (:class:`ldm.data.SimulatedTaskDataset`, with the ``labels`` asked for
     and its ``model_input``, e.g. the physics prior); other inputs are used
-    as they are.
+    as they are. ``progress``: a tqdm bar over a folder's samples.
     """
+    from tqdm.auto import tqdm
+
     from .data import PairedFolderDataset, SimulatedTaskDataset, collate, is_simulated
 
     path = Path(path)
     if path.is_dir():
         folder = (SimulatedTaskDataset(path, labels, model_input) if is_simulated(path)
                   else PairedFolderDataset(path, required=()))
-        batch = collate([folder[i] for i in range(len(folder))])
+        batch = collate([folder[i] for i in tqdm(range(len(folder)), desc="inputs", unit="sample",
+                                                 disable=not progress)])
         return {key: batch[key][:, 0].numpy() if key in BATCH_SINOGRAMS else batch[key].numpy()
                 for key in BATCH_SINOGRAMS + BATCH_LABELS if key in batch}
     if not path.is_file():
@@ -136,6 +141,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         import torch
         import yaml
+        from tqdm.auto import tqdm
 
         from .config import config_from_dict
         from .data import data_projector, folder_model_input, is_simulated
@@ -161,7 +167,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 print(f"allpet sample: the model was trained on data.model_input {config.data.model_input!r}; "
                       f"the 'input' arrays of {args.input} are used as they are, so they must hold it",
                       file=sys.stderr)
-            inputs = read_inputs(args.input, labels, folder_model_input(config.data) if simulated else None)
+            inputs = read_inputs(args.input, labels, folder_model_input(config.data) if simulated else None,
+                                 progress=not args.no_progress)
         elif args.n_samples is not None and args.n_samples >= 1:
             if config.model.condition_on_input:
                 raise ValueError("this model is conditioned on a task input: pass --input")
@@ -181,7 +188,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     chunks = []
     start = time.perf_counter()
     try:
-        for first in range(0, n, args.batch_size):
+        for first in tqdm(range(0, n, args.batch_size), desc="sampling", unit="batch", disable=args.no_progress):
             batch = {key: torch.from_numpy(value[first:first + args.batch_size]).to(device)
                      for key, value in inputs.items()}
             batch.update({key: batch[key].unsqueeze(1) for key in BATCH_SINOGRAMS if key in batch})
