@@ -128,9 +128,11 @@ class LDMConfig:
         autoencoder's own error on the input cancels (on low-dose at the demo
         scale: +1.0 dB sinogram PSNR, +0.5 dB image PSNR; benchmarks/results/
         physics_prior_low_dose.md). Off by default: it suits a smooth input
-        (the tasks' physics prior, :class:`tasks.pipeline.PipelineConfig`
-        turns it on with it); a raw measured input's Poisson noise would pass
-        straight through to the output. ddpm mode, which does not start from
+        that estimates the target (the low-dose physics prior, with which
+        :class:`tasks.pipeline.PipelineConfig` turns it on); a raw measured
+        input's Poisson noise would pass straight through to the output, and
+        the autoencoder, trained on targets, reconstructs an input of another
+        kind (another frame or tracer) poorly, so that ``D(y)`` is wrong. ddpm mode, which does not start from
         the input, always decodes ``D(z0)``.
     n_tracers, n_regions : int
         Tracer and body-region classes (0: no such label).

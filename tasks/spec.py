@@ -52,11 +52,20 @@ class PETTask:
         model tells them apart by its ``tracer`` label = channel index.
     summary : str
         One line for reports.
+    input_estimates_target : bool
+        Whether the model input, at the target's count scale, has the
+        target's mean (low dose: a thinning of the target's own prompts).
+        Only then is the LDM's output its input plus a decoded correction
+        (``LDMConfig.residual_decode`` with the physics prior); for the other
+        tasks the input is another quantity (another frame, another tracer,
+        attenuated counts, the sum of two tracers), and adding it to the
+        output cost 2-9 dB at the demo scale (benchmarks/results/tasks_demo.md).
     """
 
     name = ""
     n_outputs = 1
     summary = ""
+    input_estimates_target = False
 
     def check_sample(self, sample: TaskSample) -> None:
         """``ValueError`` unless ``sample`` is a 2D sample of this task with matching array shapes."""

@@ -295,14 +295,15 @@ def test_default_counts_keep_clinical_counts_per_pixel():
     assert PipelineConfig(size=32, total_counts=2e4).simulation_config().counts == 2e4
 
 
-def test_residual_decode_only_with_the_physics_prior(tmp_path):
-    # the residual decode passes the input's full-resolution content through: the smooth prior, never raw counts
+@pytest.mark.parametrize("task", TASKS)
+def test_residual_decode_only_with_a_physics_prior_of_the_target(task, tmp_path):
+    # the residual decode passes the input's full-resolution content through: the smooth prior, never raw counts,
+    # and only where the input estimates the target (low dose), not another frame, tracer or attenuated counts
     from tasks.pipeline import _ldm_experiment
 
-    task = get_task("low_dose")
     for prior in (True, False):
-        model, _ = _ldm_experiment(task, PipelineConfig.quick(physics_prior=prior), 8, tmp_path)
-        assert model.residual_decode is prior and model.mode == "bridge"
+        model, _ = _ldm_experiment(get_task(task), PipelineConfig.quick(task, physics_prior=prior), 8, tmp_path)
+        assert model.residual_decode is (prior and task == "low_dose") and model.mode == "bridge"
 
 
 def test_count_resampling_benchmark_runs_small(tmp_path):
