@@ -248,10 +248,12 @@ class DataConfig:
         forward model of the input's OSEM image, ``prior_osem`` = (subsets,
         iterations), post-filtered by a Gaussian of ``prior_fwhm_voxels``
         voxels except at the sample's lesions); pair it with
-        ``model.mode: bridge`` as the demo does, and for low dose with
-        ``model.residual_decode: true`` (only an input that estimates the
-        target suits it: ``tasks.spec.PETTask.input_estimates_target``). Needs the ``tasks`` package (``allpet[tasks]``), which defines
-        each task's input physics. ``allpet sample`` reads this setting from
+        ``model.mode: bridge`` as the demo does, and with the demo's
+        ``model.residual_decode`` and ``model.autoencode_inputs`` for the
+        task (``tasks.spec.PETTask``: both off for tracer conversion and
+        separation; the residual decode alone for low dose). Needs the
+        ``tasks`` package (``allpet[tasks]``), which defines each task's
+        input physics. ``allpet sample`` reads this setting from
         the run's config and conditions on the prior of its inputs too.
     prior_fwhm_voxels : float
         Post-filter FWHM of the physics prior, in voxels of the samples' image grid.

@@ -134,6 +134,11 @@ class LDMConfig:
         the autoencoder, trained on targets, reconstructs an input of another
         kind (another frame or tracer) poorly, so that ``D(y)`` is wrong. ddpm mode, which does not start from
         the input, always decodes ``D(z0)``.
+    autoencode_inputs : bool
+        Train the autoencoder on the batch's ``"input"`` sinograms as well as
+        its targets, so that it also reconstructs inputs of another kind than
+        the targets (another frame or tracer), whose latents condition the
+        denoiser and start the bridge, and which ``residual_decode`` decodes.
     n_tracers, n_regions : int
         Tracer and body-region classes (0: no such label).
     sinogram_scale : float, optional
@@ -161,6 +166,7 @@ class LDMConfig:
     use_constraints: bool = True
     constraint_weight: float = 0.1
     residual_decode: bool = False
+    autoencode_inputs: bool = False
     n_tracers: int = 0
     n_regions: int = 0
     sinogram_scale: Optional[float] = None
@@ -183,7 +189,8 @@ class LDMConfig:
         check_choice(f"{owner}.beta_schedule", self.beta_schedule, BETA_SCHEDULES)
         check_choice(f"{owner}.prediction_type", self.prediction_type, PREDICTION_TYPES)
         check_choice(f"{owner}.mode", self.mode, MODES)
-        for name in ("condition_on_input", "condition_on_mask", "use_tma", "use_constraints", "residual_decode"):
+        for name in ("condition_on_input", "condition_on_mask", "use_tma", "use_constraints", "residual_decode",
+                     "autoencode_inputs"):
             check_bool(f"{owner}.{name}", getattr(self, name))
         for name in ("beta_start", "beta_end", "attention_dropout", "constraint_weight"):
             object.__setattr__(self, name, check_non_negative(f"{owner}.{name}", getattr(self, name)))
@@ -508,9 +515,13 @@ class SinogramLDM(nn.Module):
         self._scale("sinogram_scale", data["target"])
         if stage == "autoencoder":
             scale = self.sinogram_scale.to(data["target"].dtype)
-            pair = pair_from_full(data["target"] / scale, data["pair_mask"])
-            return self.autoencoder.loss(pair, data.get("mask") if self.config.use_constraints else None,
-                                         data.get("attention") if self.config.use_tma else None)
+            keys = ("target", "input") if self.config.autoencode_inputs and "input" in data else ("target",)
+            pair = torch.cat([pair_from_full(data[key] / scale, data["pair_mask"]) for key in keys])
+            mask, attention = (data.get(key) for key in ("mask", "attention"))
+            mask = mask.repeat(len(keys), 1, 1, 1) if mask is not None and self.config.use_constraints else None
+            attention = (attention.repeat(len(keys), 1, 1, 1) if attention is not None and self.config.use_tma
+                         else None)
+            return self.autoencoder.loss(pair, mask, attention)
         return self._diffusion_loss(data)
 
     def _diffusion_loss(self, data: dict[str, Any]) -> dict[str, Tensor]:

@@ -26,6 +26,8 @@ class AttenuationCorrectionTask(PETTask):
 
     name = "attenuation_correction"
     summary = "prompts with attenuation -> attenuation-corrected sinogram (no mu-map)"
+    residual_decode = True
+    autoencode_inputs = True
 
     def target_system(self, sample: TaskSample, channel: int = 0) -> PETSystemModel:
         full = system_model(sample, "target")

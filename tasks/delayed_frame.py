@@ -19,6 +19,8 @@ class DelayedFrameTask(PETTask):
 
     name = "delayed_frame"
     summary = "first-frame prompts -> delayed-frame prompts"
+    residual_decode = True
+    autoencode_inputs = True
 
 
 TASK = DelayedFrameTask()

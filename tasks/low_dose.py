@@ -25,7 +25,7 @@ class LowDoseTask(PETTask):
 
     name = "low_dose"
     summary = "low-dose prompts (binomial thinning) -> full-dose prompts"
-    input_estimates_target = True
+    residual_decode = True
 
     def resample_input(self, sample: TaskSample, rng: np.random.Generator) -> TaskSample:
         """``sample`` with new low-dose prompts: a fresh binomial thinning of its full-dose prompts.

@@ -308,12 +308,14 @@ def _ldm_experiment(task: PETTask, config: PipelineConfig, n_items: int, out_dir
     levels = (1,) + (2,) * (config.latent_factor.bit_length() - 1)  # one stride-2 level per factor of 2
     autoencoder = dataclasses.replace(preset_model.autoencoder, channel_mults=levels)
     # the residual decode adds the input's full-resolution content to the output: right for the smooth physics
-    # prior of an input that estimates the target (low dose), wrong for a raw noisy input, whose Poisson noise it
-    # would pass through (ablation "no physics prior"), and for inputs of another quantity (PETTask docstring)
+    # prior of an input like the target (PETTask.residual_decode), wrong for a raw noisy input, whose Poisson noise
+    # it would pass through (ablation "no physics prior")
+    residual = config.physics_prior and task.residual_decode
     model = dataclasses.replace(preset_model, autoencoder=autoencoder,
                                 use_tma=config.use_tma, use_constraints=config.use_constraints,
                                 n_tracers=task.n_outputs if task.n_outputs > 1 else 0,
-                                residual_decode=config.physics_prior and task.input_estimates_target, **mode)
+                                residual_decode=residual, autoencode_inputs=residual and task.autoencode_inputs,
+                                **mode)
     stages = {}
     for name, steps in (("autoencoder", config.autoencoder_steps), ("diffusion", config.diffusion_steps)):
         base = preset.train.stages[name]

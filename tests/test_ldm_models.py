@@ -480,3 +480,22 @@ def test_autoencoder_ceiling_is_the_sample_of_a_perfect_denoiser(residual):
         torch.testing.assert_close(model.autoencoder_ceiling(same), batch["input"], atol=1e-5, rtol=1e-5)
     with pytest.raises(KeyError, match="'target'"):
         model.autoencoder_ceiling({"input": batch["input"]})
+
+
+@pytest.mark.parametrize("with_input", [True, False])
+def test_autoencode_inputs_trains_the_autoencoder_on_inputs_too(with_input):
+    target = disc_sinograms(2, 12, 10)
+    batch = {"target": target, "mask": band_masks(2, 12, 10)} | ({"input": 3.0 * target + 0.1} if with_input else {})
+    model = tiny_model(autoencode_inputs=True)
+    torch.manual_seed(5)
+    loss = model.loss(batch, "autoencoder")["loss"]
+    data = model._batch(batch, need_target=True)
+    keys = ("target", "input") if with_input else ("target",)
+    pair = torch.cat([pair_from_full(data[key] / model.sinogram_scale, data["pair_mask"]) for key in keys])
+    torch.manual_seed(5)
+    expected = model.autoencoder.loss(pair, data["mask"].repeat(len(keys), 1, 1, 1))["loss"]
+    torch.testing.assert_close(loss, expected)
+    plain_model = tiny_model(autoencode_inputs=False)
+    torch.manual_seed(5)
+    plain = plain_model.loss(batch, "autoencoder")["loss"]
+    assert (not torch.equal(loss, plain)) if with_input else torch.equal(loss, plain)

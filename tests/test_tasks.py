@@ -296,14 +296,18 @@ def test_default_counts_keep_clinical_counts_per_pixel():
 
 
 @pytest.mark.parametrize("task", TASKS)
-def test_residual_decode_only_with_a_physics_prior_of_the_target(task, tmp_path):
+def test_residual_decode_only_with_a_physics_prior_like_the_target(task, tmp_path):
     # the residual decode passes the input's full-resolution content through: the smooth prior, never raw counts,
-    # and only where the input estimates the target (low dose), not another frame, tracer or attenuated counts
+    # and only where the prior is the same kind of sinogram as the target at about its scale (not tracer conversion,
+    # whose input has several times the target's counts); the autoencoder then learns inputs unlike its targets
     from tasks.pipeline import _ldm_experiment
 
+    residual_tasks, input_tasks = {"low_dose", "delayed_frame", "attenuation_correction"}, {"delayed_frame",
+                                                                                           "attenuation_correction"}
     for prior in (True, False):
         model, _ = _ldm_experiment(get_task(task), PipelineConfig.quick(task, physics_prior=prior), 8, tmp_path)
-        assert model.residual_decode is (prior and task == "low_dose") and model.mode == "bridge"
+        assert model.residual_decode is (prior and task in residual_tasks) and model.mode == "bridge"
+        assert model.autoencode_inputs is (prior and task in input_tasks)
 
 
 def test_count_resampling_benchmark_runs_small(tmp_path):
