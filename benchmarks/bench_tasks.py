@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m benchmarks.bench_tasks          # about 17 min on the 2-core CPU (two workers); writes
+    python -m benchmarks.bench_tasks          # about 18 min on the 2-core CPU (two workers); writes
                                               # benchmarks/results/tasks_demo.{json,md}
     python -m benchmarks.bench_tasks --tasks delayed_frame tracer_conversion --jobs 1
 
