@@ -86,7 +86,11 @@ class PipelineConfig:
     500 training samples the prior lifted the residual UNet (300 steps) from
     23.1 to 23.5 dB image PSNR, and the LDM on it scores 23.5 dB against
     22.6 dB for post-filtered OSEM (``python -m benchmarks.bench_physics_prior``,
-    benchmarks/results/physics_prior_low_dose.md).
+    benchmarks/results/physics_prior_low_dose.md). Where the prior is like
+    the target (:attr:`~tasks.spec.PETTask.residual_decode`) the LDM outputs
+    it plus a decoded correction, with an autoencoder that also learns the
+    inputs where the task asks for it (:attr:`~tasks.spec.PETTask.autoencode_inputs`;
+    ``python -m benchmarks.bench_tasks``).
     Count-level augmentation: ``count_resampling`` fresh inputs per
     training sample (:func:`~tasks.data.with_resampled_inputs`; low dose
     only: new binomial thinnings of the full-dose prompts, which real data
