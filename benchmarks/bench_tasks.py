@@ -31,7 +31,6 @@ from benchmarks.bench_physics_prior import RESULTS, write_results
 from pet_projection.simulation import TASKS
 
 METRICS = ("psnr", "ssim", "nrmse", "lesion_abs_bias", "sino_psnr")
-UNET = "UNet regression (supervised)"
 
 
 def _interval(summary) -> dict:
@@ -42,7 +41,7 @@ def run_one(task: str, n_train: int, n_test: int, quick: bool = False) -> dict:
     """Summaries per method and metric, and the LDM's paired PSNR differences, for one task (``quick``: CI size)."""
     import torch
 
-    from tasks.pipeline import METHOD_LDM, PipelineConfig, get_task, run_task
+    from tasks.pipeline import METHOD_LDM, METHOD_UNET, PipelineConfig, get_task, run_task
 
     torch.set_num_threads(1)
     config = (PipelineConfig.quick if quick else PipelineConfig)(task=task, n_train=n_train, n_test=n_test, threads=1)
@@ -50,7 +49,7 @@ def run_one(task: str, n_train: int, n_test: int, quick: bool = False) -> dict:
     with tempfile.TemporaryDirectory(prefix="allpet-bench-tasks-") as work:
         result = run_task(config, work, progress=False)
     runtime = time.perf_counter() - clock
-    baselines = [m for m in (result.info.get("filtered_baseline"), UNET) if m in result.methods]
+    baselines = [m for m in (result.info.get("filtered_baseline"), METHOD_UNET) if m in result.methods]
     return {"task": task, "summary": get_task(task).summary, "runtime_s": runtime,
             "methods": result.methods, "filtered_baseline": result.info.get("filtered_baseline"),
             "metrics": {method: {metric: _interval(result.summary(metric, method)) for metric in METRICS}
@@ -61,9 +60,9 @@ def run_one(task: str, n_train: int, n_test: int, quick: bool = False) -> dict:
 
 
 def _cell(interval: dict, digits: int = 2) -> str:
-    if interval["n"] == 0:
-        return "n/a"
-    return f"{interval['mean']:.{digits}f} ± {(interval['high'] - interval['low']) / 2:.{digits}f}"
+    from tasks.metrics import Summary
+
+    return Summary(**interval).format(digits)
 
 
 def markdown(report: dict) -> str:

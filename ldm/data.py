@@ -374,13 +374,10 @@ def folder_model_input(config: DataConfig) -> Optional[ModelInput]:
     except ImportError as error:
         raise ValueError(f"data.model_input 'physics_prior' needs the tasks package and its extra "
                          f"(pip install 'allpet[tasks]'): {error}") from error
-    priors: dict[str, ModelInput] = {}
 
     def prior(sample: Any, attention_image: np.ndarray) -> np.ndarray:
-        if sample.task not in priors:
-            priors[sample.task] = physics_prior_model_input(get_task(sample.task), config.prior_fwhm_voxels,
-                                                            *config.prior_osem)
-        return priors[sample.task](sample, attention_image)
+        of_task = physics_prior_model_input(get_task(sample.task), config.prior_fwhm_voxels, *config.prior_osem)
+        return of_task(sample, attention_image)
 
     return prior
 

@@ -131,8 +131,9 @@ class LDMConfig:
         that estimates the target (the low-dose physics prior, with which
         :class:`tasks.pipeline.PipelineConfig` turns it on); a raw measured
         input's Poisson noise would pass straight through to the output, and
-        the autoencoder, trained on targets, reconstructs an input of another
-        kind (another frame or tracer) poorly, so that ``D(y)`` is wrong. ddpm mode, which does not start from
+        an autoencoder trained on targets only reconstructs an input of
+        another kind (another frame) poorly, so that ``D(y)`` is wrong
+        (``autoencode_inputs`` trains it on the inputs too). ddpm mode, which does not start from
         the input, always decodes ``D(z0)``.
     autoencode_inputs : bool
         Train the autoencoder on the batch's ``"input"`` sinograms as well as

@@ -18,7 +18,7 @@ from tasks.baselines import LinearUnmixing  # noqa: E402
 from tasks.data import build_examples, check_same_geometry, with_resampled_inputs  # noqa: E402
 from tasks.metrics import lesion_metrics, nrmse, psnr, ssim, summarise  # noqa: E402
 from tasks.outputs import atomic_directory  # noqa: E402
-from tasks.pipeline import METHOD_LDM, PipelineConfig, get_task, run_task  # noqa: E402
+from tasks.pipeline import METHOD_LDM, METHOD_UNET, PipelineConfig, get_task, run_task  # noqa: E402
 from tasks.spec import sample_projector  # noqa: E402
 
 # ----------------------------------------------------------------------------------------------- metrics
@@ -393,7 +393,7 @@ def test_tasks_benchmark_runs_small(tmp_path):
                  "--out", str(tmp_path / "r")]) == 0
     (row,) = json.loads((tmp_path / "r.json").read_text())["rows"]
     assert row["task"] == "tracer_separation" and row["filtered_baseline"] in row["methods"]
-    assert set(row["ldm_minus"]) == {row["filtered_baseline"], "UNet regression (supervised)"}
+    assert set(row["ldm_minus"]) == {row["filtered_baseline"], METHOD_UNET}
     ldm = row["metrics"][METHOD_LDM]["psnr"]
     assert ldm["n"] == 4 and ldm["low"] <= ldm["mean"] <= ldm["high"]  # 2 slices x 2 tracers
     assert "## tracer_separation" in (tmp_path / "r.md").read_text()
