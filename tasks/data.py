@@ -20,7 +20,7 @@ targets, which have counts on every ray, are never cut to the body.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -32,7 +32,7 @@ from pet_projection.simulation.deformation import DeformationSettings
 from .spec import PETTask, sample_projector
 
 __all__ = ["Examples", "ExampleDataset", "MixedDataset", "ModelInput", "build_examples", "check_same_geometry",
-           "physics_prior_model_input", "with_resampled_inputs", "with_warped_anatomies"]
+           "physics_prior_model_input", "with_resampled_inputs", "with_unmixed_inputs", "with_warped_anatomies"]
 
 
 @dataclass(frozen=True)
@@ -171,6 +171,23 @@ def with_warped_anatomies(task: PETTask, samples: Sequence[TaskSample], n_warps:
     1, k, i))``.
     """
     return _with_copies(samples, "n_warps", n_warps, (1,), lambda s, rng: task.warp_sample(s, rng, settings), seed)
+
+
+def with_unmixed_inputs(examples: Examples, weights: np.ndarray) -> Examples:
+    """``examples`` conditioned per output channel: input ``weights[channel] * measured``.
+
+    The prior of a task with several outputs from one measured sum (tracer
+    separation): each example's condition is the linear-unmixing estimate of
+    its own channel (:class:`tasks.baselines.LinearUnmixing`, ``weights``
+    ``(n_outputs, n_views, n_bins)`` fitted on the training examples), at the
+    target's count scale like the target itself.
+    """
+    weights = np.asarray(weights, dtype=np.float32)
+    if weights.ndim != 3 or weights.shape[1:] != examples.measured.shape[1:] \
+            or int(examples.channel.max(initial=0)) >= weights.shape[0]:
+        raise ValueError(f"unmixing weights of shape {weights.shape} do not fit examples with sinograms "
+                         f"{examples.measured.shape[1:]} and channels up to {int(examples.channel.max(initial=0))}")
+    return replace(examples, input=weights[examples.channel] * examples.measured)
 
 
 class ExampleDataset:

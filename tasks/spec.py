@@ -57,19 +57,23 @@ class PETTask:
         latent correction (``LDMConfig.residual_decode``), which keeps the
         prior's full-resolution content. It suits an input that is the same
         kind of sinogram as the target at about its count scale: low dose,
-        the delayed frame (the first frame) and attenuation correction (the
-        attenuation-free forward model of the NAC image). Tracer conversion's
-        input has about 4.6 times the target's counts (residual decode:
-        13.3 dB instead of 19.0 dB at the demo scale), and tracer separation
-        has no physics prior, so their LDMs decode ``D(z0)`` directly.
+        the delayed frame (the first frame), attenuation correction (the
+        attenuation-free forward model of the NAC image) and tracer
+        separation (each tracer's linear-unmixing estimate,
+        :func:`tasks.data.with_unmixed_inputs`). Tracer conversion's input
+        has about 4.6 times the target's counts (residual decode: 13.3 dB
+        instead of 19.0 dB at the demo scale), so its LDM decodes ``D(z0)``
+        directly.
     autoencode_inputs : bool
         Whether the autoencoder also learns the model inputs
         (``LDMConfig.autoencode_inputs``), so that it reconstructs an input of
         another kind than the targets and the residual decode's ``D(y)`` is
         right. Needed for the delayed frame (23.8 dB with the residual decode
         off, 25.1 dB with it and this on) and attenuation correction (23.3
-        and 23.6 dB); low dose's prior is already like its targets (23.36
-        against 23.33 dB with it on), so it stays off there.
+        and 23.6 dB), and kept for tracer separation (22.69 dB with the
+        residual decode alone, 22.87 dB with this too); low dose's prior is
+        already like its targets (23.36 against 23.33 dB with it on), so it
+        stays off there.
     """
 
     name = ""

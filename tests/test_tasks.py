@@ -15,7 +15,8 @@ pytest.importorskip("skimage")
 
 from pet_projection.simulation import TASKS, SimulationConfig, simulate_sample, write_dataset  # noqa: E402
 from tasks.baselines import LinearUnmixing  # noqa: E402
-from tasks.data import build_examples, check_same_geometry, with_resampled_inputs  # noqa: E402
+from tasks.data import (build_examples, check_same_geometry, with_resampled_inputs,  # noqa: E402
+                        with_unmixed_inputs)
 from tasks.metrics import lesion_metrics, nrmse, psnr, ssim, summarise  # noqa: E402
 from tasks.outputs import atomic_directory  # noqa: E402
 from tasks.pipeline import METHOD_LDM, METHOD_UNET, PipelineConfig, get_task, run_task  # noqa: E402
@@ -222,6 +223,49 @@ def test_examples_keep_the_measured_input_beside_the_model_input():
         build_examples(task, samples, lambda sample, attention: sample.input[:4])
 
 
+def test_unmixed_inputs_condition_each_channel_on_its_own_unmixing():
+    config = SimulationConfig(size=16, n_views=16, anatomy="brain")
+    task = get_task("tracer_separation")
+    examples = build_examples(task, [simulate_sample("tracer_separation", config, seed) for seed in range(3)])
+    first = examples.channel == 0
+    weights = LinearUnmixing().fit(examples.measured[first], np.stack([examples.target[examples.channel == c]
+                                                                      for c in (0, 1)], axis=1)).weights
+    unmixed = with_unmixed_inputs(examples, weights)
+    np.testing.assert_allclose(unmixed.input[first], weights[0] * examples.measured[first], rtol=1e-6)
+    np.testing.assert_allclose(unmixed.input[~first], weights[1] * examples.measured[~first], rtol=1e-6)
+    np.testing.assert_allclose(unmixed.input[first] + unmixed.input[~first], examples.measured[first], rtol=1e-4,
+                               atol=1e-4)  # the two fractions of a ray sum to about 1 (the targets sum to the input)
+    np.testing.assert_array_equal(unmixed.target, examples.target)
+    np.testing.assert_array_equal(unmixed.measured, examples.measured)
+    with pytest.raises(ValueError, match="unmixing weights of shape"):
+        with_unmixed_inputs(examples, weights[:1])
+    with pytest.raises(ValueError, match="unmixing weights of shape"):
+        with_unmixed_inputs(examples, weights[:, :4])
+
+
+@pytest.mark.parametrize("prior", [True, False])
+def test_tracer_separation_trains_on_the_unmixing_prior(prior, tmp_path, monkeypatch):
+    import tasks.pipeline
+
+    seen = {}
+
+    def stop(task, train_ex, *args, **kwargs):
+        seen["examples"] = train_ex
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tasks.pipeline, "train_ldm", stop)
+    with pytest.raises(KeyboardInterrupt):
+        run_task(PipelineConfig.quick("tracer_separation", n_train=3, n_test=1, physics_prior=prior), tmp_path)
+    examples = seen["examples"]
+    if not prior:
+        np.testing.assert_array_equal(examples.input, examples.measured)
+        return
+    first = examples.channel == 0
+    weights = LinearUnmixing().fit(examples.measured[first], np.stack([examples.target[examples.channel == c]
+                                                                      for c in (0, 1)], axis=1)).weights
+    np.testing.assert_allclose(examples.input, weights[examples.channel] * examples.measured, rtol=1e-6)
+
+
 @settings(deadline=None, max_examples=10)
 @given(st.floats(2.0, 50.0), st.integers(1, 200), st.integers(0, 2**31 - 1))
 def test_low_dose_resampling_is_a_binomial_thinning_of_the_target(factor, counts, seed):
@@ -297,13 +341,14 @@ def test_default_counts_keep_clinical_counts_per_pixel():
 
 @pytest.mark.parametrize("task", TASKS)
 def test_residual_decode_only_with_a_physics_prior_like_the_target(task, tmp_path):
-    # the residual decode passes the input's full-resolution content through: the smooth prior, never raw counts,
-    # and only where the prior is the same kind of sinogram as the target at about its scale (not tracer conversion,
-    # whose input has several times the target's counts); the autoencoder then learns inputs unlike its targets
+    # the residual decode passes the input's full-resolution content through: the prior (tracer separation: each
+    # tracer's unmixing), never raw counts, and only where the prior is the same kind of sinogram as the target at
+    # about its scale (not tracer conversion, whose input has several times the target's counts); the autoencoder
+    # then learns inputs unlike its targets
     from tasks.pipeline import _ldm_experiment
 
-    residual_tasks, input_tasks = {"low_dose", "delayed_frame", "attenuation_correction"}, {"delayed_frame",
-                                                                                           "attenuation_correction"}
+    residual_tasks = {"low_dose", "delayed_frame", "attenuation_correction", "tracer_separation"}
+    input_tasks = {"delayed_frame", "attenuation_correction", "tracer_separation"}
     for prior in (True, False):
         model, _ = _ldm_experiment(get_task(task), PipelineConfig.quick(task, physics_prior=prior), 8, tmp_path)
         assert model.residual_decode is (prior and task in residual_tasks) and model.mode == "bridge"
