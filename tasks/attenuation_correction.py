@@ -5,6 +5,12 @@ background, so its system model is the projector and resolution only. The
 input-only baseline reconstructs the prompts without attenuation correction
 (NAC: normalisation, background and resolution, no mu-map), which is what a
 scanner without CT/MR attenuation data gives.
+
+Its LDM uses an autoencoder of downsampling factor 2 (:attr:`latent_factor`):
+the noise-free target holds detail that a factor-4 latent cannot keep. At
+the demo scale (one run each, image PSNR) factor 2 scored 25.11 dB against
+23.60 dB with the preset's 4, 0.48 dB above the supervised UNet instead of
+1.03 dB below it.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ class AttenuationCorrectionTask(PETTask):
     summary = "prompts with attenuation -> attenuation-corrected sinogram (no mu-map)"
     residual_decode = True
     autoencode_inputs = True
+    latent_factor = 2
 
     def target_system(self, sample: TaskSample, channel: int = 0) -> PETSystemModel:
         full = system_model(sample, "target")

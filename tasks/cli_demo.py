@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--anatomy-warps", type=int, default=None, metavar="W",
                         help="W new patients per training sample: its anatomy randomly deformed and scanned again "
                              "(anatomy-level augmentation, every task; default 0)")
+    parser.add_argument("--latent-factor", type=int, default=None, choices=(2, 4, 8),
+                        help="downsampling factor of the LDM's autoencoder (default: the task's own, 2 for "
+                             "attenuation_correction and 4 for the others)")
     parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -61,6 +64,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                              ("total_counts", args.counts),
                                              ("count_resampling", args.count_resampling),
                                              ("anatomy_warps", args.anatomy_warps),
+                                             ("latent_factor", args.latent_factor),
                                              ("train_data", args.train_data), ("test_data", args.test_data))
                if value is not None}
     start = time.perf_counter()

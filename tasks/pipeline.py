@@ -110,11 +110,14 @@ class PipelineConfig:
     when training is long enough to learn the anatomies by heart
     (``python -m benchmarks.bench_training_phantoms``).
     Model: the ``tiny`` preset (:mod:`ldm.configs`) with an autoencoder of
-    downsampling factor ``latent_factor`` (2, 4 or 8; the preset's 4 by
-    default: factor 2 scored the same image PSNR at the demo scale, 23.37
-    against 23.36 dB in one run each, and again when trained longer, 23.33
-    against 23.40 dB, while training 1.5 times slower;
-    ``python -m benchmarks.bench_ldm_latent``) in ``ldm_mode`` (``"ddpm"``:
+    downsampling factor ``latent_factor`` (2, 4 or 8; None, the default:
+    the task's own, :attr:`~tasks.spec.PETTask.latent_factor`, which is the
+    preset's 4 except for attenuation correction. On low dose factor 2
+    scored the same image PSNR at the demo scale, 23.37 against 23.36 dB in
+    one run each, and again when trained longer, 23.33 against 23.40 dB,
+    while training 1.5 times slower; ``python -m benchmarks.bench_ldm_latent``.
+    Attenuation correction's target is noise-free, and there factor 2 scored
+    25.11 against 23.60 dB) in ``ldm_mode`` (``"ddpm"``:
     noise -> target conditioned on the input; ``"bridge"``: input -> target
     diffusion bridge, which predicts ``z0``; the default: at the demo scale it
     scored 3.3 dB higher image PSNR than ``"ddpm"`` on low-dose) with ``use_tma``,
@@ -149,7 +152,7 @@ class PipelineConfig:
     use_rmas: bool = True
     rmas_per_example: float = 1.0
     ldm_mode: str = "bridge"
-    latent_factor: int = 4
+    latent_factor: Optional[int] = None
     autoencoder_steps: int = 900
     diffusion_steps: int = 1400
     batch_size: int = 8
@@ -181,8 +184,9 @@ class PipelineConfig:
             raise ValueError(f"prior_fwhm_voxels must be >= 0, got {self.prior_fwhm_voxels!r}")
         if self.osem_subsets > self.n_views:
             raise ValueError(f"osem_subsets ({self.osem_subsets}) must be at most n_views ({self.n_views})")
-        if self.latent_factor not in (2, 4, 8) or isinstance(self.latent_factor, bool):
-            raise ValueError(f"latent_factor must be 2, 4 or 8, got {self.latent_factor!r}")
+        if self.latent_factor is not None and (self.latent_factor not in (2, 4, 8)
+                                               or isinstance(self.latent_factor, bool)):
+            raise ValueError(f"latent_factor must be 2, 4 or 8 (or None: the task's), got {self.latent_factor!r}")
         if self.ldm_mode not in ("ddpm", "bridge"):
             raise ValueError(f"ldm_mode must be 'ddpm' or 'bridge', got {self.ldm_mode!r}")
         if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
@@ -311,7 +315,8 @@ def _ldm_experiment(task: PETTask, config: PipelineConfig, n_items: int, out_dir
     preset = load_config("tiny")
     mode = {"mode": "bridge", "prediction_type": "sample"} if config.ldm_mode == "bridge" else {"mode": "ddpm"}
     preset_model = preset.model_config()
-    levels = (1,) + (2,) * (config.latent_factor.bit_length() - 1)  # one stride-2 level per factor of 2
+    factor = task.latent_factor if config.latent_factor is None else config.latent_factor
+    levels = (1,) + (2,) * (factor.bit_length() - 1)  # one stride-2 level per factor of 2
     autoencoder = dataclasses.replace(preset_model.autoencoder, channel_mults=levels)
     # the residual decode adds the input's full-resolution content to the output: right for the smooth physics
     # prior of an input like the target (PETTask.residual_decode), wrong for a raw noisy input, whose Poisson noise
@@ -475,6 +480,7 @@ def run_task(config: PipelineConfig, work_dir: Any, progress: bool = True,
     sinograms: dict[str, np.ndarray] = {METHOD_LDM: ldm_sinograms}
     info: dict[str, Any] = {"task_summary": task.summary, "device": str(device),
                             "ldm_parameters": sum(p.numel() for p in model.parameters()),
+                            "latent_factor": model.config.autoencoder.downsampling_factor,
                             "n_train_examples": len(train_ex), "n_test_examples": len(test_ex)}
     logs = {f"LDM {stage}": _read_log(work_dir / "ldm" / f"log_{stage}.csv") for stage in ("autoencoder", "diffusion")}
     labels = test_ex.channel if task.n_outputs > 1 else None

@@ -74,6 +74,11 @@ class PETTask:
         residual decode alone, 22.87 dB with this too); low dose's prior is
         already like its targets (23.36 against 23.33 dB with it on), so it
         stays off there.
+    latent_factor : int
+        The LDM autoencoder's downsampling factor for this task when
+        ``PipelineConfig.latent_factor`` is None (the default): 4, the tiny
+        preset's, except attenuation correction (2), whose noise-free target
+        is limited by what a factor-4 autoencoder can reconstruct.
     """
 
     name = ""
@@ -81,6 +86,7 @@ class PETTask:
     summary = ""
     residual_decode = False
     autoencode_inputs = False
+    latent_factor = 4
 
     def check_sample(self, sample: TaskSample) -> None:
         """``ValueError`` unless ``sample`` is a 2D sample of this task with matching array shapes."""

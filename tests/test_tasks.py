@@ -86,18 +86,20 @@ def test_task_pipeline_end_to_end(task, tmp_path):
         assert np.isfinite(record["psnr"]) and np.isfinite(record["sino_ssim"])
     assert result.example["images"][METHOD_LDM].shape == (config.size, config.size)
     assert result.logs["LDM diffusion"]["step"]
+    assert result.info["latent_factor"] == spec.latent_factor
 
 
 def test_demo_cli_quick_writes_report(tmp_path):
     from tasks.cli_demo import main
 
     out = tmp_path / "report"
-    assert main(["--quick", "--out", str(out), "--no-progress", "--n-test", "1"]) == 0
+    assert main(["--quick", "--out", str(out), "--no-progress", "--n-test", "1", "--latent-factor", "2"]) == 0
     for name in ("index.html", "report.md", "metrics.csv", "metrics_per_sample.csv", "results.json",
                  "figures/example.png", "figures/attention.png", "figures/training.png",
                  "figures/input_output_target.png"):
         assert (out / name).is_file(), name
     assert METHOD_LDM in (out / "metrics.csv").read_text()
+    assert "autoencoder downsampling 2;" in (out / "report.md").read_text()
 
 
 # ----------------------------------------------------------------------------------------------- bad input
@@ -410,6 +412,13 @@ def test_latent_factor_sets_the_autoencoder_levels(tmp_path):
     for bad in (3, 1, True):
         with pytest.raises(ValueError, match="latent_factor"):
             PipelineConfig.quick(latent_factor=bad)
+    # None (the default): the task's own factor; attenuation correction's noise-free target asks for 2
+    for name in TASKS:
+        model, _ = _ldm_experiment(get_task(name), PipelineConfig.quick(name), 8, tmp_path)
+        assert model.autoencoder.downsampling_factor == (2 if name == "attenuation_correction" else 4)
+    model, _ = _ldm_experiment(get_task("attenuation_correction"),
+                               PipelineConfig.quick("attenuation_correction", latent_factor=4), 8, tmp_path)
+    assert model.autoencoder.downsampling_factor == 4
 
 
 def test_latent_benchmark_runs_small(tmp_path):
