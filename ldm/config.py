@@ -250,13 +250,17 @@ class DataConfig:
         voxels except at the sample's lesions); pair it with
         ``model.mode: bridge`` as the demo does, and with the demo's
         ``model.residual_decode`` and ``model.autoencode_inputs`` for the
-        task (``tasks.spec.PETTask``: both off for tracer conversion and
-        separation; the residual decode alone for low dose). Needs the
+        task (``tasks.spec.PETTask``: both off for tracer conversion; the
+        residual decode alone for low dose; tracer separation, with two
+        targets per sample, is not a folder task here), and its
+        ``prior_fwhm_voxels`` (0 for attenuation correction). Needs the
         ``tasks`` package (``allpet[tasks]``), which defines each task's
         input physics. ``allpet sample`` reads this setting from
         the run's config and conditions on the prior of its inputs too.
     prior_fwhm_voxels : float
-        Post-filter FWHM of the physics prior, in voxels of the samples' image grid.
+        Post-filter FWHM of the physics prior, in voxels of the samples' image
+        grid (default 2, the demo's for low dose; it uses 0 for attenuation
+        correction, :attr:`tasks.spec.PETTask.prior_fwhm_voxels`).
     prior_osem : (int, int)
         OSEM subsets and iterations of the physics prior.
     """

@@ -43,8 +43,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="W new patients per training sample: its anatomy randomly deformed and scanned again "
                              "(anatomy-level augmentation, every task; default 0)")
     parser.add_argument("--latent-factor", type=int, default=None, choices=(2, 4, 8),
-                        help="downsampling factor of the LDM's autoencoder (default: the task's own, 2 for "
-                             "attenuation_correction and 4 for the others)")
+                        help="downsampling factor of the LDM's autoencoder (default: the task's own, 4 for "
+                             "low_dose and 2 for the others)")
     parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")

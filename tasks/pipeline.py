@@ -80,7 +80,10 @@ class PipelineConfig:
     baseline are conditioned on the input's physics prior
     (:meth:`~tasks.spec.PETTask.physics_prior`: the forward model of the
     post-filtered OSEM image of the input, filter FWHM ``prior_fwhm_voxels``
-    voxels, the FWHM that the post-filter tuning picks at the demo scale;
+    voxels; None, the default: the task's own,
+    :attr:`~tasks.spec.PETTask.prior_fwhm_voxels`, 2 voxels as the
+    post-filter tuning picks for low dose at the demo scale, none for
+    attenuation correction;
     with ``use_tma`` the lesions' attention keeps them unfiltered;
     tracer separation: each output channel's linear-unmixing estimate of
     the measured sum, :mod:`tasks.tracer_separation`)
@@ -111,13 +114,11 @@ class PipelineConfig:
     (``python -m benchmarks.bench_training_phantoms``).
     Model: the ``tiny`` preset (:mod:`ldm.configs`) with an autoencoder of
     downsampling factor ``latent_factor`` (2, 4 or 8; None, the default:
-    the task's own, :attr:`~tasks.spec.PETTask.latent_factor`, which is the
-    preset's 4 except for attenuation correction. On low dose factor 2
-    scored the same image PSNR at the demo scale, 23.37 against 23.36 dB in
-    one run each, and again when trained longer, 23.33 against 23.40 dB,
-    while training 1.5 times slower; ``python -m benchmarks.bench_ldm_latent``.
-    Attenuation correction's target is noise-free, and there factor 2 scored
-    25.11 against 23.60 dB) in ``ldm_mode`` (``"ddpm"``:
+    the task's own, :attr:`~tasks.spec.PETTask.latent_factor`: 2, except
+    the preset's 4 for low dose, where factor 2 scored the same image PSNR
+    at the demo scale, 23.37 against 23.36 dB in one run each, and again
+    when trained longer, 23.33 against 23.40 dB, while training 1.5 times
+    slower; ``python -m benchmarks.bench_ldm_latent``) in ``ldm_mode`` (``"ddpm"``:
     noise -> target conditioned on the input; ``"bridge"``: input -> target
     diffusion bridge, which predicts ``z0``; the default: at the demo scale it
     scored 3.3 dB higher image PSNR than ``"ddpm"`` on low-dose) with ``use_tma``,
@@ -144,7 +145,7 @@ class PipelineConfig:
     train_data: Optional[str] = None
     test_data: Optional[str] = None
     physics_prior: bool = True
-    prior_fwhm_voxels: float = 2.0
+    prior_fwhm_voxels: Optional[float] = None
     count_resampling: int = 0
     anatomy_warps: int = 0
     use_tma: bool = True
@@ -180,8 +181,8 @@ class PipelineConfig:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
         if self.autoencoder_steps + self.diffusion_steps == 0:
             raise ValueError("autoencoder_steps + diffusion_steps must be positive")
-        if not self.prior_fwhm_voxels >= 0:
-            raise ValueError(f"prior_fwhm_voxels must be >= 0, got {self.prior_fwhm_voxels!r}")
+        if self.prior_fwhm_voxels is not None and not self.prior_fwhm_voxels >= 0:
+            raise ValueError(f"prior_fwhm_voxels must be >= 0 (or None: the task's), got {self.prior_fwhm_voxels!r}")
         if self.osem_subsets > self.n_views:
             raise ValueError(f"osem_subsets ({self.osem_subsets}) must be at most n_views ({self.n_views})")
         if self.latent_factor is not None and (self.latent_factor not in (2, 4, 8)
@@ -385,12 +386,13 @@ def physics_prior_input(task: PETTask, config: PipelineConfig) -> Optional[Model
     """The ``model_input`` of :func:`~tasks.data.build_examples` for ``config`` (None: the measured inputs).
 
     With ``config.physics_prior``: :func:`tasks.data.physics_prior_model_input`
-    with the config's filter (``prior_fwhm_voxels``) and OSEM settings; with
+    with the config's filter (``prior_fwhm_voxels``, else the task's) and OSEM settings; with
     ``config.use_tma`` the lesions' TMA image attention keeps them unfiltered.
     """
     if not config.physics_prior:
         return None
-    return physics_prior_model_input(task, config.prior_fwhm_voxels, config.osem_subsets, config.osem_iterations,
+    fwhm = task.prior_fwhm_voxels if config.prior_fwhm_voxels is None else config.prior_fwhm_voxels
+    return physics_prior_model_input(task, fwhm, config.osem_subsets, config.osem_iterations,
                                      config.use_tma)
 
 

@@ -94,6 +94,7 @@ def test_demo_cli_quick_writes_report(tmp_path):
 
     out = tmp_path / "report"
     assert main(["--quick", "--out", str(out), "--no-progress", "--n-test", "1", "--latent-factor", "2"]) == 0
+    # (low dose, the demo's default task, would use 4 by itself)
     for name in ("index.html", "report.md", "metrics.csv", "metrics_per_sample.csv", "results.json",
                  "figures/example.png", "figures/attention.png", "figures/training.png",
                  "figures/input_output_target.png"):
@@ -170,6 +171,23 @@ def test_pipeline_config_rejects_bad_values():
         PipelineConfig(prior_fwhm_voxels=-1.0)
     with pytest.raises(ValueError, match="count_resampling"):
         PipelineConfig(count_resampling=-1)
+
+
+def test_physics_prior_filter_defaults_to_the_tasks_own():
+    from tasks.data import physics_prior_model_input
+    from tasks.pipeline import physics_prior_input
+
+    config = SimulationConfig(size=16, n_views=16, anatomy="brain")
+    for name, fwhm in (("low_dose", 2.0), ("attenuation_correction", 0.0)):
+        task = get_task(name)
+        assert task.prior_fwhm_voxels == fwhm
+        sample = simulate_sample(name, config, 0)
+        attention = np.zeros(sample_projector(sample).in_shape)
+        quick = PipelineConfig.quick(name, osem_subsets=2, osem_iterations=2)
+        default = physics_prior_input(task, quick)(sample, attention)
+        np.testing.assert_array_equal(default, physics_prior_model_input(task, fwhm, 2, 2)(sample, attention))
+        other = physics_prior_input(task, PipelineConfig.quick(name, prior_fwhm_voxels=fwhm + 1.0))(sample, attention)
+        assert np.abs(other - default).max() > 1e-3 * np.abs(default).max()  # an explicit FWHM overrides the task's
 
 
 def test_physics_prior_is_closer_to_the_truth_than_the_measured_input():
@@ -412,10 +430,10 @@ def test_latent_factor_sets_the_autoencoder_levels(tmp_path):
     for bad in (3, 1, True):
         with pytest.raises(ValueError, match="latent_factor"):
             PipelineConfig.quick(latent_factor=bad)
-    # None (the default): the task's own factor; attenuation correction's noise-free target asks for 2
+    # None (the default): the task's own factor, 2 except low dose's 4; an explicit factor overrides it
     for name in TASKS:
         model, _ = _ldm_experiment(get_task(name), PipelineConfig.quick(name), 8, tmp_path)
-        assert model.autoencoder.downsampling_factor == (2 if name == "attenuation_correction" else 4)
+        assert model.autoencoder.downsampling_factor == (4 if name == "low_dose" else 2)
     model, _ = _ldm_experiment(get_task("attenuation_correction"),
                                PipelineConfig.quick("attenuation_correction", latent_factor=4), 8, tmp_path)
     assert model.autoencoder.downsampling_factor == 4
