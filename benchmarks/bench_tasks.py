@@ -2,14 +2,15 @@
 
 Usage::
 
-    python -m benchmarks.bench_tasks          # about 18 min on the 2-core CPU (two workers); writes
+    python -m benchmarks.bench_tasks          # about 22 min on the 2-core CPU (two workers); writes
                                               # benchmarks/results/tasks_demo.{json,md}
     python -m benchmarks.bench_tasks --tasks delayed_frame tracer_conversion --jobs 1
 
 Each task runs exactly what ``allpet demo --task TASK`` runs
 (:class:`~tasks.pipeline.PipelineConfig` defaults: 128 training and 16 test
 brain slices of 32 x 32 pixels, 32 views, clinical counts per pixel, the
-tiny LDM with RMAS/DMM, TMA, constraints and the physics prior, 900 + 1,400
+tiny LDM with RMAS/DMM, TMA, constraints and the task's prior, each task's
+autoencoder factor (:attr:`~tasks.spec.PETTask.latent_factor`), 900 + 1,400
 training steps), one thread per task. Every method's sinograms are
 reconstructed with the same OSEM 4 x 4 and scored against the true image:
 mean and 95% confidence interval over the test images (slices times output
