@@ -424,7 +424,11 @@ def run_task(config: PipelineConfig, work_dir: Any, progress: bool = True,
     ----------
     config : PipelineConfig
     work_dir : path
-        Folder for the training run (created).
+        Folder for the training run (created): ``ldm/`` (logs, checkpoint)
+        and, where the model is conditioned on linear unmixing (tracer
+        separation with the prior), ``unmixing_weights.npy``
+        ``(n_outputs, n_views, n_bins)`` float32, which new inputs need too
+        (:func:`tasks.data.with_unmixed_inputs`).
     progress : bool
         tqdm progress bars.
     samples : (train, test), optional
@@ -472,6 +476,8 @@ def run_task(config: PipelineConfig, work_dir: Any, progress: bool = True,
 
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
+    if unmixing is not None and config.physics_prior:
+        np.save(work_dir / "unmixing_weights.npy", unmixing.weights.astype(np.float32))
     clock = time.perf_counter()
     model = train_ldm(task, train_ex, config, work_dir / "ldm", projector, progress)
     timings["LDM training"] = time.perf_counter() - clock

@@ -279,11 +279,15 @@ def test_tracer_separation_trains_on_the_unmixing_prior(prior, tmp_path, monkeyp
     examples = seen["examples"]
     if not prior:
         np.testing.assert_array_equal(examples.input, examples.measured)
+        assert not (tmp_path / "unmixing_weights.npy").exists()
         return
     first = examples.channel == 0
     weights = LinearUnmixing().fit(examples.measured[first], np.stack([examples.target[examples.channel == c]
                                                                       for c in (0, 1)], axis=1)).weights
     np.testing.assert_allclose(examples.input, weights[examples.channel] * examples.measured, rtol=1e-6)
+    saved = np.load(tmp_path / "unmixing_weights.npy")  # kept with the run, for new inputs
+    assert saved.dtype == np.float32 and saved.shape == (2,) + examples.measured.shape[1:]
+    np.testing.assert_allclose(saved, weights, rtol=1e-6)
 
 
 @settings(deadline=None, max_examples=10)
