@@ -183,10 +183,10 @@ def with_unmixed_inputs(examples: Examples, weights: np.ndarray) -> Examples:
     target's count scale like the target itself.
     """
     weights = np.asarray(weights, dtype=np.float32)
-    if weights.ndim != 3 or weights.shape[1:] != examples.measured.shape[1:] \
-            or int(examples.channel.max(initial=0)) >= weights.shape[0]:
+    last_channel = int(examples.channel.max(initial=0))
+    if weights.ndim != 3 or weights.shape[1:] != examples.measured.shape[1:] or last_channel >= weights.shape[0]:
         raise ValueError(f"unmixing weights of shape {weights.shape} do not fit examples with sinograms "
-                         f"{examples.measured.shape[1:]} and channels up to {int(examples.channel.max(initial=0))}")
+                         f"{examples.measured.shape[1:]} and channels up to {last_channel}")
     return replace(examples, input=weights[examples.channel] * examples.measured)
 
 
