@@ -6,7 +6,7 @@ card's name. Without a GPU it says so and exits 0 (nothing to measure).
 
 Usage::
 
-    python -m benchmarks.bench_projectors_gpu [--repeat 20] [--out PATH]
+    python -m benchmarks.bench_projectors_gpu [--repeat 20] [--slices-per-thread 2 4 8] [--out PATH]
 
 Reported per case and direction: median wall time of a synchronised call
 (``torch.cuda.synchronize`` before both clock reads, after a warm-up that
@@ -17,6 +17,11 @@ nominal bandwidth. Rows:
 
 - ``allpet-cuda`` / ``allpet-cuda-cupy``: torch CUDA tensors / CuPy arrays,
   operands on the device, one launch for the whole batch;
+- ``allpet-cuda-kK``: torch CUDA tensors with ``K`` slices per thread
+  (``--slices-per-thread``; the default of
+  :data:`pet_projection.kernels.cuda.SLICES_PER_THREAD` is what
+  ``allpet-cuda`` uses): a ray's positions and weights computed once for K
+  slices of the batch, the same bits;
 - ``astra-cuda-3d``: ASTRA's ``FP3D_CUDA`` / ``BP3D_CUDA`` on the batch as one
   ``parallel3d`` volume (slices = detector rows), its data linked to torch
   CUDA tensors (``astra.data3d.link``), so nothing crosses the bus: the
@@ -124,6 +129,17 @@ def torch_with_cuda() -> Any:
     return torch
 
 
+def _with_slices_per_thread(kernels: Any, k: int, function: Callable[[], Any]) -> Callable[[], Any]:
+    """``function`` run with ``kernels.SLICES_PER_THREAD = k`` (restored afterwards)."""
+    def run() -> Any:
+        default, kernels.SLICES_PER_THREAD = kernels.SLICES_PER_THREAD, k
+        try:
+            return function()
+        finally:
+            kernels.SLICES_PER_THREAD = default
+    return run
+
+
 def _bandwidth(name: str) -> Optional[float]:
     return next((value for key, value in NOMINAL_BANDWIDTH.items() if key in name), None)
 
@@ -147,12 +163,15 @@ def _verdicts(batch: dict[str, Any]) -> dict[str, Any]:
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--slices-per-thread", type=int, nargs="*", default=[2, 4, 8],
+                        help="extra allpet-cuda-kK rows, one per K")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     torch = torch_with_cuda()
     if torch is None:
         return 0
     import pet_projection as pp
+    from pet_projection.kernels import cuda as kernels
 
     card = torch.cuda.get_device_name()
     bandwidth = _bandwidth(card)
@@ -171,6 +190,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         samples = case.n_slices * case.n_views * case.n_bins * case.size
         traffic = (image.numel() + sinogram.numel()) * image.element_size()
         rows = {"allpet-cuda": (lambda: projector(image), lambda: projector.adjoint(sinogram))}
+        for k in args.slices_per_thread:
+            rows[f"allpet-cuda-k{k}"] = (_with_slices_per_thread(kernels, k, lambda: projector(image)),
+                                         _with_slices_per_thread(kernels, k, lambda: projector.adjoint(sinogram)))
         if cupy is not None:
             image_cupy, sinogram_cupy = cupy.asarray(image), cupy.asarray(sinogram)
             rows["allpet-cuda-cupy"] = (lambda: projector(image_cupy), lambda: projector.adjoint(sinogram_cupy))
@@ -195,7 +217,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         report["cases"][name] = {**results, **({"failed": failed} if failed else {})}
         for library, result in results.items():
             print(f"[{name}] {library:<17} fwd {result['forward']['median_ms']:9.3f} ms "
-                  f"({result['forward']['ray_samples_per_s']:.2e} samples/s)  back {result['back']['median_ms']:9.3f} ms "
+                  f"({result['forward']['ray_samples_per_s']:.2e} samples/s)  "
+                  f"back {result['back']['median_ms']:9.3f} ms "
                   f"({result['back']['ray_samples_per_s']:.2e} samples/s)", flush=True)
         ours = results["allpet-cuda"]
         for peer in ("astra-cuda-3d", "astra-cuda-2d"):

@@ -55,9 +55,11 @@ def _cases() -> list[tuple[str, object, tuple]]:
     for dtype in (types.float32, types.float64):
         a1, a2, a3 = dtype[::1], dtype[:, ::1], dtype[:, :, ::1]
         table = types.float64[:, ::1]
-        cases += [(f"parallel_beam_forward {dtype}", kernels._parallel_beam_forward, (a3, a3, table, a3)),
-                  (f"parallel_beam_back {dtype}", kernels._parallel_beam_back, (a3, table, a3)),
-                  (f"scaled_copy {dtype}", kernels._scaled_copy, (a1, types.float64, a1)),
+        for k in (1, 4):
+            forward, back = kernels._parallel_beam_kernels(k)
+            cases += [(f"parallel_beam_forward {k} slice(s) per thread {dtype}", forward, (a3, a3, table, a3)),
+                      (f"parallel_beam_back {k} slice(s) per thread {dtype}", back, (a3, table, a3))]
+        cases += [(f"scaled_copy {dtype}", kernels._scaled_copy, (a1, types.float64, a1)),
                   (f"fill_zero {dtype}", kernels._fill_zero, (a1,)),
                   (f"from_fixed_point {dtype}", kernels._from_fixed_point, (types.int64[::1], types.float64, a1))]
         for name, op in projectors.items():

@@ -38,28 +38,30 @@ def small_projectors(draw: st.DrawFn) -> ParallelBeamProjector:
                                                       radial_offset_mm=draw(st.floats(-2.0, 2.0))))
 
 
-def cuda_forward(op: ParallelBeamProjector, x: np.ndarray) -> np.ndarray:
+def cuda_forward(op: ParallelBeamProjector, x: np.ndarray, slices_per_thread: int = 1) -> np.ndarray:
     slices = x.reshape(-1, *op.in_shape[-2:])
     out = cuda.device_array((slices.shape[0], op.geometry.n_views, op.geometry.n_bins), dtype=x.dtype)
     cuda_kernels.parallel_beam_forward(cuda.to_device(slices), cuda.to_device(slices.transpose(0, 2, 1).copy()),
-                                       cuda.to_device(op._table), out)
+                                       cuda.to_device(op._table), out, slices_per_thread=slices_per_thread)
     return out.copy_to_host().reshape(x.shape[:-2] + out.shape[1:])
 
 
-def cuda_back(op: ParallelBeamProjector, y: np.ndarray) -> np.ndarray:
+def cuda_back(op: ParallelBeamProjector, y: np.ndarray, slices_per_thread: int = 1) -> np.ndarray:
     sinograms = y.reshape(-1, op.geometry.n_views, op.geometry.n_bins)
     out = cuda.device_array((sinograms.shape[0],) + op.in_shape[-2:], dtype=y.dtype)
-    cuda_kernels.parallel_beam_back(cuda.to_device(sinograms), cuda.to_device(op._table), out)
+    cuda_kernels.parallel_beam_back(cuda.to_device(sinograms), cuda.to_device(op._table), out,
+                                    slices_per_thread=slices_per_thread)
     return out.copy_to_host().reshape(y.shape[:-2] + out.shape[1:])
 
 
 @settings(max_examples=12)
-@given(small_projectors(), st.integers(0, 2**32 - 1))
-def test_cuda_equals_cpu_and_is_the_exact_adjoint(op: ParallelBeamProjector, seed: int) -> None:
+@given(small_projectors(), st.integers(0, 2**32 - 1), st.sampled_from([1, 2, 4]))
+def test_cuda_equals_cpu_and_is_the_exact_adjoint(op: ParallelBeamProjector, seed: int,
+                                                  slices_per_thread: int) -> None:
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(op.in_shape)
     y = rng.standard_normal(op.out_shape)
-    forward, back = cuda_forward(op, x), cuda_back(op, y)
+    forward, back = cuda_forward(op, x, slices_per_thread), cuda_back(op, y, slices_per_thread)
     np.testing.assert_allclose(forward, op(x), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(back, op.H(y), rtol=1e-12, atol=1e-12)
     lhs, rhs = np.vdot(forward, y), np.vdot(x, back)
@@ -79,6 +81,21 @@ def test_cuda_float32_and_determinism() -> None:
     assert np.array_equal(cuda_back(op, y), first_back)
 
 
+def test_slices_per_thread_leaves_every_bit_unchanged() -> None:
+    """Grouping 2 or 4 slices per thread (5 slices: the last group is partial) gives the bits of one per thread."""
+    op = ParallelBeamProjector(ParallelBeamGeometry(ImageGrid((5, 6, 5), 1.0), 3, 7, 1.0))
+    rng = np.random.default_rng(4)
+    x = rng.random(op.in_shape).astype(np.float32)
+    y = rng.random(op.out_shape).astype(np.float32)
+    forward, back = cuda_forward(op, x), cuda_back(op, y)
+    for k in (2, 4, 8):
+        assert np.array_equal(cuda_forward(op, x, k), forward), k
+        assert np.array_equal(cuda_back(op, y, k), back), k
+    assert [cuda_kernels._slices_per_thread(n, 4) for n in (1, 2, 3, 4, 5, 300)] == [1, 2, 2, 4, 4, 4]
+    with pytest.raises(ValueError, match="slices_per_thread must be >= 1"):
+        cuda_forward(op, x, 0)
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(SIMULATED, reason="needs a CUDA GPU (running in the CUDA simulator)")
 def test_large_problem_on_the_gpu_matches_cpu() -> None:
@@ -89,6 +106,8 @@ def test_large_problem_on_the_gpu_matches_cpu() -> None:
     np.testing.assert_allclose(cuda_forward(op, x), op(x), rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(cuda_back(op, y), op.H(y), rtol=1e-4, atol=1e-3)
     assert np.array_equal(cuda_back(op, y), cuda_back(op, y))
+    assert np.array_equal(cuda_forward(op, x, 4), cuda_forward(op, x))
+    assert np.array_equal(cuda_back(op, y, 4), cuda_back(op, y))
 
 
 def small_scanner(n_rings: int = 2) -> RingScannerGeometry:

@@ -53,7 +53,7 @@ for name in $STAGES; do
             tests/test_masks.py::test_cell_basis_on_the_gpu_equals_the_cpu
         ;;
     projectors)
-        PYTHONPATH=$WITH_SITE stage projectors 60 python3 -m benchmarks.bench_projectors_gpu --repeat 10 \
+        PYTHONPATH=$WITH_SITE stage projectors 120 python3 -m benchmarks.bench_projectors_gpu --repeat 10 \
             --out "$OUT/projectors_gpu.json"
         ;;
     augmentation)

@@ -4,17 +4,22 @@ Imported only when a GPU array is projected (never at ``import pet_projection``)
 Under ``NUMBA_ENABLE_CUDASIM=1`` the same kernels run on the CPU in Numba's
 CUDA simulator, which is how CI tests them on machines without a GPU.
 
-- Forward: one thread per ray ``(slice, view, bin)``, walking the planes of its
+- Forward: one thread per ray ``(slices, view, bin)``, walking the planes of its
   view that it meets (:func:`~.joseph.edge_and_inner_range`) in increasing
   order, interpolating at :func:`~.joseph.plane_position` (without bounds
   checks on the inner planes).
-- Back: one thread per voxel ``(slice, i, j)`` *gathering* from the rays that
+- Back: one thread per voxel ``(slices, i, j)`` *gathering* from the rays that
   sample it: for every view, the few bins whose crossing of the voxel's plane
   lies within one voxel of it (found by multiplying with the table's
   ``1 / per_bin``, no division), with exactly the forward's position
   expression and weights. Each voxel is written once by one thread, so there are no
   atomics, the result is the exact transpose of the forward, and it is
   bitwise reproducible; sums are accumulated in float64.
+
+A thread serves ``k`` slices of the batch (:data:`SLICES_PER_THREAD`): the
+positions, bin ranges and weights, which do not depend on the slice, are
+computed once for all ``k``, and each slice's sum is formed in the same order
+as with ``k = 1``, so ``k`` changes no bit of the result.
 
 The view constants come from the CPU's table of
 :func:`~.joseph.parallel_beam_view` (``n_views x 6`` numbers), so CPU and GPU
@@ -35,7 +40,9 @@ max step`` in absolute terms.
 
 from __future__ import annotations
 
+import functools
 import math
+from typing import Optional
 
 import numpy as np
 from numba import config, cuda
@@ -56,28 +63,51 @@ if not config.ENABLE_CUDASIM:  # the simulator runs the locked Python scatter_ad
 THREADS_PER_BLOCK = 32 if config.ENABLE_CUDASIM else 256
 
 
-@cuda.jit
-def _parallel_beam_forward(slices, transposed, table, out):
-    n_slices, n_views, n_bins = out.shape
-    w = cuda.grid(1)
-    if w >= n_slices * n_views * n_bins:
-        return
-    n = w // (n_views * n_bins)
-    v = (w // n_bins) % n_views
-    b = w % n_bins
-    a0, per_plane, per_bin, step_mm = table[v, 1], table[v, 2], table[v, 3], table[v, 4]
-    planes = transposed[n] if table[v, 0] != 0.0 else slices[n]
-    n_planes, n_along = planes.shape
-    # the planes this ray meets, in increasing t (the order of the sum), the inner ones without bounds checks
-    first, inner_first, inner_last, last = edge_and_inner_range(a0 + b * per_bin, per_plane, n_along, n_planes)
-    acc = 0.0
-    for t in range(first, inner_first):
-        acc += interpolate_edge(planes[t], plane_position(a0, per_plane, per_bin, t, b), n_along)
-    for t in range(inner_first, inner_last + 1):
-        acc += interpolate_inner(planes[t], plane_position(a0, per_plane, per_bin, t, b))
-    for t in range(inner_last + 1, last + 1):
-        acc += interpolate_edge(planes[t], plane_position(a0, per_plane, per_bin, t, b), n_along)
-    out[n, v, b] = acc * step_mm
+def _parallel_beam_forward_kernel(k: int):
+    """The forward kernel for ``k`` slices per thread (``k`` is a compile-time constant: accumulators in registers)."""
+    @cuda.jit(device=True)
+    def ray_sums(images, table, n0, v, b, out):
+        # the planes this ray meets, in increasing t (the order of the sum), the inner ones without bounds checks;
+        # the position and weights of a sample are computed once for the k slices
+        n_slices = out.shape[0]
+        n_planes, n_along = images.shape[1], images.shape[2]
+        a0, per_plane, per_bin, step_mm = table[v, 1], table[v, 2], table[v, 3], table[v, 4]
+        acc = cuda.local.array(k, np.float64)
+        for s in range(k):
+            acc[s] = 0.0
+        first, inner_first, inner_last, last = edge_and_inner_range(a0 + b * per_bin, per_plane, n_along, n_planes)
+        for t in range(first, inner_first):
+            f = plane_position(a0, per_plane, per_bin, t, b)
+            for s in range(k):
+                if n0 + s < n_slices:
+                    acc[s] += interpolate_edge(images[n0 + s, t], f, n_along)
+        for t in range(inner_first, inner_last + 1):
+            f = plane_position(a0, per_plane, per_bin, t, b)
+            for s in range(k):
+                if n0 + s < n_slices:
+                    acc[s] += interpolate_inner(images[n0 + s, t], f)
+        for t in range(inner_last + 1, last + 1):
+            f = plane_position(a0, per_plane, per_bin, t, b)
+            for s in range(k):
+                if n0 + s < n_slices:
+                    acc[s] += interpolate_edge(images[n0 + s, t], f, n_along)
+        for s in range(k):
+            if n0 + s < n_slices:
+                out[n0 + s, v, b] = acc[s] * step_mm
+
+    @cuda.jit
+    def forward(slices, transposed, table, out):
+        n_slices, n_views, n_bins = out.shape
+        w = cuda.grid(1)
+        if w >= (n_slices + k - 1) // k * n_views * n_bins:
+            return
+        v = (w // n_bins) % n_views
+        # two calls, not one on a chosen array, so that the loads stay global (``ld.global``) in the PTX
+        if table[v, 0] != 0.0:
+            ray_sums(transposed, table, w // (n_views * n_bins) * k, v, w % n_bins, out)
+        else:
+            ray_sums(slices, table, w // (n_views * n_bins) * k, v, w % n_bins, out)
+    return forward
 
 
 # Bins are searched this far (in bins) beyond the interval where a ray's weight on a voxel is non-zero, far more
@@ -85,36 +115,48 @@ def _parallel_beam_forward(slices, transposed, table, out):
 _BIN_SEARCH_MARGIN = 1e-6
 
 
-@cuda.jit
-def _parallel_beam_back(sinograms, table, slices):
-    n_slices, ny, nx = slices.shape
-    n_views, n_bins = sinograms.shape[1], sinograms.shape[2]
-    w = cuda.grid(1)
-    if w >= n_slices * ny * nx:
-        return
-    n = w // (ny * nx)
-    i = (w // nx) % ny
-    j = w % nx
-    acc = 0.0
-    for v in range(n_views):
-        a0, per_plane, per_bin, step_mm, inverse = table[v, 1], table[v, 2], table[v, 3], table[v, 4], table[v, 5]
-        t, along = (j, i) if table[v, 0] != 0.0 else (i, j)
-        base = a0 + t * per_plane
-        # bins whose crossing of plane t lies within one voxel of `along`: (along +- 1 - base) / per_bin
-        low = (along - 1.0 - base) * inverse
-        high = (along + 1.0 - base) * inverse
-        if inverse < 0.0:
-            low, high = high, low
-        first = max(int(math.ceil(low - _BIN_SEARCH_MARGIN)), 0)
-        last = min(int(math.floor(high + _BIN_SEARCH_MARGIN)), n_bins - 1)
-        for b in range(first, last + 1):
-            f = plane_position(a0, per_plane, per_bin, t, b)
-            lower = int(math.floor(f))
-            if lower == along:
-                acc += sinograms[n, v, b] * step_mm * (1.0 - (f - lower))
-            elif lower + 1 == along:
-                acc += sinograms[n, v, b] * step_mm * (f - lower)
-    slices[n, i, j] = acc
+def _parallel_beam_back_kernel(k: int):
+    """The back projection kernel for ``k`` slices per thread (as :func:`_parallel_beam_forward_kernel`)."""
+    @cuda.jit
+    def back(sinograms, table, slices):
+        n_slices, ny, nx = slices.shape
+        n_views, n_bins = sinograms.shape[1], sinograms.shape[2]
+        w = cuda.grid(1)
+        if w >= (n_slices + k - 1) // k * ny * nx:
+            return
+        n0 = w // (ny * nx) * k
+        i = (w // nx) % ny
+        j = w % nx
+        acc = cuda.local.array(k, np.float64)
+        for s in range(k):
+            acc[s] = 0.0
+        for v in range(n_views):
+            a0, per_plane, per_bin, step_mm, inverse = table[v, 1], table[v, 2], table[v, 3], table[v, 4], table[v, 5]
+            t, along = (j, i) if table[v, 0] != 0.0 else (i, j)
+            base = a0 + t * per_plane
+            # bins whose crossing of plane t lies within one voxel of `along`: (along +- 1 - base) / per_bin
+            low = (along - 1.0 - base) * inverse
+            high = (along + 1.0 - base) * inverse
+            if inverse < 0.0:
+                low, high = high, low
+            first = max(int(math.ceil(low - _BIN_SEARCH_MARGIN)), 0)
+            last = min(int(math.floor(high + _BIN_SEARCH_MARGIN)), n_bins - 1)
+            for b in range(first, last + 1):
+                f = plane_position(a0, per_plane, per_bin, t, b)
+                lower = int(math.floor(f))
+                if lower == along:
+                    weight = 1.0 - (f - lower)
+                elif lower + 1 == along:
+                    weight = f - lower
+                else:
+                    continue
+                for s in range(k):
+                    if n0 + s < n_slices:
+                        acc[s] += sinograms[n0 + s, v, b] * step_mm * weight
+        for s in range(k):
+            if n0 + s < n_slices:
+                slices[n0 + s, i, j] = acc[s]
+    return back
 
 
 @cuda.jit
@@ -196,18 +238,45 @@ def _blocks(n_threads: int) -> int:
     return max(1, -(-n_threads // THREADS_PER_BLOCK))
 
 
-def parallel_beam_forward(slices, transposed, table, out, stream=0) -> None:
-    """Project device slices ``(n, ny, nx)`` (and their transpose ``(n, nx, ny)``) into ``out`` ``(n, n_views, n_bins)``.
+# Slices per thread of the parallel-beam kernels: a ray's (voxel's) positions and weights are computed once for
+# this many slices of a batch. See benchmarks/bench_projectors_gpu.py (``--slices-per-thread``).
+SLICES_PER_THREAD = 1
 
-    ``table`` is the ``(n_views, 6)`` view table on the device; ``stream`` a
-    numba-cuda stream (default: the default stream).
+
+@functools.lru_cache(maxsize=None)
+def _parallel_beam_kernels(k: int) -> tuple:
+    return _parallel_beam_forward_kernel(k), _parallel_beam_back_kernel(k)
+
+
+def _slices_per_thread(n_slices: int, most: Optional[int]) -> int:
+    """The largest power of two ``<= min(n_slices, most)`` (``most`` None: :data:`SLICES_PER_THREAD`)."""
+    most = SLICES_PER_THREAD if most is None else most
+    if most < 1:
+        raise ValueError(f"slices_per_thread must be >= 1, got {most}")
+    return 1 << (max(min(n_slices, most), 1).bit_length() - 1)
+
+
+def parallel_beam_forward(slices, transposed, table, out, stream=0, slices_per_thread: Optional[int] = None) -> None:
+    """Project device slices ``(n, ny, nx)`` (and their transpose ``(n, nx, ny)``) into ``out``.
+
+    ``out`` is ``(n, n_views, n_bins)``, ``table`` is the ``(n_views, 6)`` view table on the device; ``stream`` a
+    numba-cuda stream (default: the default stream); ``slices_per_thread``
+    at most this many slices per thread (default :data:`SLICES_PER_THREAD`;
+    the result does not depend on it, bit for bit).
     """
-    _parallel_beam_forward[_blocks(out.size), THREADS_PER_BLOCK, stream](slices, transposed, table, out)
+    k = _slices_per_thread(out.shape[0], slices_per_thread)
+    threads = -(-out.shape[0] // k) * out.shape[1] * out.shape[2]
+    _parallel_beam_kernels(k)[0][_blocks(threads), THREADS_PER_BLOCK, stream](slices, transposed, table, out)
 
 
-def parallel_beam_back(sinograms, table, slices, stream=0) -> None:
-    """Back project device sinograms ``(n, n_views, n_bins)`` into ``slices`` ``(n, ny, nx)`` (overwritten)."""
-    _parallel_beam_back[_blocks(slices.size), THREADS_PER_BLOCK, stream](sinograms, table, slices)
+def parallel_beam_back(sinograms, table, slices, stream=0, slices_per_thread: Optional[int] = None) -> None:
+    """Back project device sinograms ``(n, n_views, n_bins)`` into ``slices`` ``(n, ny, nx)`` (overwritten).
+
+    ``slices_per_thread`` as in :func:`parallel_beam_forward`.
+    """
+    k = _slices_per_thread(slices.shape[0], slices_per_thread)
+    threads = -(-slices.shape[0] // k) * slices.shape[1] * slices.shape[2]
+    _parallel_beam_kernels(k)[1][_blocks(threads), THREADS_PER_BLOCK, stream](sinograms, table, slices)
 
 
 def segment_forward(images, n_voxels, rays, tof, out, stream=0) -> None:
