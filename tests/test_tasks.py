@@ -89,6 +89,23 @@ def test_task_pipeline_end_to_end(task, tmp_path):
     assert result.info["latent_factor"] == spec.latent_factor
 
 
+@pytest.mark.parametrize("task", ["attenuation_correction", "tracer_separation"])
+def test_dataset_folders_give_the_results_of_the_same_samples_in_memory(task, tmp_path):
+    """A user's folders in the documented format run the whole pipeline: same samples, same numbers."""
+    config = PipelineConfig.quick(task, n_train=4, n_test=2)
+    simulation = config.simulation_config()
+    write_dataset(tmp_path / "train", task, 4, simulation, seed=config.seed, progress=False)
+    write_dataset(tmp_path / "test", task, 2, simulation, seed=config.seed + 1, progress=False)
+    in_memory = run_task(config, tmp_path / "memory", progress=False)
+    from_folders = run_task(PipelineConfig.quick(task, n_train=4, n_test=2, train_data=str(tmp_path / "train"),
+                                                 test_data=str(tmp_path / "test")), tmp_path / "folders",
+                            progress=False)
+    assert len(from_folders.records) == len(in_memory.records) == 2 * get_task(task).n_outputs * len(in_memory.methods)
+    for ours, theirs in zip(from_folders.records, in_memory.records):
+        assert ours["method"] == theirs["method"]
+        assert ours["psnr"] == pytest.approx(theirs["psnr"], abs=1e-9)
+
+
 def test_demo_cli_quick_writes_report(tmp_path):
     from tasks.cli_demo import main
 
