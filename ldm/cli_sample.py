@@ -19,9 +19,11 @@ exactly), ``attention`` (TMA), ``support`` (body support), and integer
 ``tracer``, ``region`` ``(N,)``; others (e.g. ``target``) are ignored.
 
 Output in ``--out``: ``samples.npz`` with ``sinogram`` ``(N, V, R)`` float32
-(same units as the training sinograms) and, with ``--recon``, ``image``
-``(N, ny, nx)`` reconstructed on the training config's geometry
-(:mod:`pet_projection.recon`); ``sampling.json`` records the settings.
+(same units as the training sinograms), the inputs' ``tracer`` / ``region``
+labels where the model takes them (for tracer separation, N is samples times
+tracers and ``tracer`` says which tracer each sinogram is), and, with
+``--recon``, ``image`` ``(N, ny, nx)`` reconstructed on the training config's
+geometry (:mod:`pet_projection.recon`); ``sampling.json`` records the settings.
 """
 
 from __future__ import annotations
@@ -201,7 +203,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     elapsed = time.perf_counter() - start
     sinograms = np.concatenate(chunks)
-    results = {"sinogram": sinograms}
+    results = {"sinogram": sinograms, **{key: inputs[key] for key in BATCH_LABELS if key in inputs}}
     if args.recon != "none":
         if sinograms.shape[1:] != shape:
             print(f"allpet sample: cannot reconstruct: the sinograms are {sinograms.shape[1:]}, the training "

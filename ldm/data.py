@@ -270,8 +270,9 @@ class SimulatedTaskDataset(Dataset):
         The dataset folder (``manifest.json`` of format ``allpet-simulation``;
         2D parallel-beam sinograms ``(n_views, n_bins)``).
     labels : sequence of str
-        Which of ``"tracer"`` (index in :data:`pet_projection.simulation.TRACERS`,
-        the sample's first tracer) and ``"region"`` (index in
+        Which of ``"tracer"`` (index in :data:`pet_projection.simulation.TRACERS`
+        of the sample's first tracer, or of the item's target tracer when a
+        sample has several targets) and ``"region"`` (index in
         :data:`pet_projection.simulation.ANATOMIES`) to add; the model needs
         ``n_tracers`` / ``n_regions`` at least that large.
     model_input : callable, optional
@@ -281,7 +282,11 @@ class SimulatedTaskDataset(Dataset):
         scale (e.g. the physics prior of :func:`folder_model_input`); default:
         the measured input.
 
-    Items (read with the simulator's :class:`~pet_projection.simulation.SimulatedDataset`):
+    Items (read with the simulator's :class:`~pet_projection.simulation.SimulatedDataset`),
+    one per sample, or for tasks with several targets per sample (tracer
+    separation: one per tracer) one per (sample, target) with the targets
+    innermost; such datasets need the ``tracer`` label, which then names the
+    item's target tracer (it tells the model which tracer to output):
     ``target`` ``(1, V, R)`` as simulated; ``input`` ``(1, V, R)``: the
     measured input brought to the target's count scale, times
     ``target_count_scale / count_scale`` of the sample's metadata (for
@@ -295,7 +300,7 @@ class SimulatedTaskDataset(Dataset):
     """
 
     def __init__(self, root: Any, labels: Sequence[str] = (), model_input: Optional[ModelInput] = None) -> None:
-        from pet_projection.simulation import SimulatedDataset
+        from pet_projection.simulation import TRACERS, SimulatedDataset
 
         self.data = SimulatedDataset(root)
         unknown = sorted(set(labels) - set(LABEL_KEYS))
@@ -303,20 +308,26 @@ class SimulatedTaskDataset(Dataset):
             raise ValueError(f"labels must be among {LABEL_KEYS}, got {unknown}")
         self.labels = tuple(labels)
         target = self.data.load_array(0, "target")
-        if target.ndim != 2 or self.data.load_array(0, "input").shape != target.shape:
+        self.n_targets = target.shape[0] if target.ndim == 3 else 1
+        self.sinogram_shape = target.shape[-2:]
+        if target.ndim not in (2, 3) or self.data.load_array(0, "input").shape != self.sinogram_shape:
             raise ValueError(f"{root}: the {self.data.task!r} task has targets of shape {target.shape}; the sinogram "
-                             "LDM takes 2D input/target sinograms of one shape (n_views, n_bins)")
-        self.sinogram_shape = target.shape
+                             "LDM takes 2D input/target sinograms of one shape (n_views, n_bins), or several "
+                             "targets of that shape per input")
+        if self.n_targets > 1 and "tracer" not in self.labels:
+            raise ValueError(f"{root}: the {self.data.task!r} task has {self.n_targets} targets per sample (one per "
+                             "tracer), and the model tells them apart by the tracer label: set model.n_tracers "
+                             f"(at least {len(TRACERS)}, the simulator's tracers)")
         self.model_input = model_input
         self._projectors: dict[str, ParallelBeamProjector] = {}
         self._items: dict[int, dict[str, torch.Tensor]] = {}
 
     def __len__(self) -> int:
-        return len(self.data)
+        return len(self.data) * self.n_targets
 
     def targets(self) -> np.ndarray:
-        """All targets ``(n, V, R)`` float32."""
-        return self.data.stack("target").astype(np.float32)
+        """All targets ``(len(self), V, R)`` float32, in item order."""
+        return self.data.stack("target").astype(np.float32).reshape(-1, *self.sinogram_shape)
 
     def _projector(self, description: Mapping[str, Any]) -> ParallelBeamProjector:
         from pet_projection.simulation.acquisition import projector_from_description
@@ -326,7 +337,8 @@ class SimulatedTaskDataset(Dataset):
             self._projectors[key] = projector_from_description(dict(description))
         return self._projectors[key]
 
-    def _item(self, index: int) -> dict[str, torch.Tensor]:
+    def _sample_items(self, index: int) -> list[dict[str, torch.Tensor]]:
+        """The items of sample ``index``: one per target."""
         from pet_projection.simulation import ANATOMIES, TRACERS, lesion_attention
 
         sample = self.data[index]
@@ -342,17 +354,23 @@ class SimulatedTaskDataset(Dataset):
             if model_input.shape != self.sinogram_shape:
                 raise ValueError(f"the model input of sample {index} has shape {model_input.shape}, its sinograms "
                                  f"{self.sinogram_shape}")
-        item = {key: torch.as_tensor(np.asarray(value, dtype=np.float32)).unsqueeze(0)
-                for key, value in (("input", model_input), ("target", sample.target),
-                                   ("attention", attention), ("support", support))}
-        ids = {"tracer": list(TRACERS).index(metadata["tracers"][0]),
-               "region": list(ANATOMIES).index(metadata["anatomy"])}
-        item.update({key: torch.tensor(ids[key], dtype=torch.int64) for key in self.labels})
-        return item
+        shared = {key: torch.as_tensor(np.asarray(value, dtype=np.float32)).unsqueeze(0)
+                  for key, value in (("input", model_input), ("attention", attention), ("support", support))}
+        targets = sample.target.reshape(self.n_targets, *self.sinogram_shape)
+        items = []
+        for k in range(self.n_targets):
+            ids = {"tracer": list(TRACERS).index(metadata["tracers"][k]),
+                   "region": list(ANATOMIES).index(metadata["anatomy"])}
+            item = {**shared, "target": torch.as_tensor(np.asarray(targets[k], dtype=np.float32)).unsqueeze(0)}
+            item.update({key: torch.tensor(ids[key], dtype=torch.int64) for key in self.labels})
+            items.append(item)
+        return items
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         if index not in self._items:
-            self._items[index] = self._item(index)
+            first = index - index % self.n_targets
+            for k, item in enumerate(self._sample_items(first // self.n_targets)):
+                self._items[first + k] = item
         return dict(self._items[index])
 
 

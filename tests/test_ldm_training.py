@@ -299,6 +299,27 @@ def test_simulator_folder_is_read_with_its_reader(tmp_path):
     assert not torch.any((item["support"] == 0) & (item["attention"] > 0))  # lesions lie inside the body
 
 
+def test_simulator_folder_with_one_item_per_target_tracer(tmp_path):
+    from pet_projection.simulation import TRACERS, SimulatedDataset, SimulationConfig, write_dataset
+
+    write_dataset(tmp_path / "separation", "tracer_separation", 2, SimulationConfig(size=16, n_views=12), seed=0,
+                  progress=False)
+    config = DataConfig(source="folder", task="paired", path=str(tmp_path / "separation"), n_views=12, n_bins=16)
+    data = build_training_data(config, labels=("tracer",))
+    assert len(data.dataset) == 4
+    raw = SimulatedDataset(tmp_path / "separation")[1]
+    tracers = [list(TRACERS).index(name) for name in raw.metadata["tracers"]]
+    assert len(set(tracers)) == 2
+    for k in range(2):
+        item = data.dataset[2 + k]  # targets innermost
+        assert torch.equal(item["target"][0], torch.from_numpy(raw.target[k]))
+        assert int(item["tracer"]) == tracers[k]
+        torch.testing.assert_close(item["input"][0], torch.from_numpy(raw.input.astype(np.float32)))
+    np.testing.assert_array_equal(data.dataset.targets()[2:], raw.target)
+    with pytest.raises(ValueError, match="tracer label"):
+        build_training_data(config)
+
+
 def test_simulator_folder_with_the_physics_prior_as_model_input(tmp_path):
     from pet_projection.simulation import SimulatedDataset, SimulationConfig, lesion_attention, write_dataset
     from tasks.pipeline import get_task
@@ -537,28 +558,42 @@ def test_cli_sample_writes_sinograms_and_images(tiny_run, tmp_path):
                             "--out", str(out)]) == 2  # no checkpoint there
 
 
-def test_cli_train_and_sample_on_the_physics_prior_of_a_simulated_folder(tmp_path, capsys):
+def _train_and_sample_on_a_folder(tmp_path, task: str, *settings: str, recon: str = "osem") -> tuple:
+    """``allpet train`` (tiny) on a 2-sample ``allpet simulate`` folder of ``task``, then ``allpet sample`` on it."""
     from pet_projection.simulation import SimulationConfig, write_dataset
 
-    folder = tmp_path / "low_dose"
-    write_dataset(folder, "low_dose", 2, SimulationConfig(size=16, n_views=12), seed=0, progress=False)
-    run = tmp_path / "run"
+    folder, run, out = tmp_path / task, tmp_path / "run", tmp_path / "samples"
+    write_dataset(folder, task, 2, SimulationConfig(size=16, n_views=12), seed=0, progress=False)
     overrides = [o for o in TINY_OVERRIDES if not o.startswith(("data.n_views", "data.n_bases"))]
     assert cli.main(["--config", "tiny", "--no-progress", f"train.out_dir={run}", *overrides, "data.n_views=12",
-                     "data.source=folder", "data.task=paired", f"data.path={folder}",
-                     "data.model_input=physics_prior", "model.mode=bridge", "model.prediction_type=sample",
-                     "model.residual_decode=true"]) == 0
-    assert yaml.safe_load((run / "config.yaml").read_text())["data"]["model_input"] == "physics_prior"
-    out = tmp_path / "samples"
+                     "data.source=folder", "data.task=paired", f"data.path={folder}", *settings]) == 0
     assert cli_sample.main(["--checkpoint", str(run), "--input", str(folder), "--out", str(out), "--steps", "2",
-                            "--threads", "1"]) == 0
+                            "--threads", "1", "--recon", recon]) == 0
     with np.load(out / "samples.npz") as result:
-        assert result["sinogram"].shape == (2, 12, 16) and np.all(np.isfinite(result["sinogram"]))
+        return run, out, dict(result)
+
+
+def test_cli_train_and_sample_on_the_physics_prior_of_a_simulated_folder(tmp_path, capsys):
+    run, out, result = _train_and_sample_on_a_folder(tmp_path, "low_dose", "data.model_input=physics_prior",
+                                                     "model.mode=bridge", "model.prediction_type=sample",
+                                                     "model.residual_decode=true")
+    assert yaml.safe_load((run / "config.yaml").read_text())["data"]["model_input"] == "physics_prior"
+    assert result["sinogram"].shape == (2, 12, 16) and np.all(np.isfinite(result["sinogram"]))
+    assert result["image"].shape == (2, 16, 16)
     capsys.readouterr()
     np.savez(tmp_path / "inputs.npz", input=np.ones((1, 12, 16), np.float32))
     assert cli_sample.main(["--checkpoint", str(run), "--input", str(tmp_path / "inputs.npz"), "--out", str(out),
                             "--steps", "1", "--threads", "1"]) == 0
     assert "physics_prior" in capsys.readouterr().err  # warned: such inputs must hold the prior themselves
+
+
+def test_cli_train_and_sample_on_a_tracer_separation_folder(tmp_path):
+    from pet_projection.simulation import TRACERS
+
+    _, _, result = _train_and_sample_on_a_folder(tmp_path, "tracer_separation", f"model.n_tracers={len(TRACERS)}",
+                                                 recon="none")
+    assert result["sinogram"].shape == (4, 12, 16) and np.all(np.isfinite(result["sinogram"]))
+    np.testing.assert_array_equal(result["tracer"], [list(TRACERS).index(name) for name in ("fdg", "met")] * 2)
 
 
 def test_resuming_a_run_saved_before_new_config_keys(tmp_path):
