@@ -21,6 +21,8 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+import numpy as np
+
 __all__ = ["main"]
 
 
@@ -84,7 +86,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("allpet train: --max-steps must be >= 0", file=sys.stderr)
         return 2
 
-    from .data import build_training_data
+    from .data import UNMIXING_WEIGHTS_FILE, build_training_data
     from .diffusion import SinogramLDM
     from .train import (CONFIG_FILE, Trainer, find_checkpoint, init_distributed, seed_everything, seed_for,
                         set_cpu_threads)
@@ -117,6 +119,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         except (ValueError, TypeError) as error:
             print(f"allpet train: cannot start: {error}", file=sys.stderr)
             return 2
+        if trainer.is_main and data.input_weights is not None:  # sampling conditions its inputs with them too
+            out_dir.mkdir(parents=True, exist_ok=True)
+            np.save(out_dir / UNMIXING_WEIGHTS_FILE, data.input_weights)
         if trainer.is_main:
             n_params = sum(param.numel() for param in model.parameters())
             print(f"allpet train: {n_params:,} parameters; {data.description}; {env.world_size} process(es) on "

@@ -13,8 +13,9 @@ as in training, :class:`ldm.data.SimulatedTaskDataset`) or one ``.npz`` per
 sample (:class:`ldm.data.PairedFolderDataset`). Arrays used: ``input`` (the
 task input, at the target's count scale as in training: e.g. low-dose counts
 times the dose reduction factor; a model trained with ``data.model_input:
-physics_prior`` computes the prior of an ``allpet simulate`` folder's inputs
-itself, while other inputs must hold it), ``known`` and ``mask`` (measured rays kept
+physics_prior`` or ``unmixing`` computes that prior of an ``allpet simulate``
+folder's inputs itself, the latter with the unmixing weights saved in its run,
+while other inputs must hold it), ``known`` and ``mask`` (measured rays kept
 exactly), ``attention`` (TMA), ``support`` (body support), and integer
 ``tracer``, ``region`` ``(N,)``; others (e.g. ``target``) are ignored.
 
@@ -80,14 +81,15 @@ def _stack(array: np.ndarray, key: str, shape: Optional[tuple[int, ...]]) -> np.
     return array
 
 
-def read_inputs(path: Any, labels: Sequence[str] = (), model_input: Any = None,
-                progress: bool = False) -> dict[str, np.ndarray]:
+def read_inputs(path: Any, labels: Sequence[str] = (), model_input: Any = None, progress: bool = False,
+                input_weights: Optional[np.ndarray] = None) -> dict[str, np.ndarray]:
     """Sampling inputs from a ``.npz`` file or a folder: ``(N, V, R)`` float32 sinograms, ``(N,)`` int64 labels.
 
     A folder written by ``allpet simulate`` is read as in training
     (:class:`ldm.data.SimulatedTaskDataset`, with the ``labels`` asked for
-    and its ``model_input``, e.g. the physics prior); other inputs are used
-    as they are. ``progress``: a tqdm bar over a folder's samples.
+    and its ``model_input``, e.g. the physics prior, or the run's unmixing
+    ``input_weights``); other inputs are used as they are. ``progress``: a
+    tqdm bar over a folder's samples.
     """
     from tqdm.auto import tqdm
 
@@ -95,7 +97,7 @@ def read_inputs(path: Any, labels: Sequence[str] = (), model_input: Any = None,
 
     path = Path(path)
     if path.is_dir():
-        folder = (SimulatedTaskDataset(path, labels, model_input) if is_simulated(path)
+        folder = (SimulatedTaskDataset(path, labels, model_input, input_weights) if is_simulated(path)
                   else PairedFolderDataset(path, required=()))
         batch = collate([folder[i] for i in tqdm(range(len(folder)), desc="inputs", unit="sample",
                                                  disable=not progress)])
@@ -120,6 +122,17 @@ def read_inputs(path: Any, labels: Sequence[str] = (), model_input: Any = None,
                 raise ValueError(f"input array {key!r} must hold {shape[0]} integers, got {arrays[key]!r}")
             out[key] = labels.astype(np.int64)
     return out
+
+
+def _unmixing_weights(checkpoint: Path) -> np.ndarray:
+    """The unmixing weights ``allpet train`` saved in the run of ``checkpoint`` (the run or one of its checkpoints)."""
+    from .data import UNMIXING_WEIGHTS_FILE
+
+    for folder in (checkpoint, checkpoint.parent, checkpoint.parent.parent):
+        if (folder / UNMIXING_WEIGHTS_FILE).is_file():
+            return np.load(folder / UNMIXING_WEIGHTS_FILE)
+    raise ValueError(f"the model was trained with data.model_input 'unmixing', but its run holds no "
+                     f"{UNMIXING_WEIGHTS_FILE} (looked in {checkpoint} and the two folders above it)")
 
 
 def _reconstruct(sinograms: np.ndarray, projector: Any, args: argparse.Namespace) -> np.ndarray:
@@ -169,8 +182,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 print(f"allpet sample: the model was trained on data.model_input {config.data.model_input!r}; "
                       f"the 'input' arrays of {args.input} are used as they are, so they must hold it",
                       file=sys.stderr)
+            weights = _unmixing_weights(folder) if simulated and config.data.model_input == "unmixing" else None
             inputs = read_inputs(args.input, labels, folder_model_input(config.data) if simulated else None,
-                                 progress=not args.no_progress)
+                                 progress=not args.no_progress, input_weights=weights)
         elif args.n_samples is not None and args.n_samples >= 1:
             if config.model.condition_on_input:
                 raise ValueError("this model is conditioned on a task input: pass --input")

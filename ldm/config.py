@@ -35,7 +35,7 @@ PRESETS = ("tiny", "paper")
 PRECISIONS = ("fp32", "bf16", "fp16")
 DATA_SOURCES = ("ellipses", "folder")
 DATA_TASKS = ("unconditional", "inpainting", "paired")
-MODEL_INPUTS = ("measured", "physics_prior")
+MODEL_INPUTS = ("measured", "physics_prior", "unmixing")
 DMM_LAYOUTS = ("random", "clustered", "rings")  # pet_projection.masks.LAYOUTS (imported lazily there)
 
 
@@ -240,7 +240,7 @@ class DataConfig:
         ``random``, ``clustered``, ``rings`` drawn per sample)).
     seed : int
         Seed of the phantoms and of the RMAS masks.
-    model_input : {"measured", "physics_prior"}
+    model_input : {"measured", "physics_prior", "unmixing"}
         What a paired sample's ``input`` holds (``task="paired"`` with an
         ``allpet simulate`` folder only). ``"measured"``: the measured input
         at the target's count scale. ``"physics_prior"``: its physics prior,
@@ -251,12 +251,18 @@ class DataConfig:
         ``model.mode: bridge`` as the demo does, and with the demo's
         ``model.residual_decode`` and ``model.autoencode_inputs`` for the
         task (``tasks.spec.PETTask``: both off for tracer conversion; the
-        residual decode alone for low dose; tracer separation, with two
-        targets per sample, is not a folder task here), and its
-        ``prior_fwhm_voxels`` (0 for attenuation correction). Needs the
-        ``tasks`` package (``allpet[tasks]``), which defines each task's
-        input physics. ``allpet sample`` reads this setting from
-        the run's config and conditions on the prior of its inputs too.
+        residual decode alone for low dose), and its ``prior_fwhm_voxels``
+        (0 for attenuation correction). ``"unmixing"`` (tasks with several
+        targets per sample: tracer separation): each target's per-ray
+        linear-unmixing estimate of the measured sum, ``w_k * measured``,
+        the demo's prior for that task, with weights ``w`` fitted on the
+        training folder (:func:`ldm.data.unmixing_weights`) and saved in the
+        run as ``unmixing_weights.npy``; pair it with ``model.mode: bridge``,
+        ``model.residual_decode`` and ``model.autoencode_inputs``. Both
+        priors need the ``tasks`` package (``allpet[tasks]``), which defines
+        each task's input physics and the unmixing. ``allpet sample`` reads
+        this setting from the run's config and conditions its inputs the
+        same way.
     prior_fwhm_voxels : float
         Post-filter FWHM of the physics prior, in voxels of the samples' image
         grid (default 2, the demo's for low dose; it uses 0 for attenuation
@@ -280,7 +286,7 @@ class DataConfig:
     epoch_size: Optional[int] = None
     layout: Optional[str] = None
     seed: int = 0
-    model_input: Literal["measured", "physics_prior"] = "measured"
+    model_input: Literal["measured", "physics_prior", "unmixing"] = "measured"
     prior_fwhm_voxels: float = 2.0
     prior_osem: tuple[int, int] = (4, 4)
 
@@ -308,8 +314,8 @@ class DataConfig:
         if self.epoch_size is not None:
             _check_int("epoch_size", self.epoch_size, 1)
         _check_int("seed", self.seed, 0)
-        if self.model_input == "physics_prior" and self.task != "paired":
-            raise ValueError("model_input 'physics_prior' conditions paired samples: set task to 'paired' "
+        if self.model_input != "measured" and self.task != "paired":
+            raise ValueError(f"model_input {self.model_input!r} conditions paired samples: set task to 'paired' "
                              "(with source 'folder')")
         _check_real("prior_fwhm_voxels", self.prior_fwhm_voxels, 0.0, math.inf, high_open=True)
         if not isinstance(self.prior_osem, tuple) or len(self.prior_osem) != 2:

@@ -44,7 +44,7 @@ from .datasets import RMASDataset
 
 __all__ = ["EllipsePhantoms", "EpochBatchSampler", "PairedFolderDataset", "RMASCollate", "SimulatedTaskDataset",
            "TrainingData", "build_training_data", "collate", "data_projector", "ellipse_phantoms", "is_simulated",
-           "folder_model_input"]
+           "folder_model_input", "unmixing_weights"]
 
 SINOGRAM_KEYS = ("target", "input", "known", "mask", "attention", "support")
 LABEL_KEYS = ("tracer", "region")
@@ -258,6 +258,9 @@ class PairedFolderDataset(Dataset):
         return item
 
 
+# The run file of the unmixing weights of data.model_input 'unmixing' (written by allpet train, read by allpet sample).
+UNMIXING_WEIGHTS_FILE = "unmixing_weights.npy"
+
 ModelInput = Callable[[Any, np.ndarray], np.ndarray]  # (TaskSample, TMA image attention (ny, nx)) -> (V, R)
 
 
@@ -281,6 +284,10 @@ class SimulatedTaskDataset(Dataset):
         attention ``(ny, nx)``, ``(n_views, n_bins)`` at the target's count
         scale (e.g. the physics prior of :func:`folder_model_input`); default:
         the measured input.
+    input_weights : ndarray, optional
+        ``(n_targets, V, R)``: the input of target ``k`` is
+        ``input_weights[k] * measured`` (the linear-unmixing prior of
+        :func:`unmixing_weights`); instead of ``model_input``.
 
     Items (read with the simulator's :class:`~pet_projection.simulation.SimulatedDataset`),
     one per sample, or for tasks with several targets per sample (tracer
@@ -299,7 +306,8 @@ class SimulatedTaskDataset(Dataset):
     its first read and kept.
     """
 
-    def __init__(self, root: Any, labels: Sequence[str] = (), model_input: Optional[ModelInput] = None) -> None:
+    def __init__(self, root: Any, labels: Sequence[str] = (), model_input: Optional[ModelInput] = None,
+                 input_weights: Optional[np.ndarray] = None) -> None:
         from pet_projection.simulation import TRACERS, SimulatedDataset
 
         self.data = SimulatedDataset(root)
@@ -318,7 +326,13 @@ class SimulatedTaskDataset(Dataset):
             raise ValueError(f"{root}: the {self.data.task!r} task has {self.n_targets} targets per sample (one per "
                              "tracer), and the model tells them apart by the tracer label: set model.n_tracers "
                              f"(at least {len(TRACERS)}, the simulator's tracers)")
+        if input_weights is not None:
+            input_weights = np.asarray(input_weights, dtype=np.float32)
+            if model_input is not None or input_weights.shape != (self.n_targets,) + self.sinogram_shape:
+                raise ValueError(f"input_weights must have shape {(self.n_targets,) + self.sinogram_shape} (one "
+                                 f"sinogram per target) and replace model_input, got {input_weights.shape}")
         self.model_input = model_input
+        self.input_weights = input_weights
         self._projectors: dict[str, ParallelBeamProjector] = {}
         self._items: dict[int, dict[str, torch.Tensor]] = {}
 
@@ -328,6 +342,17 @@ class SimulatedTaskDataset(Dataset):
     def targets(self) -> np.ndarray:
         """All targets ``(len(self), V, R)`` float32, in item order."""
         return self.data.stack("target").astype(np.float32).reshape(-1, *self.sinogram_shape)
+
+    @staticmethod
+    def _measured(sample: Any) -> np.ndarray:
+        """The measured input at the target's count scale."""
+        metadata = sample.metadata
+        return sample.input * (metadata.get("target_count_scale", 1.0) / metadata.get("count_scale", 1.0))
+
+    def measured_and_targets(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every sample's measured input at the target's count scale ``(N, V, R)`` and targets ``(N, T, V, R)``."""
+        measured = np.stack([self._measured(self.data[i]) for i in range(len(self.data))])
+        return measured, self.data.stack("target").reshape(len(self.data), self.n_targets, *self.sinogram_shape)
 
     def _projector(self, description: Mapping[str, Any]) -> ParallelBeamProjector:
         from pet_projection.simulation.acquisition import projector_from_description
@@ -347,8 +372,7 @@ class SimulatedTaskDataset(Dataset):
         support = body_support((sample.labels != 0).astype(np.float32), projector)
         metadata = sample.metadata
         if self.model_input is None:
-            to_target_scale = metadata.get("target_count_scale", 1.0) / metadata.get("count_scale", 1.0)
-            model_input = sample.input * to_target_scale
+            model_input = self._measured(sample)
         else:
             model_input = np.asarray(self.model_input(sample, attention_image))
             if model_input.shape != self.sinogram_shape:
@@ -362,6 +386,8 @@ class SimulatedTaskDataset(Dataset):
             ids = {"tracer": list(TRACERS).index(metadata["tracers"][k]),
                    "region": list(ANATOMIES).index(metadata["anatomy"])}
             item = {**shared, "target": torch.as_tensor(np.asarray(targets[k], dtype=np.float32)).unsqueeze(0)}
+            if self.input_weights is not None:
+                item["input"] = torch.from_numpy(self.input_weights[k] * model_input.astype(np.float32)).unsqueeze(0)
             item.update({key: torch.tensor(ids[key], dtype=torch.int64) for key in self.labels})
             items.append(item)
         return items
@@ -384,7 +410,7 @@ def folder_model_input(config: DataConfig) -> Optional[ModelInput]:
     input's system model differs per task), so it is imported from the
     ``tasks`` package when asked for; ``ValueError`` if that is missing.
     """
-    if config.model_input == "measured":
+    if config.model_input in ("measured", "unmixing"):  # unmixing: input_weights of SimulatedTaskDataset
         return None
     try:
         from tasks.data import physics_prior_model_input
@@ -398,6 +424,26 @@ def folder_model_input(config: DataConfig) -> Optional[ModelInput]:
         return of_task(sample, attention_image)
 
     return prior
+
+
+def unmixing_weights(dataset: SimulatedTaskDataset) -> np.ndarray:
+    """Per-ray linear-unmixing weights ``(n_targets, V, R)`` float32 of a dataset with several targets per sample.
+
+    Fitted on the dataset's measured sums and targets by least squares per
+    ray (:class:`tasks.baselines.LinearUnmixing`, the tracer-separation
+    baseline of ``allpet demo``); ``ValueError`` for one target per sample or
+    without the ``tasks`` package.
+    """
+    if dataset.n_targets < 2:
+        raise ValueError(f"data.model_input 'unmixing' needs several targets per sample (tracer separation); the "
+                         f"{dataset.data.task!r} task has one")
+    try:
+        from tasks.baselines import LinearUnmixing
+    except ImportError as error:
+        raise ValueError(f"data.model_input 'unmixing' needs the tasks package and its extra "
+                         f"(pip install 'allpet[tasks]'): {error}") from error
+    measured, targets = dataset.measured_and_targets()
+    return LinearUnmixing().fit(measured, targets).weights.astype(np.float32)
 
 
 def is_simulated(path: Any) -> bool:
@@ -427,12 +473,16 @@ class TrainingData:
         The data's geometry (``DataConfig`` sizes), e.g. for reconstructions.
     description : str
         One line for the training log.
+    input_weights : ndarray or None
+        The unmixing weights of ``data.model_input: unmixing``
+        (:func:`unmixing_weights`), which sampling needs too.
     """
 
     dataset: Dataset
     collate_fn: Callable[[Sequence[Mapping[str, torch.Tensor]]], dict[str, torch.Tensor]]
     projector: ParallelBeamProjector
     description: str
+    input_weights: Optional[np.ndarray] = None
 
 
 def build_training_data(config: DataConfig, seed: int = 0, labels: Sequence[str] = ()) -> TrainingData:
@@ -443,15 +493,20 @@ def build_training_data(config: DataConfig, seed: int = 0, labels: Sequence[str]
     ``allpet simulate`` is read with the simulator's reader
     (:class:`SimulatedTaskDataset`, which adds the ``labels`` asked for: the
     model's label kinds with classes, and conditions on
-    ``config.model_input``: :func:`folder_model_input`); other folders with
-    :class:`PairedFolderDataset`.
+    ``config.model_input``: :func:`folder_model_input`, or the unmixing
+    weights fitted on the folder, :func:`unmixing_weights`); other folders
+    with :class:`PairedFolderDataset`.
     """
     if not isinstance(config, DataConfig):
         raise TypeError(f"config must be a DataConfig, got {type(config).__name__}")
     projector = data_projector(config)
+    weights = None
     if config.source == "folder":
         if is_simulated(config.path):
             folder = SimulatedTaskDataset(config.path, labels, folder_model_input(config))
+            if config.model_input == "unmixing":
+                weights = unmixing_weights(folder)
+                folder = SimulatedTaskDataset(config.path, labels, input_weights=weights)
         elif config.model_input != "measured":
             raise ValueError(f"data.model_input {config.model_input!r} needs an allpet simulate folder (its samples "
                              f"carry their system models); {config.path} is not one: precompute the model inputs "
@@ -462,7 +517,8 @@ def build_training_data(config: DataConfig, seed: int = 0, labels: Sequence[str]
             raise ValueError(f"the sinograms in {config.path} have shape {folder.sinogram_shape}, but "
                              f"data.n_views x data.n_bins is {projector.out_shape}; set them to match")
         if config.task == "paired":
-            return TrainingData(folder, collate, projector, f"{len(folder)} input/target pairs from {config.path}")
+            return TrainingData(folder, collate, projector, f"{len(folder)} input/target pairs from {config.path}",
+                                weights)
         bases, attention, support = folder.targets(), None, None
     else:
         phantoms = ellipse_phantoms(projector, config.n_bases, config.seed)

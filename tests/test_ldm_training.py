@@ -320,6 +320,31 @@ def test_simulator_folder_with_one_item_per_target_tracer(tmp_path):
         build_training_data(config)
 
 
+def test_simulator_folder_with_the_unmixing_prior(tmp_path):
+    from pet_projection.simulation import SimulatedDataset, SimulationConfig, write_dataset
+    from ldm.data import SimulatedTaskDataset, unmixing_weights
+    from tasks.baselines import LinearUnmixing
+
+    write_dataset(tmp_path / "separation", "tracer_separation", 3, SimulationConfig(size=16, n_views=12), seed=0,
+                  progress=False)
+    config = DataConfig(source="folder", task="paired", path=str(tmp_path / "separation"), n_views=12, n_bins=16,
+                        model_input="unmixing")
+    data = build_training_data(config, labels=("tracer",))
+    raw = [SimulatedDataset(tmp_path / "separation")[i] for i in range(3)]
+    expected = LinearUnmixing().fit(np.stack([r.input for r in raw]), np.stack([r.target for r in raw])).weights
+    np.testing.assert_allclose(data.input_weights, expected, rtol=1e-6)
+    assert data.input_weights.shape == (2, 12, 16) and not np.allclose(data.input_weights[0], data.input_weights[1])
+    for k in range(2):
+        torch.testing.assert_close(data.dataset[2 + k]["input"][0],
+                                   torch.from_numpy(data.input_weights[k] * raw[1].input.astype(np.float32)))
+        assert torch.equal(data.dataset[2 + k]["target"][0], torch.from_numpy(raw[1].target[k]))
+    with pytest.raises(ValueError, match="input_weights must have shape"):
+        SimulatedTaskDataset(tmp_path / "separation", ("tracer",), input_weights=np.ones((3, 12, 16)))
+    write_dataset(tmp_path / "low_dose", "low_dose", 1, SimulationConfig(size=16, n_views=12), progress=False)
+    with pytest.raises(ValueError, match="several targets per sample"):
+        unmixing_weights(SimulatedTaskDataset(tmp_path / "low_dose"))
+
+
 def test_simulator_folder_with_the_physics_prior_as_model_input(tmp_path):
     from pet_projection.simulation import SimulatedDataset, SimulationConfig, lesion_attention, write_dataset
     from tasks.pipeline import get_task
@@ -594,6 +619,27 @@ def test_cli_train_and_sample_on_a_tracer_separation_folder(tmp_path):
                                                  recon="none")
     assert result["sinogram"].shape == (4, 12, 16) and np.all(np.isfinite(result["sinogram"]))
     np.testing.assert_array_equal(result["tracer"], [list(TRACERS).index(name) for name in ("fdg", "met")] * 2)
+
+
+def test_cli_train_and_sample_on_the_unmixing_prior_of_a_tracer_separation_folder(tmp_path, capsys):
+    from pet_projection.simulation import TRACERS
+
+    run, out, result = _train_and_sample_on_a_folder(
+        tmp_path, "tracer_separation", f"model.n_tracers={len(TRACERS)}", "data.model_input=unmixing",
+        "model.mode=bridge", "model.prediction_type=sample", "model.residual_decode=true",
+        "model.autoencode_inputs=true", recon="none")
+    weights = np.load(run / "unmixing_weights.npy")
+    assert weights.shape == (2, 12, 16) and result["sinogram"].shape == (4, 12, 16)
+    checkpoint = next((run / "checkpoints").iterdir())  # a checkpoint folder finds its run's weights
+    assert cli_sample.main(["--checkpoint", str(checkpoint), "--input", str(tmp_path / "tracer_separation"),
+                            "--out", str(out), "--steps", "2", "--threads", "1", "--recon", "none"]) == 0
+    with np.load(out / "samples.npz") as again:
+        np.testing.assert_array_equal(again["sinogram"], result["sinogram"])
+    (run / "unmixing_weights.npy").unlink()
+    capsys.readouterr()
+    assert cli_sample.main(["--checkpoint", str(run), "--input", str(tmp_path / "tracer_separation"),
+                            "--out", str(out), "--steps", "2", "--threads", "1"]) == 2
+    assert "unmixing_weights.npy" in capsys.readouterr().err
 
 
 def test_resuming_a_run_saved_before_new_config_keys(tmp_path):
