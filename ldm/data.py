@@ -301,8 +301,9 @@ class SimulatedTaskDataset(Dataset):
     of the model serves both, or ``model_input`` of the sample;
     ``attention``: TMA of the sample's lesions
     (:func:`~pet_projection.simulation.lesion_attention`), and ``support``:
-    the rays that meet the body (labels != 0), both on the sample's own
-    projector (from its metadata). An item's derived arrays are computed on
+    the rays that meet the body (labels != 0) on the sample's own projector
+    (from its metadata), and those where the target's expected scatter and
+    randoms are positive (as :func:`tasks.data.build_examples` has them). An item's derived arrays are computed on
     its first read and kept.
     """
 
@@ -369,7 +370,8 @@ class SimulatedTaskDataset(Dataset):
         sample = self.data[index]
         projector = self._projector(sample.metadata["projector"])
         attention_image, attention = lesion_attention(sample, projector)
-        support = body_support((sample.labels != 0).astype(np.float32), projector)
+        body = np.asarray(body_support((sample.labels != 0).astype(np.float32), projector))
+        backgrounds = np.asarray(sample.target_background).reshape(self.n_targets, *self.sinogram_shape)
         metadata = sample.metadata
         if self.model_input is None:
             model_input = self._measured(sample)
@@ -379,13 +381,16 @@ class SimulatedTaskDataset(Dataset):
                 raise ValueError(f"the model input of sample {index} has shape {model_input.shape}, its sinograms "
                                  f"{self.sinogram_shape}")
         shared = {key: torch.as_tensor(np.asarray(value, dtype=np.float32)).unsqueeze(0)
-                  for key, value in (("input", model_input), ("attention", attention), ("support", support))}
+                  for key, value in (("input", model_input), ("attention", attention))}
         targets = sample.target.reshape(self.n_targets, *self.sinogram_shape)
         items = []
         for k in range(self.n_targets):
             ids = {"tracer": list(TRACERS).index(metadata["tracers"][k]),
                    "region": list(ANATOMIES).index(metadata["anatomy"])}
-            item = {**shared, "target": torch.as_tensor(np.asarray(targets[k], dtype=np.float32)).unsqueeze(0)}
+            # the rays a target can hold counts on: those meeting the body, and those with scatter or randoms
+            support = (body | (backgrounds[k] > 0)).astype(np.float32)
+            item = {**shared, "target": torch.as_tensor(np.asarray(targets[k], dtype=np.float32)).unsqueeze(0),
+                    "support": torch.from_numpy(support).unsqueeze(0)}
             if self.input_weights is not None:
                 item["input"] = torch.from_numpy(self.input_weights[k] * model_input.astype(np.float32)).unsqueeze(0)
             item.update({key: torch.tensor(ids[key], dtype=torch.int64) for key in self.labels})

@@ -281,7 +281,9 @@ def test_paired_folder_dataset(tmp_path):
 
 
 def test_simulator_folder_is_read_with_its_reader(tmp_path):
+    from pet_projection import body_support
     from pet_projection.simulation import ANATOMIES, TRACERS, SimulatedDataset, SimulationConfig, write_dataset
+    from pet_projection.simulation.acquisition import projector_from_description
 
     write_dataset(tmp_path / "low_dose", "low_dose", 2, SimulationConfig(size=16, n_views=12), seed=0,
                   progress=False)
@@ -297,6 +299,11 @@ def test_simulator_folder_is_read_with_its_reader(tmp_path):
     assert 0.0 <= float(item["attention"].min()) and float(item["attention"].max()) <= 1.0
     assert set(np.unique(item["support"].numpy())) <= {0.0, 1.0} and float(item["support"].mean()) > 0.0
     assert not torch.any((item["support"] == 0) & (item["attention"] > 0))  # lesions lie inside the body
+    # randoms and scatter reach rays that miss the body: the support keeps them (the sampler zeroes what is outside)
+    projector = projector_from_description(raw.metadata["projector"])
+    body = torch.from_numpy(np.asarray(body_support((raw.labels != 0).astype(np.float32), projector)))
+    assert torch.any((item["target"][0] > 0) & ~body)
+    assert not torch.any((item["support"] == 0) & (item["target"] > 0))
 
 
 def test_simulator_folder_with_one_item_per_target_tracer(tmp_path):
