@@ -301,10 +301,11 @@ class SimulatedTaskDataset(Dataset):
     of the model serves both, or ``model_input`` of the sample;
     ``attention``: TMA of the sample's lesions
     (:func:`~pet_projection.simulation.lesion_attention`), and ``support``:
-    the rays that meet the body (labels != 0) on the sample's own projector
-    (from its metadata), and those where the target's expected scatter and
-    randoms are positive (as :func:`tasks.data.build_examples` has them). An item's derived arrays are computed on
-    its first read and kept.
+    the rays the target can hold counts on
+    (:func:`~pet_projection.simulation.count_support`: those that meet the
+    body, and those with expected scatter and randoms), both on the sample's
+    own projector (from its metadata). An item's derived arrays are computed
+    on its first read and kept.
     """
 
     def __init__(self, root: Any, labels: Sequence[str] = (), model_input: Optional[ModelInput] = None,
@@ -365,13 +366,12 @@ class SimulatedTaskDataset(Dataset):
 
     def _sample_items(self, index: int) -> list[dict[str, torch.Tensor]]:
         """The items of sample ``index``: one per target."""
-        from pet_projection.simulation import ANATOMIES, TRACERS, lesion_attention
+        from pet_projection.simulation import ANATOMIES, TRACERS, count_support, lesion_attention
 
         sample = self.data[index]
         projector = self._projector(sample.metadata["projector"])
         attention_image, attention = lesion_attention(sample, projector)
-        body = np.asarray(body_support((sample.labels != 0).astype(np.float32), projector))
-        backgrounds = np.asarray(sample.target_background).reshape(self.n_targets, *self.sinogram_shape)
+        supports = count_support(sample, projector).reshape(self.n_targets, *self.sinogram_shape)
         metadata = sample.metadata
         if self.model_input is None:
             model_input = self._measured(sample)
@@ -380,19 +380,16 @@ class SimulatedTaskDataset(Dataset):
             if model_input.shape != self.sinogram_shape:
                 raise ValueError(f"the model input of sample {index} has shape {model_input.shape}, its sinograms "
                                  f"{self.sinogram_shape}")
-        shared = {key: torch.as_tensor(np.asarray(value, dtype=np.float32)).unsqueeze(0)
-                  for key, value in (("input", model_input), ("attention", attention))}
+        model_input = np.asarray(model_input, dtype=np.float32)
+        inputs = [model_input] * self.n_targets if self.input_weights is None else self.input_weights * model_input
         targets = sample.target.reshape(self.n_targets, *self.sinogram_shape)
         items = []
         for k in range(self.n_targets):
             ids = {"tracer": list(TRACERS).index(metadata["tracers"][k]),
                    "region": list(ANATOMIES).index(metadata["anatomy"])}
-            # the rays a target can hold counts on: those meeting the body, and those with scatter or randoms
-            support = (body | (backgrounds[k] > 0)).astype(np.float32)
-            item = {**shared, "target": torch.as_tensor(np.asarray(targets[k], dtype=np.float32)).unsqueeze(0),
-                    "support": torch.from_numpy(support).unsqueeze(0)}
-            if self.input_weights is not None:
-                item["input"] = torch.from_numpy(self.input_weights[k] * model_input.astype(np.float32)).unsqueeze(0)
+            item = {key: torch.as_tensor(np.asarray(value, dtype=np.float32)).unsqueeze(0)
+                    for key, value in (("input", inputs[k]), ("target", targets[k]), ("attention", attention),
+                                       ("support", supports[k]))}
             item.update({key: torch.tensor(ids[key], dtype=torch.int64) for key in self.labels})
             items.append(item)
         return items

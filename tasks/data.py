@@ -13,9 +13,9 @@ DMM sinogram mask, with that ``mask``.
 TMA attention comes from the label maps: the regions named ``lesion*``
 (weight 1) through :class:`~pet_projection.TransparentMedicalAttention` on
 the sample's projector, as a clinician's lesion ROIs would; the support is
-the rays that meet the body (labels != 0, :func:`~pet_projection.body_support`)
-or carry expected background (randoms + scatter) in the target, so prompt
-targets, which have counts on every ray, are never cut to the body.
+:func:`~pet_projection.simulation.count_support`: the rays that meet the
+body or carry expected background (randoms + scatter) in the target, so
+prompt targets, which have counts on every ray, are never cut to the body.
 """
 
 from __future__ import annotations
@@ -25,8 +25,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from pet_projection import body_support
-from pet_projection.simulation import TaskSample, lesion_attention
+from pet_projection.simulation import TaskSample, count_support, lesion_attention
 from pet_projection.simulation.deformation import DeformationSettings
 
 from .spec import PETTask, sample_projector
@@ -112,11 +111,10 @@ def build_examples(task: PETTask, samples: Sequence[TaskSample], model_input: Op
         if condition is not None and np.shape(condition) != shape:
             raise ValueError(f"the model input of sample {index} has shape {np.shape(condition)}, its sinograms "
                              f"{shape}")
-        body = np.asarray(body_support((sample.labels != 0).astype(np.float32), sample_projector(sample)))
+        supports = count_support(sample, sample_projector(sample))
         measured = task.model_input(sample)
         for channel in range(task.n_outputs):
-            background = sample.target_background[channel] if task.n_outputs > 1 else sample.target_background
-            support = body | (background > 0)
+            support = supports[channel] if task.n_outputs > 1 else supports
             rows["measured"].append(measured)
             rows["input"].append(measured if condition is None else condition)
             rows["target"].append(task.target(sample, channel))

@@ -123,3 +123,22 @@ def test_3d_sample_with_the_clinical_scanner():
     assert projector["kind"] == "pet_sinogram" and sample.input.shape == tuple(projector["sinogram_shape"])
     assert projector["sinogram_axes"] == ["radial", "view", "plane"] and sample.input.shape[1] == 19
     assert sample.labels.shape == (4, 16, 16) and np.all(sample.input <= sample.target)
+
+
+def test_count_support_keeps_the_body_and_the_background_rays():
+    from pet_projection import body_support
+    from pet_projection.simulation import count_support, simulate_sample
+    from pet_projection.simulation.acquisition import projector_from_description
+
+    config = SimulationConfig(size=16, n_views=12)
+    for task in ("low_dose", "tracer_separation", "attenuation_correction"):
+        sample = simulate_sample(task, config, 0)
+        support = count_support(sample)
+        assert support.dtype == bool and support.shape == sample.target_background.shape
+        projector = projector_from_description(sample.metadata["projector"])
+        body = np.asarray(body_support((sample.labels != 0).astype(np.float32), projector), dtype=bool)
+        np.testing.assert_array_equal(support, body | (sample.target_background > 0))
+        if task == "attenuation_correction":  # a corrected target has no background: the body alone
+            np.testing.assert_array_equal(support, body)
+        else:
+            assert np.any(support & ~body)  # randoms and scatter reach rays that miss the body

@@ -22,8 +22,8 @@ NumPy and deterministic from a seed.
 
 from .acquisition import (Acquisition, AcquisitionSettings, ExpectedCounts, crystal_pair_product,
                           parallel_beam_projector, poisson_counts, reduced_clinical_projector, thin_counts)
-from .dataset import (SimulatedDataset, WriteSummary, export_sample_nifti, lesion_attention, load_sample,
-                      save_sample, system_model, write_dataset)
+from .dataset import (SimulatedDataset, WriteSummary, count_support, export_sample_nifti, lesion_attention,
+                      load_sample, save_sample, system_model, write_dataset)
 from .deformation import DeformationSettings, random_deformation, warp_nearest, warp_regions
 from .kinetics import ExponentialInput, RateConstants, feng_input, frame_means, pet_curve, tissue_curve
 from .phantoms import (ANATOMIES, LESION_LABEL_OFFSET, MU_511KEV_PER_MM, REGION_LABELS, Lesion, Phantom,
@@ -35,8 +35,9 @@ __all__ = [
     "ANATOMIES", "DOSE_REDUCTION_FACTORS", "LESION_LABEL_OFFSET", "MU_511KEV_PER_MM", "REGION_LABELS", "TASKS",
     "TRACERS", "Acquisition", "AcquisitionSettings", "DeformationSettings", "ExpectedCounts", "ExponentialInput",
     "Lesion", "Phantom", "RateConstants", "RegionKinetics", "SimulatedDataset", "SimulationConfig", "TaskSample",
-    "Tracer", "WriteSummary", "anatomy_grid", "crystal_pair_product", "export_sample_nifti", "feng_input",
-    "frame_means", "get_tracer", "lesion_attention", "load_sample", "make_phantom", "parallel_beam_projector",
-    "pet_curve", "poisson_counts", "random_deformation", "reduced_clinical_projector", "sample_rng", "save_sample",
-    "simulate_sample", "system_model", "thin_counts", "tissue_curve", "warp_nearest", "warp_regions", "write_dataset",
+    "Tracer", "WriteSummary", "anatomy_grid", "count_support", "crystal_pair_product", "export_sample_nifti",
+    "feng_input", "frame_means", "get_tracer", "lesion_attention", "load_sample", "make_phantom",
+    "parallel_beam_projector", "pet_curve", "poisson_counts", "random_deformation", "reduced_clinical_projector",
+    "sample_rng", "save_sample", "simulate_sample", "system_model", "thin_counts", "tissue_curve", "warp_nearest",
+    "warp_regions", "write_dataset",
 ]

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..attention import LESION_PREFIX, AttentionRegions, TransparentMedicalAttention
 from ..io.files import atomic_write
+from ..masks import body_support
 from ..io.nifti import write_nifti
 from ..physics import GaussianResolution, PETSystemModel
 from .acquisition import describe_projector, projector_from_description, projector_grid
@@ -321,6 +322,19 @@ def lesion_attention(sample: TaskSample, projector: Any = None) -> tuple[np.ndar
         return np.zeros(projector.in_shape), np.zeros(projector.out_shape)
     maps = TransparentMedicalAttention(projector)(AttentionRegions(lesions))
     return maps.image, maps.sinogram
+
+
+def count_support(sample: TaskSample, projector: Any = None) -> np.ndarray:
+    """The rays a sample's target can hold counts on: bool, the shape of ``sample.target_background``.
+
+    Rays that meet the body (labels != 0, :func:`~pet_projection.body_support`
+    on ``projector``, default the sample's own) and rays where the target's
+    expected scatter and randoms are positive, which reach rays that miss the
+    body. Per target channel for stacked targets (tracer separation).
+    """
+    projector = projector_from_description(sample.metadata["projector"]) if projector is None else projector
+    body = np.asarray(body_support((sample.labels != 0).astype(np.float32), projector), dtype=bool)
+    return body | (np.asarray(sample.target_background) > 0)
 
 
 def system_model(sample: TaskSample, which: str = "input", channel: Optional[int] = None) -> PETSystemModel:
