@@ -1,4 +1,4 @@
-"""CPU timing of the 3D PET sinogram projectors (non-TOF and TOF) for the clinical preset.
+"""Timing of the 3D PET sinogram projectors (non-TOF and TOF) for the clinical preset, on the CPU or a CUDA GPU.
 
 Problem: :meth:`RingScannerGeometry.clinical_whole_body` (760 crystals x 80
 rings, 820 mm ring diameter) with a span-11 Michelogram over all ring
@@ -16,10 +16,17 @@ which gives the cost of in-kernel endpoints and the memory they save.
 parallelproj itself is not on PyPI (conda-forge only), so it is not timed
 here; where it is importable, compare with ``parallelproj.joseph3d_fwd``.
 
+With ``--device cuda`` the image is a torch CUDA tensor, so every projector
+runs its CUDA kernel (one thread per LOR, the same ray functions as the CPU),
+and each call is timed between two ``torch.cuda.synchronize()``; the card's
+name goes into the result (``benchmarks/results/pet_gpu.json``). Without a
+CUDA device that run says so and exits 0.
+
 Usage::
 
     python -m benchmarks.bench_pet                 # 1/38 of the views (10 views), repeat 2
     python -m benchmarks.bench_pet --subsets 10    # 38 views
+    python -m benchmarks.bench_pet --device cuda --subsets 4 --repeat 5
 """
 
 from __future__ import annotations
@@ -35,15 +42,18 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results" / "pet_cpu.json"
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def _best_time(run: Callable[[], Any], repeat: int) -> float:
+def _best_time(run: Callable[[], Any], repeat: int, synchronize: Callable[[], Any]) -> float:
+    """Shortest wall time (s) of ``run`` over ``repeat`` calls after one warm-up, each ended by ``synchronize``."""
     run()  # compile and warm up
+    synchronize()
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
         run()
+        synchronize()
         times.append(time.perf_counter() - start)
     return min(times)
 
@@ -55,7 +65,7 @@ def _geometry_bytes(op: Any) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the benchmark, print a table and write ``benchmarks/results/pet_cpu.json``."""
+    """Run the benchmark, print a table and write ``benchmarks/results/pet_{cpu,gpu}.json``."""
     import numba
 
     from pet_projection import (ImageGrid, LORProjector, PETSinogramProjector, RingScannerGeometry, SinogramLayout,
@@ -64,8 +74,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_pet", description=__doc__.split("\n")[0])
     parser.add_argument("--subsets", type=int, default=38, help="time one subset of 1/SUBSETS of the views")
     parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="cuda: project torch CUDA tensors on the GPU")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="result file (default benchmarks/results/pet_cpu.json or pet_gpu.json)")
     args = parser.parse_args(argv)
+    out = args.out or RESULTS / ("pet_gpu.json" if args.device == "cuda" else "pet_cpu.json")
+    machine: dict[str, Any] = {"processor": platform.processor() or platform.machine(),
+                               "numba_threads": numba.get_num_threads()}
+    if args.device == "cuda":
+        from benchmarks.bench_projectors_gpu import torch_with_cuda
+
+        torch = torch_with_cuda()
+        if torch is None:
+            return 0
+        machine["card"] = torch.cuda.get_device_name()
+        synchronize: Callable[[], Any] = torch.cuda.synchronize
+    else:
+        def synchronize() -> None:
+            return None
 
     scanner = RingScannerGeometry.clinical_whole_body()
     layout = SinogramLayout(scanner, span=11, max_ring_difference=79, n_radial=355)
@@ -73,6 +100,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     tof = TOFParameters.from_timing(214.0, n_bins=29, bin_width_ps=143.0)
     views = layout.view_subsets(args.subsets)[0]
     image = np.random.default_rng(0).random(grid.shape).astype(np.float32)
+    if args.device == "cuda":
+        image = torch.from_numpy(image).cuda()
     full_lors = math.prod(layout.shape)
 
     rows = []
@@ -88,8 +117,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     del xstart, xend
     for name, op in candidates:
         sinogram = op(image)
-        forward = _best_time(lambda: op(image), args.repeat)
-        back = _best_time(lambda: op.H(sinogram), args.repeat)
+        forward = _best_time(lambda: op(image), args.repeat, synchronize)
+        back = _best_time(lambda: op.H(sinogram), args.repeat, synchronize)
         n_lors = op._n_rays
         rows.append({
             "method": name, "sinogram_shape": list(op.out_shape), "n_lors": n_lors,
@@ -108,22 +137,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"processor": platform.processor() or platform.machine(), "numba_threads": numba.get_num_threads()},
+        "device": args.device,
+        "machine": machine,
         "problem": {"scanner": repr(scanner), "layout": repr(layout), "full_sinogram_shape": list(layout.shape),
                     "grid": repr(grid), "tof": repr(tof), "timed_views": int(views.size),
                     "subsets": args.subsets, "dtype": "float32", "repeat": args.repeat},
         "parallelproj": "not installed (conda-forge only, not on PyPI): no peer timing in this run",
         "rows": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"{'method':58s} {'fwd s':>8s} {'back s':>8s} {'MLOR/s f':>9s} {'MLOR/s b':>9s} {'full f+b s':>10s} "
           f"{'geometry MB (full)':>18s}")
     for row in rows:
         print(f"{row['method']:58s} {row['forward_s']:8.2f} {row['back_s']:8.2f} {row['forward_mlors_per_s']:9.2f} "
               f"{row['back_mlors_per_s']:9.2f} {row['full_sinogram_forward_plus_back_s']:10.1f} "
               f"{row['geometry_bytes_for_full_sinogram'] / 1e6:18.2f}")
-    print(f"wrote {args.out}")
+    print(f"wrote {out} ({machine.get('card', machine['processor'])})")
     return 0
 
 

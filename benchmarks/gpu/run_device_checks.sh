@@ -2,7 +2,7 @@
 # The GPU checks of ALL-PET in one prepared script, for a lent CUDA machine with no network.
 #
 # Usage (repository root):  bash benchmarks/gpu/run_device_checks.sh [STAGE ...]
-# Stages (default: all, in this order): env tests projectors augmentation ldm suite demo
+# Stages (default: all, in this order): env tests projectors pet augmentation ldm suite demo
 #
 # Every stage runs in its own process under `timeout` (seconds below), so a failing or slow stage
 # never stops the next; the log ($OUT/checks.log) and result files go to $OUT (default ./gpu-out). Packages the machine
@@ -15,7 +15,7 @@ mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 NUMBA_CACHE_DIR=/tmp/allpet-numba MPLBACKEND=Agg NUMBA_ENABLE_CUDASIM=0 \
     ALLPET_LIVE_FAILURES=1  # tests/conftest.py prints each failure at once: a stage limit may cut pytest's summary
 SITE=/tmp/site
-STAGES=${*:-env tests projectors augmentation ldm suite demo}
+STAGES=${*:-env tests projectors pet augmentation ldm suite demo}
 
 if [ -d .gpuwheels ] && [ ! -d "$SITE" ]; then
     mkdir -p "$SITE"
@@ -55,6 +55,10 @@ for name in $STAGES; do
     projectors)
         PYTHONPATH=$WITH_SITE stage projectors 120 python3 -m benchmarks.bench_projectors_gpu --repeat 10 \
             --out "$OUT/projectors_gpu.json"
+        ;;
+    pet)  # the clinical PET sinogram (non-TOF, TOF) and stored-endpoint LOR projectors, one OSEM subset of 1/4
+        PYTHONPATH=$WITH_SITE stage pet 240 python3 -m benchmarks.bench_pet --device cuda --subsets 4 --repeat 5 \
+            --out "$OUT/pet_gpu.json"
         ;;
     augmentation)
         PYTHONPATH=$WITH_SITE stage augmentation 60 python3 -m benchmarks.bench_augmentation_gpu --repeat 5 \
