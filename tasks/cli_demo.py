@@ -6,9 +6,12 @@ Examples::
     allpet demo --task tracer_separation --out report_sep
     allpet demo --quick                  # CI size, well under a minute
     allpet demo --train-data data/train --test-data data/test   # your own allpet simulate folders
+    allpet demo --keep-model && allpet sample --checkpoint report/model --input data/test --out samples
 
 Writes ``OUT/index.html`` (and ``report.md``), ``OUT/figures/*.png``,
-``OUT/metrics.csv`` and ``OUT/results.json``; uses the GPU when torch sees one.
+``OUT/metrics.csv`` and ``OUT/results.json`` (with ``--keep-model`` also the
+trained LDM in ``OUT/model``, for ``allpet sample``); uses the GPU when torch
+sees one.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
                              "low_dose and 2 for the others)")
     parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--keep-model", action="store_true",
+                        help="keep the trained LDM in OUT/model (allpet sample --checkpoint OUT/model applies it)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
@@ -70,13 +75,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     start = time.perf_counter()
     try:
         config = demo_config(args.task, args.quick, device=args.device, threads=args.threads, **changes)
-        folder, result = run_demo(config, args.out, progress=not args.no_progress)
+        folder, result = run_demo(config, args.out, progress=not args.no_progress, keep_model=args.keep_model)
     except (ValueError, TypeError, FileNotFoundError) as error:
         print(f"allpet demo: {error} (nothing was written; an earlier report in {args.out} is unchanged)",
               file=sys.stderr)
         return 2
     print(format_summary(result, time.perf_counter() - start))
     print(f"allpet demo: report written to {folder}/index.html")
+    if args.keep_model:
+        print(f"allpet demo: LDM kept in {folder}/model (allpet sample --checkpoint {folder}/model --input DIR)")
     return 0
 
 

@@ -10,6 +10,7 @@ a failed or interrupted run leaves an earlier report untouched.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any, Optional
 from .outputs import atomic_directory
 from .pipeline import PipelineConfig, TaskResult, run_task
 
-__all__ = ["demo_config", "format_summary", "run_demo"]
+__all__ = ["MODEL_DIR", "demo_config", "format_summary", "run_demo"]
 
 
 def demo_config(task: str = "low_dose", quick: bool = False, **changes: Any) -> PipelineConfig:
@@ -27,17 +28,46 @@ def demo_config(task: str = "low_dose", quick: bool = False, **changes: Any) -> 
     return dataclasses.replace(config, **changes)
 
 
-def run_demo(config: PipelineConfig, out: Any = "report", progress: bool = True) -> tuple[Path, TaskResult]:
-    """Run ``config`` end to end and write the report into ``out``; returns ``(report folder, result)``."""
+MODEL_DIR = "model"
+
+
+def run_demo(config: PipelineConfig, out: Any = "report", progress: bool = True,
+             keep_model: bool = False) -> tuple[Path, TaskResult]:
+    """Run ``config`` end to end and write the report into ``out``; returns ``(report folder, result)``.
+
+    With ``keep_model`` the trained LDM's checkpoint is kept in
+    ``out/model`` (about 15 MB at the demo scale): weights, ``config.yaml``
+    (:func:`tasks.pipeline.ldm_data_config`) and, for tracer separation,
+    ``unmixing_weights.npy``, so ``allpet sample --checkpoint out/model
+    --input FOLDER`` applies it to an ``allpet simulate`` folder of the same
+    task and geometry. The demo samples with the weights of the last training
+    step; ``allpet sample --raw-weights`` reproduces its sinograms, and
+    ``allpet sample``'s default, the EMA weights, scored the same within
+    0.02 dB at the demo scale (low dose, one run: 23.38 against 23.36 dB).
+    """
     start = time.perf_counter()
     with atomic_directory(out) as folder:
         with tempfile.TemporaryDirectory(prefix="allpet-demo-") as work:
             result = run_task(config, work, progress)
+            if keep_model:
+                _keep_model(Path(work), Path(folder) / MODEL_DIR)
         from .report import write_report
 
         runtime = time.perf_counter() - start
         write_report(result, folder, extra={"total runtime (s)": round(runtime, 1)})
     return Path(out), result
+
+
+def _keep_model(work: Path, model_dir: Path) -> None:
+    """Copy the newest LDM checkpoint of ``run_task``'s ``work`` folder (and its unmixing weights) to ``model_dir``."""
+    from ldm.train import find_checkpoint
+
+    checkpoint = find_checkpoint(work / "ldm")
+    if checkpoint is None:
+        raise ValueError(f"the LDM run in {work} left no checkpoint to keep")
+    shutil.copytree(checkpoint, model_dir)
+    for extra in work.glob("*.npy"):  # unmixing_weights.npy (tracer separation)
+        shutil.copy2(extra, model_dir / extra.name)
 
 
 def format_summary(result: TaskResult, runtime_s: Optional[float] = None) -> str:

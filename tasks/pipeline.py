@@ -341,9 +341,42 @@ def _ldm_experiment(task: PETTask, config: PipelineConfig, n_items: int, out_dir
     return model, train
 
 
+def ldm_data_config(task: PETTask, config: PipelineConfig, projector: Any):
+    """The ``ldm.config.DataConfig`` under which ``allpet sample`` conditions new inputs as this pipeline does.
+
+    It names the samples' parallel-beam geometry (``projector``) and the
+    model input: ``"physics_prior"`` with the pipeline's filter and OSEM
+    settings, ``"unmixing"`` for tracer separation with the prior (the run's
+    ``unmixing_weights.npy`` holds the weights), else ``"measured"``. Its
+    ``path`` is ``config.train_data``, or a note that the training samples
+    were simulated in memory. With ``use_tma`` off the pipeline filters the
+    lesions too, which a folder's prior does not: such a model's inputs differ
+    from ``allpet sample``'s at the lesions.
+    """
+    from ldm.config import DataConfig
+
+    geometry = projector.geometry
+    if not config.physics_prior:
+        model_input = "measured"
+    else:
+        model_input = "unmixing" if task.n_outputs > 1 else "physics_prior"
+    fwhm = task.prior_fwhm_voxels if config.prior_fwhm_voxels is None else config.prior_fwhm_voxels
+    return DataConfig(source="folder", task="paired",
+                      path=config.train_data or "(simulated in memory by tasks.pipeline.run_task)",
+                      image_size=int(geometry.grid.shape[-1]), voxel_size_mm=float(geometry.grid.voxel_size_mm[-1]),
+                      n_views=int(geometry.n_views), n_bins=int(geometry.n_bins),
+                      bin_width_mm=float(geometry.bin_width_mm), seed=config.seed, model_input=model_input,
+                      prior_fwhm_voxels=float(fwhm), prior_osem=(config.osem_subsets, config.osem_iterations))
+
+
 def train_ldm(task: PETTask, examples: Examples, config: PipelineConfig, out_dir: Path, projector: Any,
               progress: bool = True):
-    """Train the tiny sinogram LDM on ``examples`` (+ RMAS/DMM samples if ``use_rmas``); returns the model."""
+    """Train the tiny sinogram LDM on ``examples`` (+ RMAS/DMM samples if ``use_rmas``); returns the model.
+
+    Its checkpoint in ``out_dir/checkpoints`` holds ``config.yaml`` (model,
+    training and :func:`ldm_data_config`), so ``allpet sample`` can apply it.
+    """
+    from ldm.config import ExperimentConfig, config_to_dict
     from ldm.diffusion import SinogramLDM
     from ldm.train import Trainer, seed_everything, seed_for
 
@@ -351,9 +384,11 @@ def train_ldm(task: PETTask, examples: Examples, config: PipelineConfig, out_dir
     if config.use_rmas:
         dataset = MixedDataset(dataset, projector, config.rmas_per_example, seed=config.seed)
     model_config, train_config = _ldm_experiment(task, config, len(dataset), out_dir)
+    run_config = config_to_dict(ExperimentConfig(model_config, train_config, ldm_data_config(task, config, projector)))
     seed_everything(seed_for(config.seed))
     model = SinogramLDM(model_config)
-    trainer = Trainer(model, train_config, dataset, out_dir=out_dir, device=_device(config), progress=progress)
+    trainer = Trainer(model, train_config, dataset, out_dir=out_dir, run_config=run_config, device=_device(config),
+                      progress=progress)
     trainer.fit()
     model.eval()
     return model

@@ -120,6 +120,27 @@ def test_demo_cli_quick_writes_report(tmp_path):
     assert "autoencoder downsampling 2;" in (out / "report.md").read_text()
 
 
+@pytest.mark.parametrize("task", ["low_dose", "tracer_separation"])
+def test_a_kept_demo_model_samples_a_folder_as_the_demo_did(task, tmp_path):
+    """``allpet demo --keep-model`` then ``allpet sample --raw-weights`` on the same test samples as a folder."""
+    from ldm.cli_sample import main as sample_main
+    from tasks.demo import demo_config, run_demo
+
+    config = demo_config(task, quick=True, n_train=4, n_test=2)
+    write_dataset(tmp_path / "test", task, 2, config.simulation_config(), seed=config.seed + 1, progress=False)
+    folder, result = run_demo(config, tmp_path / "report", progress=False, keep_model=True)
+    assert (folder / "model" / "config.yaml").is_file()
+    assert (folder / "model" / "unmixing_weights.npy").is_file() == (task == "tracer_separation")
+    n_items = 2 * get_task(task).n_outputs
+    assert sample_main(["--checkpoint", str(folder / "model"), "--input", str(tmp_path / "test"), "--out",
+                        str(tmp_path / "samples"), "--steps", str(config.sampling_steps), "--batch-size",
+                        str(n_items), "--seed", str(config.seed), "--raw-weights", "--no-progress",
+                        "--threads", "1"]) == 0
+    sinograms = np.load(tmp_path / "samples" / "samples.npz")["sinogram"]
+    assert sinograms.shape == (n_items, config.n_views, config.size)
+    np.testing.assert_allclose(sinograms[0], result.example["sinograms"][METHOD_LDM], rtol=1e-5, atol=1e-4)
+
+
 # ----------------------------------------------------------------------------------------------- bad input
 
 def _old_report(tmp_path):

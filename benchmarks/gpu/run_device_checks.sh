@@ -49,7 +49,7 @@ for name in $STAGES; do
         PYTHONPATH=$WITH_SITE stage warm 240 bash -c 'for kind in parallel-beam lor listmode-tof sinogram sinogram-tof; do
             python3 -m benchmarks.gpu.warm_cpu_kernels $kind & done; wait'
         PYTHONPATH=$WITH_SITE stage tests 300 python3 -m pytest -v -p no:cacheprovider -p no:benchmark -n 8 \
-            -rA --tb=short tests/test_gpu_projectors.py tests/test_cuda.py tests/test_cuda_dispatch.py \
+            -rA --tb=short tests/test_gpu_projectors.py tests/test_gpu_recon.py tests/test_cuda.py tests/test_cuda_dispatch.py \
             tests/test_masks.py::test_cell_basis_on_the_gpu_equals_the_cpu
         ;;
     projectors)
