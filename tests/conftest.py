@@ -48,6 +48,18 @@ def rng() -> np.random.Generator:
 
 
 @pytest.fixture(scope="session")
+def cuda_device() -> None:
+    """Skip unless torch sees a real CUDA device (kernels in the CUDA simulator do not count): the GPU tests."""
+    import numba
+
+    if numba.config.ENABLE_CUDASIM:
+        pytest.skip("needs a CUDA GPU (CUDA simulator active)")
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("torch has no CUDA device")
+
+
+@pytest.fixture(scope="session")
 def third_party() -> pathlib.Path:
     """The third-party STIR files (``shared/data/third_party``), read in place; skips if this machine lacks them."""
     from benchmarks.conformance_stir import third_party_folder

@@ -6,7 +6,6 @@ Skipped without a CUDA device (CI runs the kernels in the CUDA simulator instead
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import pytest
 
@@ -14,19 +13,11 @@ from helpers import ellipse_projection, ray_coordinates, supersample
 from pet_projection import (ImageGrid, ListmodeProjector, LORProjector, ParallelBeamGeometry, ParallelBeamProjector,
                             PETSinogramProjector, RingScannerGeometry, SinogramLayout, TOFParameters)
 
-pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(bool(numba.config.ENABLE_CUDASIM), reason="needs a CUDA GPU (CUDA simulator active)")]
+torch = pytest.importorskip("torch")
+pytestmark = [pytest.mark.gpu, pytest.mark.usefixtures("cuda_device")]
 
 
-@pytest.fixture(scope="module")
-def torch():
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("torch has no CUDA device")
-    return torch
-
-
-def test_ellipse_matches_its_analytic_projection_on_the_gpu(torch) -> None:
+def test_ellipse_matches_its_analytic_projection_on_the_gpu() -> None:
     grid = ImageGrid((200, 160), (0.8, 1.1), origin_mm=(2.0, -3.0))
     center, axes, phi = (-5.0, 8.0), (55.0, 30.0), 0.4
     image = supersample(grid, lambda x, y: (((x - center[0]) * np.cos(phi) + (y - center[1]) * np.sin(phi)) / axes[0])
@@ -37,7 +28,7 @@ def test_ellipse_matches_its_analytic_projection_on_the_gpu(torch) -> None:
     assert np.linalg.norm(projected - exact) / np.linalg.norm(exact) < 0.01
 
 
-def test_float32_batch_is_linear_adjoint_equal_to_cpu_and_deterministic(torch) -> None:
+def test_float32_batch_is_linear_adjoint_equal_to_cpu_and_deterministic() -> None:
     """The issue's benchmark problem: 256 slices of 128 x 128, 128 views x 185 bins, float32."""
     op = ParallelBeamProjector(ParallelBeamGeometry(ImageGrid((256, 128, 128), 1.0), 128, 185, 1.0))
     generator = torch.Generator(device="cuda").manual_seed(0)
@@ -74,7 +65,7 @@ def _segment_projector(kind: str, rng: np.random.Generator):
 
 
 @pytest.mark.parametrize("kind", ["lor", "listmode-tof", "sinogram", "sinogram-tof"])
-def test_segment_projectors_on_the_gpu_equal_the_cpu_and_are_exact_adjoints(torch, kind: str) -> None:
+def test_segment_projectors_on_the_gpu_equal_the_cpu_and_are_exact_adjoints(kind: str) -> None:
     rng = np.random.default_rng(7)
     op = _segment_projector(kind, rng)
     x = rng.random((2,) + op.in_shape)
@@ -88,7 +79,7 @@ def test_segment_projectors_on_the_gpu_equal_the_cpu_and_are_exact_adjoints(torc
     assert np.linalg.norm(float32 - op.adjoint(y)) <= 1e-5 * np.linalg.norm(op.adjoint(y))
 
 
-def test_pet_sinogram_on_cupy_and_autograd_on_cuda(torch) -> None:
+def test_pet_sinogram_on_cupy_and_autograd_on_cuda() -> None:
     from pet_projection.torch import project
 
     op = PETSinogramProjector(SinogramLayout(_scanner(), span=3), ImageGrid((4, 12, 12), (8.0, 16.0, 16.0)),

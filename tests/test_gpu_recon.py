@@ -8,27 +8,18 @@ projection is deterministic, so two runs give the same bits.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import pytest
 from test_recon import phantom_problem
 
 from pet_projection.recon import fbp, map_tv, mlem, osem
 
-pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(bool(numba.config.ENABLE_CUDASIM), reason="needs a CUDA GPU (CUDA simulator active)")]
-
-
-@pytest.fixture(scope="module")
-def torch():
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("torch has no CUDA device")
-    return torch
+torch = pytest.importorskip("torch")
+pytestmark = [pytest.mark.gpu, pytest.mark.usefixtures("cuda_device")]
 
 
 @pytest.mark.parametrize("name", ["mlem", "osem"])
-def test_em_on_cuda_tensors_equals_numpy_and_repeats_its_bits(torch, name: str) -> None:
+def test_em_on_cuda_tensors_equals_numpy_and_repeats_its_bits(name: str) -> None:
     system, truth = phantom_problem(3, resolution=True)
     data = np.random.default_rng(4).poisson(system.expected(truth)).astype(np.float64)
     reconstruct = {"mlem": lambda d: mlem(d, system, 4), "osem": lambda d: osem(d, system, 3, 2)}[name]
@@ -38,7 +29,7 @@ def test_em_on_cuda_tensors_equals_numpy_and_repeats_its_bits(torch, name: str) 
     assert torch.equal(reconstruct(torch.tensor(data, device="cuda")), on_device)
 
 
-def test_map_tv_on_cupy_equals_numpy_and_repeats_its_bits(torch) -> None:
+def test_map_tv_on_cupy_equals_numpy_and_repeats_its_bits() -> None:
     cupy = pytest.importorskip("cupy", reason="CuPy is not installed (map_tv takes NumPy or CuPy arrays)")
     system, truth = phantom_problem(3, resolution=True)
     data = np.random.default_rng(4).poisson(system.expected(truth)).astype(np.float64)
@@ -49,7 +40,7 @@ def test_map_tv_on_cupy_equals_numpy_and_repeats_its_bits(torch) -> None:
     assert bool((map_tv(cupy.asarray(data), system, 1.0, 20) == on_device).all())
 
 
-def test_fbp_of_a_cuda_batch_equals_numpy(torch) -> None:
+def test_fbp_of_a_cuda_batch_equals_numpy() -> None:
     system, truth = phantom_problem(5)
     projector = system.projector
     sinograms = np.stack([projector(truth), 2.0 * projector(truth)])
