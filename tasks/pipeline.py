@@ -341,6 +341,11 @@ def _ldm_experiment(task: PETTask, config: PipelineConfig, n_items: int, out_dir
     return model, train
 
 
+def _prior_fwhm_voxels(task: PETTask, config: PipelineConfig) -> float:
+    """Post-filter FWHM (voxels) of the physics prior: the config's, else the task's own."""
+    return task.prior_fwhm_voxels if config.prior_fwhm_voxels is None else config.prior_fwhm_voxels
+
+
 def ldm_data_config(task: PETTask, config: PipelineConfig, projector: Any):
     """The ``ldm.config.DataConfig`` under which ``allpet sample`` conditions new inputs as this pipeline does.
 
@@ -360,13 +365,13 @@ def ldm_data_config(task: PETTask, config: PipelineConfig, projector: Any):
         model_input = "measured"
     else:
         model_input = "unmixing" if task.n_outputs > 1 else "physics_prior"
-    fwhm = task.prior_fwhm_voxels if config.prior_fwhm_voxels is None else config.prior_fwhm_voxels
     return DataConfig(source="folder", task="paired",
                       path=config.train_data or "(simulated in memory by tasks.pipeline.run_task)",
                       image_size=int(geometry.grid.shape[-1]), voxel_size_mm=float(geometry.grid.voxel_size_mm[-1]),
                       n_views=int(geometry.n_views), n_bins=int(geometry.n_bins),
                       bin_width_mm=float(geometry.bin_width_mm), seed=config.seed, model_input=model_input,
-                      prior_fwhm_voxels=float(fwhm), prior_osem=(config.osem_subsets, config.osem_iterations))
+                      prior_fwhm_voxels=float(_prior_fwhm_voxels(task, config)),
+                      prior_osem=(config.osem_subsets, config.osem_iterations))
 
 
 def train_ldm(task: PETTask, examples: Examples, config: PipelineConfig, out_dir: Path, projector: Any,
@@ -426,9 +431,8 @@ def physics_prior_input(task: PETTask, config: PipelineConfig) -> Optional[Model
     """
     if not config.physics_prior:
         return None
-    fwhm = task.prior_fwhm_voxels if config.prior_fwhm_voxels is None else config.prior_fwhm_voxels
-    return physics_prior_model_input(task, fwhm, config.osem_subsets, config.osem_iterations,
-                                     config.use_tma)
+    return physics_prior_model_input(task, _prior_fwhm_voxels(task, config), config.osem_subsets,
+                                     config.osem_iterations, config.use_tma)
 
 
 def _read_log(path: Path) -> dict:
