@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -511,3 +512,20 @@ def test_tasks_benchmark_runs_small(tmp_path):
     ldm = row["metrics"][METHOD_LDM]["psnr"]
     assert ldm["n"] == 4 and ldm["low"] <= ldm["mean"] <= ldm["high"]  # 2 slices x 2 tracers
     assert "## tracer_separation" in (tmp_path / "r.md").read_text()
+
+
+def test_low_dose_gap_figure_shows_the_recorded_results(tmp_path):
+    pytest.importorskip("matplotlib")
+    from benchmarks.bench_physics_prior import RESULTS
+    from benchmarks.plot_low_dose_gap import gap_rows, main
+
+    rows = {label: (gain, interval) for label, gain, interval, _ in gap_rows(RESULTS)}
+    demo = next(row for row in json.loads((RESULTS / "tasks_demo.json").read_text())["rows"]
+                if row["task"] == "low_dose")
+    recorded = demo["ldm_minus"][demo["filtered_baseline"]]
+    assert rows["LDM, demo (128 slices)"] == (recorded["mean"], (recorded["low"], recorded["high"]))
+    assert rows["OSEM of the full-dose data"][0] > rows["image CNN, 5,000 slices (best step)"][0] > 0
+    assert main(["--out", str(tmp_path / "gap.png")]) == 0
+    assert (tmp_path / "gap.png").stat().st_size > 10_000
+    with pytest.raises(FileNotFoundError, match="tasks_demo.json is missing"):
+        gap_rows(tmp_path)
