@@ -4,6 +4,10 @@
 # Usage (repository root):  bash benchmarks/gpu/run_device_checks.sh [STAGE ...]
 # Stages (default: all, in this order): env tests projectors pet augmentation ldm suite demo
 #
+# A lent machine gives 15 minutes in all and at most 10 per command, so run the stages in calls that fit, the
+# issue's open items first: `env projectors pet` (about 7 min at most: the slices-per-thread rows decide the
+# forward's ratio to ASTRA and the back projection's to the forward), then `tests` (about 9 min at most).
+#
 # Every stage runs in its own process under `timeout` (seconds below), so a failing or slow stage
 # never stops the next; the log ($OUT/checks.log) and result files go to $OUT (default ./gpu-out). Packages the machine
 # lacks travel as wheels in .gpuwheels/ (ignored by git; fetched with benchmarks/gpu/fetch_wheels.sh)
