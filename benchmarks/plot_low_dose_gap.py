@@ -28,7 +28,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from benchmarks.bench_physics_prior import RESULTS  # noqa: E402
 
-TARGET_DB = 3.0
+TARGET_DB = 3.0  # issue 9: the LDM at least 3 dB image PSNR above post-filtered OSEM of the low-dose data
 
 # (label, gain dB, (low, high) or None, group); group picks the colour
 Row = tuple[str, float, Optional[tuple[float, float]], str]
@@ -43,13 +43,16 @@ def _load(results: Path, name: str) -> dict:
 
 def gap_rows(results: Path) -> list[Row]:
     """The figure's rows, from the result files in ``results``."""
-    demo = next(row for row in _load(results, "tasks_demo")["rows"] if row["task"] == "low_dose")
+    demo_file = _load(results, "tasks_demo")
+    demo = next(row for row in demo_file["rows"] if row["task"] == "low_dose")
+    n_demo = demo_file["config"]["n_train"]
     metrics, filtered = demo["metrics"], demo["filtered_baseline"]
     base = metrics[filtered]["psnr"]["mean"]
     ldm = demo["ldm_minus"][filtered]
     prior = _load(results, "physics_prior_low_dose")["rows"]
     prior_base = next(v for k, v in prior.items() if k.startswith("post-filtered OSEM"))["image_psnr_db"]
-    latent = next(row for row in _load(results, "ldm_latent_low_dose")["rows"] if row["latent_factor"] == 4)
+    latent_file = _load(results, "ldm_latent_low_dose")
+    latent = next(row for row in latent_file["rows"] if row["latent_factor"] == 4)
     phantoms = _load(results, "training_phantoms_low_dose")["rows"]
     limits = _load(results, "low_dose_limits")
     limits_base = limits["osem_iterations"]["4"]["best_post_filtered_low_dose_db"]
@@ -62,10 +65,10 @@ def gap_rows(results: Path) -> list[Row]:
         ("physics prior alone (TMA)", next(v for k, v in prior.items() if k.startswith("physics prior alone (TMA"))
          ["image_psnr_db"] - prior_base, None, "classical"),
         ("TV-MAP, best prior weight", max(limits["tv_map_db"].values()) - limits_base, None, "classical"),
-        ("sinogram UNet, demo (128 slices)",
+        (f"sinogram UNet, demo ({n_demo} slices)",
          metrics["UNet regression (supervised)"]["psnr"]["mean"] - base, None, "sinogram"),
-        ("LDM, demo (128 slices)", ldm["mean"], (ldm["low"], ldm["high"]), "sinogram"),
-        ("LDM, 500 slices, 5x longer training", latent["gain_db"]["mean"],
+        (f"LDM, demo ({n_demo} slices)", ldm["mean"], (ldm["low"], ldm["high"]), "sinogram"),
+        (f"LDM, {latent_file['config']['n_train']} slices, 5x longer training", latent["gain_db"]["mean"],
          (latent["gain_db"]["low"], latent["gain_db"]["high"]), "sinogram"),
         ("image CNN, 500 slices, K = 3 (best step)", cnn(500, 0), None, "image"),
         ("image CNN, 500 slices + 15 warps each (best step)", cnn(500, 15), None, "image"),
@@ -81,8 +84,8 @@ def gap_rows(results: Path) -> list[Row]:
 COLOURS = {"classical": "0.55", "sinogram": "tab:blue", "image": "tab:orange", "reference": "tab:green"}
 
 
-def plot(rows: Sequence[Row], out: Path) -> Path:
-    """Horizontal bars of ``rows`` with the target line; returns the PNG's path."""
+def plot(rows: Sequence[Row], out: Path, title: str = "") -> Path:
+    """Horizontal bars of ``rows`` with the target line and ``title``; returns the PNG's path."""
     fig, ax = plt.subplots(figsize=(8.0, 0.42 * len(rows) + 1.3), constrained_layout=True)
     labels = [row[0] for row in rows][::-1]
     for y, (_, gain, interval, group) in enumerate(rows[::-1]):
@@ -93,7 +96,7 @@ def plot(rows: Sequence[Row], out: Path) -> Path:
     ax.set_xlim(min(0.0, min(row[1] for row in rows)) - 0.2, max(row[1] for row in rows) + 1.0)
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
     ax.set_xlabel("image PSNR gain over the best post-filtered OSEM (dB)")
-    ax.set_title("Low dose, dose reduction factor 20: 32 x 32 slices, 16 test slices", fontsize=9)
+    ax.set_title(title, fontsize=9)
     handles = [plt.Rectangle((0, 0), 1, 1, color=colour) for colour in COLOURS.values()]
     ax.legend(handles + [target], ["classical", "sinogram-domain networks", "image-domain CNN",
                                    "references (not methods)", f"target +{TARGET_DB:g} dB"], fontsize=7,
@@ -109,7 +112,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--out", type=Path, default=None, help="PNG path (default: RESULTS/low_dose_gap.png)")
     args = parser.parse_args(argv)
-    print(plot(gap_rows(args.results), args.out or args.results / "low_dose_gap.png"))
+    data = _load(args.results, "low_dose_limits")["config"]
+    title = (f"Low dose, dose reduction factor {data['dose_reduction_factor']:g}: {data['size']} x {data['size']} "
+             f"slices, {data['n_views']} views, {data['n_test']} test slices")
+    print(plot(gap_rows(args.results), args.out or args.results / "low_dose_gap.png", title))
     return 0
 
 

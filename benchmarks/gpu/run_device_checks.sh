@@ -5,7 +5,7 @@
 # Stages (default: all, in this order): env tests projectors pet augmentation ldm suite demo
 #
 # A lent machine gives 15 minutes in all and at most 10 per command, so run the stages in calls that fit, the
-# issue's open items first: `env projectors pet` (about 7 min at most: the slices-per-thread rows decide the
+# issue's open items first: `env projectors pet` (about 8 min at most: the slices-per-thread rows decide the
 # forward's ratio to ASTRA and the back projection's to the forward), then `tests` (about 9 min at most).
 #
 # Every stage runs in its own process under `timeout` (seconds below), so a failing or slow stage
