@@ -129,6 +129,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "geometry_bytes_for_full_sinogram": (_geometry_bytes(full_op) if "PETSinogram" in name
                                                  else _geometry_bytes(op) * full_lors // n_lors),
         })
+        print(f"{name}: forward {forward:.3f} s, back {back:.3f} s ({n_lors} LORs)", flush=True)  # before any limit
         del sinogram
     reference = rows[0]
     for row in rows:

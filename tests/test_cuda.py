@@ -68,8 +68,9 @@ def test_cuda_equals_cpu_and_is_the_exact_adjoint(op: ParallelBeamProjector, see
     assert abs(lhs - rhs) <= 1e-12 * max(np.linalg.norm(forward) * np.linalg.norm(y), 1e-300)
 
 
-def test_cuda_float32_determinism_and_slices_per_thread() -> None:
-    """float32 bits repeat, and grouping 2, 4 or 8 slices per thread (5 slices: a partial last group) keeps them."""
+def test_cuda_float32_determinism_and_slices_per_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """float32 bits repeat; grouping 2, 4 or 8 slices per thread (5 slices: a partial last group) and other block
+    sizes (the benchmark's launch sweep) keep them."""
     op = ParallelBeamProjector(ParallelBeamGeometry(ImageGrid((5, 6, 5), 1.0), 4, 8, 1.0))
     rng = np.random.default_rng(2)
     x = rng.random(op.in_shape).astype(np.float32)
@@ -81,6 +82,10 @@ def test_cuda_float32_determinism_and_slices_per_thread() -> None:
     for k in (1, 2, 4, 8):
         assert np.array_equal(cuda_forward(op, x, k), first_forward), k
         assert np.array_equal(cuda_back(op, y, k), first_back), k
+    for threads in (16, 64):
+        monkeypatch.setattr(cuda_kernels, "THREADS_PER_BLOCK", threads)
+        assert np.array_equal(cuda_forward(op, x, 2), first_forward), threads
+        assert np.array_equal(cuda_back(op, y, 2), first_back), threads
     assert [cuda_kernels._slices_per_thread(n, 4) for n in (1, 2, 3, 4, 5, 300)] == [1, 2, 2, 4, 4, 4]
     with pytest.raises(ValueError, match="slices_per_thread must be >= 1"):
         cuda_forward(op, x, 0)
@@ -158,3 +163,26 @@ def test_fixed_point_scale_bounds_every_voxel_sum() -> None:
     assert 1000 * 3.0 * 2.0 * scale <= 2.0**62 < 2 * 1000 * 3.0 * 2.0 * scale
     assert np.log2(scale) == np.round(np.log2(scale))  # a power of two: scaling is exact
     assert cuda_kernels.fixed_point_scale(0.0, 10, 1.0) == 1.0
+
+
+def test_gpu_benchmark_sweeps_launch_settings_and_names_the_fastest_row() -> None:
+    """The launch sweep of ``bench_projectors_gpu``: every K at the default block size, then K x other sizes."""
+    from benchmarks.bench_projectors_gpu import _fastest, _launch_rows, _verdicts
+
+    default = cuda_kernels.THREADS_PER_BLOCK
+    rows = _launch_rows(cuda_kernels, [2, 4], [default, 2 * default])
+    assert rows == [("allpet-cuda-k2", 2, default), ("allpet-cuda-k4", 4, default),
+                    (f"allpet-cuda-k1-t{2 * default}", 1, 2 * default),
+                    (f"allpet-cuda-k2-t{2 * default}", 2, 2 * default),
+                    (f"allpet-cuda-k4-t{2 * default}", 4, 2 * default)]
+
+    def row(forward: float, back: float) -> dict:
+        return {"forward": {"median_ms": forward, "ray_samples_per_s": 1e11 / forward}, "back": {"median_ms": back}}
+
+    batch = {"allpet-cuda": row(2.0, 4.5), "allpet-cuda-k2": row(1.5, 2.8), "allpet-cuda-cupy": row(1.0, 1.0),
+             "astra-cuda-3d": row(4.0, 2.0)}
+    assert _fastest(batch) == {"row": "allpet-cuda-k2", "forward_ms": 1.5, "back_ms": 2.8}  # CuPy: same kernels
+    verdicts = _verdicts(batch, "allpet-cuda-k2")
+    assert verdicts["back_over_forward_time"]["met"] and not verdicts["forward_speedup_over_fastest_astra"]["met"]
+    assert verdicts["forward_speedup_over_fastest_astra"]["value"] == pytest.approx(4.0 / 1.5)
+    assert not _verdicts(batch)["back_over_forward_time"]["met"]
