@@ -60,6 +60,15 @@ NOMINAL_BANDWIDTH = {"H100 PCIe": 2.0e12, "H100 80GB HBM3": 3.35e12, "H100 SXM":
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "projectors_gpu.json"
 
 
+def _clocks_up(torch: Any, seconds: float = 1.0) -> None:
+    """Keep the GPU busy for ``seconds`` so that its clocks leave their idle state before the first timing."""
+    a = torch.ones((4096, 4096), device="cuda")
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        a @ a
+        torch.cuda.synchronize()
+
+
 def _time_ms(torch: Any, function: Callable[[], Any], repeat: int) -> list[float]:
     function()
     torch.cuda.synchronize()
@@ -187,7 +196,7 @@ def _verdicts(batch: dict[str, Any], row: str = "allpet-cuda") -> dict[str, Any]
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=20)
-    parser.add_argument("--slices-per-thread", type=int, nargs="*", default=[2, 4, 8],
+    parser.add_argument("--slices-per-thread", type=int, nargs="*", default=[1, 2, 4, 8],
                         help="extra allpet-cuda-kK rows, one per K")
     parser.add_argument("--threads-per-block", type=int, nargs="*", default=[128, 512],
                         help="extra allpet-cuda-kK-tT rows, one per K (1 and those above) and T")
@@ -201,6 +210,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     card = torch.cuda.get_device_name()
     bandwidth = _bandwidth(card)
+    _clocks_up(torch)
     report: dict[str, Any] = {"card": card, "date": datetime.now(timezone.utc).isoformat(), "repeat": args.repeat,
                               "timing": "median wall time of a call between two torch.cuda.synchronize()",
                               "cases": {}}

@@ -2,7 +2,7 @@
 # The GPU checks of ALL-PET in one prepared script, for a lent CUDA machine with no network.
 #
 # Usage (repository root):  bash benchmarks/gpu/run_device_checks.sh [STAGE ...]
-# Stages (default: all, in this order): env tests projectors pet augmentation ldm suite demo
+# Stages (default: all, in this order): env tests projectors pet augmentation ldm suite profile demo
 #
 # A lent machine gives 15 minutes in all (its start included) and at most 10 per command. The open
 # items fit one call: `env projectors pet tests` (about 9.5 min at most, 3-5 expected). When `tests` is asked
@@ -20,7 +20,7 @@ mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 NUMBA_CACHE_DIR=/tmp/allpet-numba MPLBACKEND=Agg NUMBA_ENABLE_CUDASIM=0 \
     ALLPET_LIVE_FAILURES=1  # tests/conftest.py prints each failure at once: a stage limit may cut pytest's summary
 SITE=/tmp/site
-STAGES=${*:-env tests projectors pet augmentation ldm suite demo}
+STAGES=${*:-env tests projectors pet augmentation ldm suite profile demo}
 
 if [ -d .gpuwheels ] && [ ! -d "$SITE" ]; then
     mkdir -p "$SITE"
@@ -63,7 +63,7 @@ for name in $STAGES; do
             tests/test_masks.py::test_cell_basis_on_the_gpu_equals_the_cpu
         ;;
     projectors)
-        PYTHONPATH=$WITH_SITE stage projectors 150 python3 -m benchmarks.bench_projectors_gpu --repeat 10 \
+        PYTHONPATH=$WITH_SITE stage projectors 150 python3 -m benchmarks.bench_projectors_gpu --repeat 20 \
             --out "$OUT/projectors_gpu.json"
         ;;
     pet)  # the clinical PET sinogram (non-TOF, TOF) and stored-endpoint LOR projectors, one OSEM subset of 1/4
@@ -81,9 +81,14 @@ for name in $STAGES; do
     suite)  # everything else the machine can run (viewer and browser tests skip: no flask/playwright there)
         PYTHONPATH=$WITH_SITE stage suite 240 python3 -m pytest -q -p no:cacheprovider -p no:benchmark -n 14
         ;;
-    demo)  # the low-dose demo on the GPU, CI-sized
-        PYTHONPATH=$WITH_SITE stage demo 240 python3 -m pet_projection.cli demo --quick --device cuda \
-            --out /tmp/allpet-demo --no-progress && cp /tmp/allpet-demo/*.csv "$OUT/"
+    profile)  # Nsight Compute on the batch-256 parallel-beam kernels: kernel-only durations and what limits them
+        PYTHONPATH=$WITH_SITE stage profile 150 ncu --clock-control none --kernel-name regex:parallel_beam \
+            --section SpeedOfLight --section Occupancy --section LaunchStats --section ComputeWorkloadAnalysis \
+            --section MemoryWorkloadAnalysis --section WarpStateStats python3 -m benchmarks.gpu.profile_parallel_beam 1 4 8
+        ;;
+    demo)  # the main job as a new user runs it (full size, the device chosen automatically)
+        PYTHONPATH=$WITH_SITE stage demo 240 python3 -m pet_projection.cli demo --out /tmp/allpet-demo --no-progress \
+            && cp /tmp/allpet-demo/*.csv /tmp/allpet-demo/*.md "$OUT/"
         ;;
     *)
         echo "unknown stage $name" && exit 2

@@ -239,8 +239,9 @@ def _blocks(n_threads: int) -> int:
 
 
 # Slices per thread of the parallel-beam kernels: a ray's (voxel's) positions and weights are computed once for
-# this many slices of a batch. See benchmarks/bench_projectors_gpu.py (``--slices-per-thread``).
-SLICES_PER_THREAD = 1
+# this many slices of a batch. 4 had the shortest forward + back time on a batch of 256 x 128^2 on an H100
+# (benchmarks/results/projectors_gpu.json, rows allpet-cuda-kK; bench_projectors_gpu.py --slices-per-thread).
+SLICES_PER_THREAD = 4
 
 
 @functools.lru_cache(maxsize=None)
