@@ -6,7 +6,7 @@ launch, for each ``k`` given: one forward and one back with ``k`` slices per
 thread. Each kernel compiles at its first launch, which is the one profiled.
 Run under ``ncu`` with a kernel filter, for example::
 
-    ncu --kernel-name regex:parallel_beam --section SpeedOfLight --section Occupancy \\
+    ncu --kernel-name "regex:^(forward|back)" --section SpeedOfLight --section Occupancy \\
         --section ComputeWorkloadAnalysis python3 -m benchmarks.gpu.profile_parallel_beam 1 4
 
 Each call's wall time (ms) is printed too; under ncu it includes the

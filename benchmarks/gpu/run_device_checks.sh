@@ -82,7 +82,7 @@ for name in $STAGES; do
         PYTHONPATH=$WITH_SITE stage suite 240 python3 -m pytest -q -p no:cacheprovider -p no:benchmark -n 14
         ;;
     profile)  # Nsight Compute on the batch-256 parallel-beam kernels: kernel-only durations and what limits them
-        PYTHONPATH=$WITH_SITE stage profile 150 ncu --clock-control none --kernel-name regex:parallel_beam \
+        PYTHONPATH=$WITH_SITE stage profile 150 ncu --clock-control none --kernel-name "regex:^(forward|back)" \
             --section SpeedOfLight --section Occupancy --section LaunchStats --section ComputeWorkloadAnalysis \
             --section MemoryWorkloadAnalysis --section WarpStateStats python3 -m benchmarks.gpu.profile_parallel_beam 1 4 8
         ;;

@@ -405,9 +405,13 @@ def edge_and_inner_range(base, step, n_along, n):
 
 @register_jitable(_nrt=False)
 def interpolate_inner(row, f):
-    """Linear interpolation of ``row`` at ``f`` whose neighbours ``floor(f)``, ``floor(f) + 1`` are both inside."""
-    i = int(f)
-    return row[i] * (1.0 - (f - i)) + row[i + 1] * (f - i)
+    """Linear interpolation of ``row`` at ``f`` whose neighbours ``floor(f)``, ``floor(f) + 1`` are both inside.
+
+    So ``f >= 0``: truncation is the floor, and the index is unsigned, which spares the negative-index checks.
+    """
+    i = np.uint64(f)
+    w = f - i
+    return row[i] * (1.0 - w) + row[i + np.uint64(1)] * w
 
 
 @register_jitable(_nrt=False)
