@@ -19,10 +19,10 @@ nominal bandwidth. Rows:
 
 - ``allpet-cuda`` / ``allpet-cuda-cupy``: torch CUDA tensors / CuPy arrays,
   operands on the device, one launch for the whole batch;
-- ``allpet-cuda-kK``: torch CUDA tensors with ``K`` slices per thread
-  (``--slices-per-thread``; the default of
-  :data:`pet_projection.kernels.cuda.SLICES_PER_THREAD` is what
-  ``allpet-cuda`` uses): a ray's positions and weights computed once for K
+- ``allpet-cuda-kK``: torch CUDA tensors with ``K`` slices per thread in
+  both directions (``--slices-per-thread``; ``allpet-cuda`` uses the
+  defaults of :data:`pet_projection.kernels.cuda.SLICES_PER_THREAD`, one
+  per direction): a ray's positions and weights computed once for K
   slices of the batch, the same bits;
 - ``allpet-cuda-kK-tT``: the same with ``T`` threads per block
   (``--threads-per-block``; ``allpet-cuda-kK`` uses the default of
@@ -162,10 +162,10 @@ def torch_with_cuda() -> Any:
 
 
 def _with_launch(kernels: Any, k: int, threads: int, function: Callable[[], Any]) -> Callable[[], Any]:
-    """``function`` run with ``kernels.SLICES_PER_THREAD = k`` and ``kernels.THREADS_PER_BLOCK = threads``."""
+    """``function`` run with ``k`` slices per thread in both directions and ``threads`` threads per block."""
     def run() -> Any:
         defaults = kernels.SLICES_PER_THREAD, kernels.THREADS_PER_BLOCK
-        kernels.SLICES_PER_THREAD, kernels.THREADS_PER_BLOCK = k, threads
+        kernels.SLICES_PER_THREAD, kernels.THREADS_PER_BLOCK = {"forward": k, "back": k}, threads
         try:
             return function()
         finally:

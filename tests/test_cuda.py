@@ -87,6 +87,8 @@ def test_cuda_float32_determinism_and_slices_per_thread(monkeypatch: pytest.Monk
         assert np.array_equal(cuda_forward(op, x, 2), first_forward), threads
         assert np.array_equal(cuda_back(op, y, 2), first_back), threads
     assert [cuda_kernels._slices_per_thread(n, 4) for n in (1, 2, 3, 4, 5, 300)] == [1, 2, 2, 4, 4, 4]
+    assert [cuda_kernels._slices_per_thread(300, None, direction) for direction in ("forward", "back")] == \
+        [cuda_kernels.SLICES_PER_THREAD["forward"], cuda_kernels.SLICES_PER_THREAD["back"]]
     with pytest.raises(ValueError, match="slices_per_thread must be >= 1"):
         cuda_forward(op, x, 0)
 

@@ -33,7 +33,7 @@ def main(slices_per_thread: list[int]) -> int:
                                                                  case.n_views, case.n_bins, 1.0))
     sinogram = projector(image)
     for k in slices_per_thread:
-        kernels.SLICES_PER_THREAD = k
+        kernels.SLICES_PER_THREAD = {"forward": k, "back": k}
         for name, call in (("forward", lambda: projector(image)), ("back", lambda: projector.adjoint(sinogram))):
             torch.cuda.synchronize()
             start = time.perf_counter()

@@ -63,7 +63,7 @@ for name in $STAGES; do
             tests/test_masks.py::test_cell_basis_on_the_gpu_equals_the_cpu
         ;;
     projectors)
-        PYTHONPATH=$WITH_SITE stage projectors 150 python3 -m benchmarks.bench_projectors_gpu --repeat 20 \
+        PYTHONPATH=$WITH_SITE stage projectors 150 python3 -m benchmarks.bench_projectors_gpu --repeat 30 \
             --out "$OUT/projectors_gpu.json"
         ;;
     pet)  # the clinical PET sinogram (non-TOF, TOF) and stored-endpoint LOR projectors, one OSEM subset of 1/4

@@ -16,7 +16,7 @@ CUDA simulator, which is how CI tests them on machines without a GPU.
   atomics, the result is the exact transpose of the forward, and it is
   bitwise reproducible; sums are accumulated in float64.
 
-A thread serves ``k`` slices of the batch (:data:`SLICES_PER_THREAD`): the
+A thread serves ``k`` slices of the batch (:data:`SLICES_PER_THREAD`, by direction): the
 positions, bin ranges and weights, which do not depend on the slice, are
 computed once for all ``k``, and each slice's sum is formed in the same order
 as with ``k = 1``, so ``k`` changes no bit of the result.
@@ -59,8 +59,9 @@ if not config.ENABLE_CUDASIM:  # the simulator runs the locked Python scatter_ad
             cuda.atomic.add(array, index, np.int64(round(value)))
         return atomic_fixed_point_add
 
-# The simulator runs every thread of a block as a Python thread: small blocks keep its tiny test launches quick.
-THREADS_PER_BLOCK = 32 if config.ENABLE_CUDASIM else 256
+# The simulator runs every thread of a block as a Python thread: small blocks keep its tiny test launches quick. On a
+# GPU, 128 gave the parallel-beam kernels shorter times than 256 or 512 on an H100 (bench_projectors_gpu.py rows -tT).
+THREADS_PER_BLOCK = 32 if config.ENABLE_CUDASIM else 128
 
 
 def _parallel_beam_forward_kernel(k: int):
@@ -248,10 +249,12 @@ def _blocks(n_threads: int) -> int:
     return max(1, -(-n_threads // THREADS_PER_BLOCK))
 
 
-# Slices per thread of the parallel-beam kernels: a ray's (voxel's) positions and weights are computed once for
-# this many slices of a batch. 4 had the shortest forward + back time on a batch of 256 x 128^2 on an H100
-# (benchmarks/results/projectors_gpu.json, rows allpet-cuda-kK; bench_projectors_gpu.py --slices-per-thread).
-SLICES_PER_THREAD = 4
+# Slices per thread of the parallel-beam kernels, by direction: a ray's (voxel's) positions and weights are computed
+# once for this many slices of a batch. From Nsight Compute's kernel durations on an H100 (batch of 256 x 128^2,
+# 128 views x 185 bins, float32; k = 1 / 4 / 8): forward 0.98 / 1.08 / 1.12 ms, back 3.15 / 1.68 / 1.42 ms. The
+# forward's registers grow with k and its occupancy falls; the back shares a bin search per view among the k slices.
+# benchmarks/bench_projectors_gpu.py times other choices (``--slices-per-thread``).
+SLICES_PER_THREAD = {"forward": 1, "back": 8}
 
 
 @functools.lru_cache(maxsize=None)
@@ -259,9 +262,9 @@ def _parallel_beam_kernels(k: int) -> tuple:
     return _parallel_beam_forward_kernel(k), _parallel_beam_back_kernel(k)
 
 
-def _slices_per_thread(n_slices: int, most: Optional[int]) -> int:
-    """The largest power of two ``<= min(n_slices, most)`` (``most`` None: :data:`SLICES_PER_THREAD`)."""
-    most = SLICES_PER_THREAD if most is None else most
+def _slices_per_thread(n_slices: int, most: Optional[int], direction: str = "forward") -> int:
+    """The largest power of two ``<= min(n_slices, most)``; ``most`` None: ``SLICES_PER_THREAD[direction]``."""
+    most = SLICES_PER_THREAD[direction] if most is None else most
     if most < 1:
         raise ValueError(f"slices_per_thread must be >= 1, got {most}")
     return 1 << (max(min(n_slices, most), 1).bit_length() - 1)
@@ -272,7 +275,7 @@ def parallel_beam_forward(slices, transposed, table, out, stream=0, slices_per_t
 
     ``out`` is ``(n, n_views, n_bins)``, ``table`` is the ``(n_views, 6)`` view table on the device; ``stream`` a
     numba-cuda stream (default: the default stream); ``slices_per_thread``
-    at most this many slices per thread (default :data:`SLICES_PER_THREAD`;
+    at most this many slices per thread (default :data:`SLICES_PER_THREAD`'s ``"forward"``;
     the result does not depend on it, bit for bit).
     """
     k = _slices_per_thread(out.shape[0], slices_per_thread)
@@ -283,9 +286,9 @@ def parallel_beam_forward(slices, transposed, table, out, stream=0, slices_per_t
 def parallel_beam_back(sinograms, table, slices, stream=0, slices_per_thread: Optional[int] = None) -> None:
     """Back project device sinograms ``(n, n_views, n_bins)`` into ``slices`` ``(n, ny, nx)`` (overwritten).
 
-    ``slices_per_thread`` as in :func:`parallel_beam_forward`.
+    ``slices_per_thread`` as in :func:`parallel_beam_forward` (default :data:`SLICES_PER_THREAD`'s ``"back"``).
     """
-    k = _slices_per_thread(slices.shape[0], slices_per_thread)
+    k = _slices_per_thread(slices.shape[0], slices_per_thread, "back")
     threads = -(-slices.shape[0] // k) * slices.shape[1] * slices.shape[2]
     _parallel_beam_kernels(k)[1][_blocks(threads), THREADS_PER_BLOCK, stream](sinograms, table, slices)
 
