@@ -8,6 +8,8 @@ tests run on the device.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numba
 import numpy as np
 import pytest
@@ -38,7 +40,7 @@ def small_projectors(draw: st.DrawFn) -> ParallelBeamProjector:
                                                       radial_offset_mm=draw(st.floats(-2.0, 2.0))))
 
 
-def cuda_forward(op: ParallelBeamProjector, x: np.ndarray, slices_per_thread: int = 1) -> np.ndarray:
+def cuda_forward(op: ParallelBeamProjector, x: np.ndarray, slices_per_thread: Optional[int] = 1) -> np.ndarray:
     slices = x.reshape(-1, *op.in_shape[-2:])
     out = cuda.device_array((slices.shape[0], op.geometry.n_views, op.geometry.n_bins), dtype=x.dtype)
     cuda_kernels.parallel_beam_forward(cuda.to_device(slices), cuda.to_device(slices.transpose(0, 2, 1).copy()),
@@ -46,7 +48,7 @@ def cuda_forward(op: ParallelBeamProjector, x: np.ndarray, slices_per_thread: in
     return out.copy_to_host().reshape(x.shape[:-2] + out.shape[1:])
 
 
-def cuda_back(op: ParallelBeamProjector, y: np.ndarray, slices_per_thread: int = 1) -> np.ndarray:
+def cuda_back(op: ParallelBeamProjector, y: np.ndarray, slices_per_thread: Optional[int] = 1) -> np.ndarray:
     sinograms = y.reshape(-1, op.geometry.n_views, op.geometry.n_bins)
     out = cuda.device_array((sinograms.shape[0],) + op.in_shape[-2:], dtype=y.dtype)
     cuda_kernels.parallel_beam_back(cuda.to_device(sinograms), cuda.to_device(op._table), out,
@@ -91,6 +93,23 @@ def test_cuda_float32_determinism_and_slices_per_thread(monkeypatch: pytest.Monk
         [cuda_kernels.SLICES_PER_THREAD["forward"], cuda_kernels.SLICES_PER_THREAD["back"]]
     with pytest.raises(ValueError, match="slices_per_thread must be >= 1"):
         cuda_forward(op, x, 0)
+
+
+def test_cuda_back_projection_is_the_bitwise_transpose_of_the_forward() -> None:
+    """The forward of each voxel and the back projection of each ray give the same matrix entries, bit for bit.
+
+    With one non-zero input every output is a single weight times the step, so the two matrices are equal exactly
+    when both kernels compute every (ray, voxel) weight alike. On a GPU this needs the same rounding of the positions
+    in both kernels (the explicit fused multiply-adds of the CUDA ``plane_position``).
+    """
+    grid = ImageGrid((5, 4), (1.0, 0.7), (0.0, 0.3))
+    op = ParallelBeamProjector(ParallelBeamGeometry(grid, 5, 7, 0.9, angles_rad=[0.1, 0.9, 1.6, 2.3, 3.0],
+                                                    radial_offset_mm=0.2))  # views on both plane axes
+    n_voxels, n_rays = 20, 35
+    forward = cuda_forward(op, np.eye(n_voxels).reshape(n_voxels, 5, 4), None).reshape(n_voxels, n_rays)
+    back = cuda_back(op, np.eye(n_rays).reshape(n_rays, 5, 7), None).reshape(n_rays, n_voxels)
+    assert np.count_nonzero(forward) > 2 * n_rays  # the rays cross several voxels each
+    np.testing.assert_array_equal(forward, back.T)
 
 
 @pytest.mark.gpu

@@ -11,10 +11,13 @@ CUDA simulator, which is how CI tests them on machines without a GPU.
 - Back: one thread per voxel ``(slices, i, j)`` *gathering* from the rays that
   sample it: for every view, the few bins whose crossing of the voxel's plane
   lies within one voxel of it (found by multiplying with the table's
-  ``1 / per_bin``, no division), with exactly the forward's position
-  expression and weights. Each voxel is written once by one thread, so there are no
-  atomics, the result is the exact transpose of the forward, and it is
-  bitwise reproducible; sums are accumulated in float64.
+  ``1 / per_bin``, no division), with the forward's position expression and
+  weights. Each voxel is written once by one thread, so there are no atomics
+  and the bits are the same on every run; sums are accumulated in float64.
+  Positions are computed with two explicit fused multiply-adds on the device
+  (the CUDA overload of :func:`~.joseph.plane_position`), so both kernels use
+  the same weight for every (ray, voxel) pair, bit for bit: the back
+  projection is the exact transpose of the forward.
 
 A thread serves ``k`` slices of the batch (:data:`SLICES_PER_THREAD`, by direction): the
 positions, bin ranges and weights, which do not depend on the slice, are
@@ -50,7 +53,7 @@ from numba import config, cuda
 from .joseph import (back_project_ray, edge_and_inner_range, interpolate_edge, interpolate_inner, plane_position,
                      project_ray, scatter_add)
 
-if not config.ENABLE_CUDASIM:  # the simulator runs the locked Python scatter_add instead
+if not config.ENABLE_CUDASIM:  # the simulator runs the Python bodies (locked scatter_add, unfused positions) instead
     from numba.cuda.extending import overload
 
     @overload(scatter_add, target="cuda")
@@ -58,6 +61,15 @@ if not config.ENABLE_CUDASIM:  # the simulator runs the locked Python scatter_ad
         def atomic_fixed_point_add(array, index, value):
             cuda.atomic.add(array, index, np.int64(round(value)))
         return atomic_fixed_point_add
+
+    @overload(plane_position, target="cuda")
+    def _plane_position_cuda(a0, per_plane, per_bin, t, b):
+        # the same expression with both multiply-adds fused explicitly: left to itself the compiler contracts
+        # ``b * per_bin`` where it is computed per bin (back) but not where it is hoisted (forward), so the two
+        # kernels' weights could differ in their last bit; with explicit fma every kernel rounds a position alike
+        def fused(a0, per_plane, per_bin, t, b):
+            return cuda.fma(float(b), per_bin, cuda.fma(float(t), per_plane, a0))
+        return fused
 
 # The simulator runs every thread of a block as a Python thread: small blocks keep its tiny test launches quick. On a
 # GPU, 128 gave the parallel-beam kernels shorter times than 256 or 512 on an H100 (bench_projectors_gpu.py rows -tT).
