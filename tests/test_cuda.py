@@ -207,3 +207,13 @@ def test_gpu_benchmark_sweeps_launch_settings_and_names_the_fastest_row() -> Non
     assert verdicts["back_over_forward_time"]["met"] and not verdicts["forward_speedup_over_fastest_astra"]["met"]
     assert verdicts["forward_speedup_over_fastest_astra"]["value"] == pytest.approx(4.0 / 1.5)
     assert not _verdicts(batch)["back_over_forward_time"]["met"]
+
+
+def test_host_time_profile_times_every_step_or_says_why_not(capsys: pytest.CaptureFixture) -> None:
+    """``benchmarks/gpu/profile_host.py``: on a GPU it times each step of a call; without one it says so, exit 0."""
+    pytest.importorskip("torch")
+    from benchmarks.gpu.profile_host import main
+
+    assert main(["--repeat", "3", "--top", "3"]) == 0
+    output = capsys.readouterr().out
+    assert "no CUDA device" in output or ("whole forward call" in output and "cProfile" in output)

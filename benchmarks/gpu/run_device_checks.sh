@@ -2,7 +2,7 @@
 # The GPU checks of ALL-PET in one prepared script, for a lent CUDA machine with no network.
 #
 # Usage (repository root):  bash benchmarks/gpu/run_device_checks.sh [STAGE ...]
-# Stages (default: all, in this order): env tests projectors pet augmentation ldm suite profile demo
+# Stages (default: all, in this order): env tests projectors pet augmentation ldm suite host profile demo
 #
 # A lent machine gives 15 minutes in all (its start included) and at most 10 per command. The issue's open
 # items fit one call: `env projectors pet tests` (about 9.5 min at most, 3-5 expected). When `tests` is asked
@@ -20,7 +20,7 @@ mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 NUMBA_CACHE_DIR=/tmp/allpet-numba MPLBACKEND=Agg NUMBA_ENABLE_CUDASIM=0 \
     ALLPET_LIVE_FAILURES=1  # tests/conftest.py prints each failure at once: a stage limit may cut pytest's summary
 SITE=/tmp/site
-STAGES=${*:-env tests projectors pet augmentation ldm suite profile demo}
+STAGES=${*:-env tests projectors pet augmentation ldm suite host profile demo}
 
 if [ -d .gpuwheels ] && [ ! -d "$SITE" ]; then
     mkdir -p "$SITE"
@@ -80,6 +80,9 @@ for name in $STAGES; do
         ;;
     suite)  # everything else the machine can run (viewer and browser tests skip: no flask/playwright there)
         PYTHONPATH=$WITH_SITE stage suite 240 python3 -m pytest -q -p no:cacheprovider -p no:benchmark -n 14
+        ;;
+    host)  # where the ~0.5 ms of host time per synchronised call goes (issue 4's missing factor to 3x ASTRA)
+        PYTHONPATH=$WITH_SITE stage host 90 python3 -m benchmarks.gpu.profile_host
         ;;
     profile)  # Nsight Compute on the batch-256 parallel-beam kernels: kernel-only durations and what limits them
         PYTHONPATH=$WITH_SITE stage profile 150 ncu --clock-control none --kernel-name "regex:^(forward|back)" \
