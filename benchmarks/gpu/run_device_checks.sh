@@ -4,10 +4,10 @@
 # Usage (repository root):  bash benchmarks/gpu/run_device_checks.sh [STAGE ...]
 # Stages (default: all, in this order): env tests projectors pet augmentation ldm suite host profile demo
 #
-# A lent machine gives 15 minutes in all (its start included) and at most 10 per command. The issue's open
-# items fit one call: `env projectors pet tests` (about 9.5 min at most, 3-5 expected). When `tests` is asked
-# for, the CPU references it needs are compiled in the background from the start (stage warm, CPU only), so
-# that their minutes overlap the GPU benchmarks instead of adding to them.
+# A lent machine gives 15 minutes in all (its start included) and at most 10 per command. Issue 4's open item
+# (the synchronised forward at 3x ASTRA) fits one call: `host projectors tests` (about 4 min with the start).
+# When `tests` is asked for, the CPU references it needs are compiled in the background from the start (stage
+# warm, CPU only), so that their minutes overlap the GPU benchmarks instead of adding to them.
 #
 # Every stage runs in its own process under `timeout` (seconds below), so a failing or slow stage
 # never stops the next; the log ($OUT/checks.log) and result files go to $OUT (default ./gpu-out). Packages the machine

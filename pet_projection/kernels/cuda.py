@@ -168,8 +168,8 @@ def _parallel_beam_back_kernel(k: int):
             while b <= last:
                 f = plane_position(a0, per_plane, per_bin, t, bin_position)
                 lower = math.floor(f)
-                weight = 1.0 - (f - lower) if lower == along else f - lower
                 if lower == along or lower + 1.0 == along:
+                    weight = 1.0 - (f - lower) if lower == along else f - lower
                     for s in range(k):
                         acc[s] += sinograms[np.uint64(min(n0 + s, last_slice)), np.uint64(v), np.uint64(b)] * \
                             step_mm * weight
