@@ -32,6 +32,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import platform
@@ -118,7 +119,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for name, op in candidates:
         sinogram = op(image)
         forward = _best_time(lambda: op(image), args.repeat, synchronize)
-        back = _best_time(lambda: op.H(sinogram), args.repeat, synchronize)
+        back = _best_time(functools.partial(op.H, sinogram), args.repeat, synchronize)
         n_lors = op._n_rays
         rows.append({
             "method": name, "sinogram_shape": list(op.out_shape), "n_lors": n_lors,

@@ -17,7 +17,8 @@ noise-free target ``A x + b`` (sinogram PSNR), mean over the test slices:
   and without the lesions' TMA attention;
 - the supervised residual UNet on the measured input and on the prior;
 - the LDM with the demo's model and schedule (trained once on the same
-  slices, conditioned on the prior), sampled with the residual decode on and off (:class:`ldm.diffusion.LDMConfig` ``residual_decode``).
+  slices, conditioned on the prior), sampled with the residual decode on and off
+  (:class:`ldm.diffusion.LDMConfig` ``residual_decode``).
 """
 
 from __future__ import annotations

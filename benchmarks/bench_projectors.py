@@ -119,7 +119,8 @@ N_INNER_ELLIPSES = 6
 OPENMP_RUNTIMES = ("libgomp", "libiomp", "libomp")
 VERSIONED_PACKAGES = ("numpy", "numba", "astra-toolbox", "scikit-image", "allpet")
 AGREEMENT = ("relative L2 of the forward sinogram vs allpet's, single-slice cases only, in allpet's convention: "
-             "peers project the row-flipped image; ASTRA sinograms match allpet's angles and detector axis as they are; "
+             "peers project the row-flipped image; "
+             "ASTRA sinograms match allpet's angles and detector axis as they are; "
              "scikit-image sinograms are transposed and linearly resampled onto allpet's bins")
 
 

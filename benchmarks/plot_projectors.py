@@ -65,8 +65,8 @@ def plot_example(out: Path) -> None:
     try:
         import astra
 
-        projector_id = astra.create_projector("linear", astra.create_proj_geom("parallel", 1.0, 367, geometry.angles_rad),
-                                              astra.create_vol_geom(256, 256))
+        projection_geometry = astra.create_proj_geom("parallel", 1.0, 367, geometry.angles_rad)
+        projector_id = astra.create_projector("linear", projection_geometry, astra.create_vol_geom(256, 256))
         sinogram_id, theirs = astra.create_sino(np.ascontiguousarray(image[::-1]), projector_id)
         astra.data2d.delete(sinogram_id)
         astra.projector.delete(projector_id)

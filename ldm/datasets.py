@@ -247,7 +247,10 @@ class RMASDataset(Dataset):
         return base, activity
 
     def _rank(self, activity: np.ndarray) -> np.ndarray:
-        """Rank ``(n,)`` int64 of cell subsets bool ``(n, n_cells)`` among all subsets: the inverse of :meth:`_decode`."""
+        """Rank ``(n,)`` int64 of cell subsets bool ``(n, n_cells)`` among all subsets.
+
+        The inverse of :meth:`_decode`.
+        """
         n_cells = self.basis.cells.n_cells
         remaining = activity.sum(axis=1).astype(np.int64)
         rank = self._strata_start[remaining - self.n_active[0]].copy()

@@ -109,7 +109,10 @@ class CylindricalScanner:
                                    phi0_rad=-math.pi / 2.0 + self.view_offset_rad)
 
     def detector_positions_mm(self, detector: np.ndarray, ring: np.ndarray) -> np.ndarray:
-        """``(x, y, z)`` in mm of detectors ``detector`` in rings ``ring`` (integer arrays of one shape), shape ``(..., 3)``."""
+        """``(x, y, z)`` in mm of detectors ``detector`` in rings ``ring``, shape ``(..., 3)``.
+
+        ``detector`` and ``ring`` are integer arrays of one shape.
+        """
         psi = 2.0 * math.pi * np.asarray(detector) / self.n_detectors_per_ring + self.view_offset_rad
         radius = self.effective_radius_mm
         z = self.ring_positions_mm()[np.asarray(ring)]
@@ -282,7 +285,10 @@ class ProjDataLayout(SinogramAxes):
         return self.scanner.effective_radius_mm * np.sin(t * math.pi / self.scanner.n_detectors_per_ring)
 
     def transaxial_endpoints_mm(self) -> np.ndarray:
-        """LOR ends ``(x0, y0, x1, y1)`` in mm on the cylinder of the effective radius, shape ``(n_views, n_radial, 4)``."""
+        """LOR ends ``(x0, y0, x1, y1)`` in mm on the cylinder of the effective radius.
+
+        Shape ``(n_views, n_radial, 4)``.
+        """
         phi = self.view_angles_rad()[:, None]
         s = self.tangential_positions_mm()[None, :]
         half_chord = np.sqrt(self.scanner.effective_radius_mm ** 2 - s ** 2)

@@ -152,7 +152,9 @@ def _endpoints(name: str, values: Any, grid: ImageGrid) -> np.ndarray:
 
 
 class _SegmentProjector(LinearOperator):
-    """Images ``(..., *grid.shape)`` to values of segments ``(..., *out_shape)`` through :func:`~.kernels.joseph.project_ray`.
+    """Images ``(..., *grid.shape)`` to values of segments ``(..., *out_shape)``.
+
+    Each segment is traced by :func:`~.kernels.joseph.project_ray`.
 
     Subclasses set ``grid``, ``in_shape``, ``out_shape``, ``_n_rays`` and
     ``_rays`` (a segment ray set of the kernels); TOF projectors also set

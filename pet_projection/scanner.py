@@ -284,7 +284,9 @@ class SinogramAxes:
         return self.from_axis_order(data, PARALLELPROJ_ORDER)
 
     def to_stir(self, data: Any) -> Any:
-        """To STIR's Interfile storage order ``Segment_AxialPos_View_TangPos``: shape ``(..., n_planes, n_views, n_radial)``.
+        """To STIR's Interfile storage order ``Segment_AxialPos_View_TangPos``.
+
+        The result has shape ``(..., n_planes, n_views, n_radial)``.
 
         The plane axis runs segment by segment in the sequence 0, -1, +1, ...
         with increasing axial position, so the segments' blocks ``(axial_pos,

@@ -37,7 +37,7 @@ def test_lors_follow_stirs_parametrisation() -> None:
     for point in (start, end):
         np.testing.assert_allclose(np.hypot(point[..., 0], point[..., 1]), radius)  # ends on the cylinder
         np.testing.assert_allclose(point[..., 0] * np.cos(phi) + point[..., 1] * np.sin(phi),
-                                   np.broadcast_to(s, start.shape[:-1]), atol=1e-9)  # the line x cos(phi) + y sin(phi) = s
+                                   np.broadcast_to(s, start.shape[:-1]), atol=1e-9)  # x cos(phi) + y sin(phi) = s
     np.testing.assert_allclose(layout.view_angles_rad(), np.arange(12) * math.pi / 12 + 0.1)
     # the start (a = +A in STIR's X = s cos + a sin, Y = s sin - a cos) lies at (sin phi, -cos phi) from the middle
     middle = (start + end) / 2.0

@@ -49,8 +49,8 @@ def test_crystals_lie_on_the_polygon(scanner: RingScannerGeometry) -> None:
     # Crystal j of a side lies t_j along the side from its centre: distance sqrt(R^2 + t_j^2) from the axis.
     t = (np.arange(scanner.crystals_per_side) - (scanner.crystals_per_side - 1) / 2.0) * scanner.crystal_spacing_mm
     expected = np.tile(np.hypot(scanner.radius_mm, t), scanner.n_sides)
-    np.testing.assert_allclose(np.hypot(positions[..., 0], positions[..., 1]), expected[None].repeat(scanner.n_rings, 0),
-                               rtol=1e-12)
+    np.testing.assert_allclose(np.hypot(positions[..., 0], positions[..., 1]),
+                               expected[None].repeat(scanner.n_rings, 0), rtol=1e-12)
     # Its projection on the side's normal is the radius (the inner face is flat).
     side = np.repeat(scanner.phi0_rad + 2.0 * math.pi * np.arange(scanner.n_sides) / scanner.n_sides,
                      scanner.crystals_per_side)

@@ -50,7 +50,7 @@ def test_tof_bins_sum_to_the_non_tof_projection() -> None:
 
 
 def test_point_source_lands_in_the_tof_bin_of_its_distance() -> None:
-    """A hot voxel off centre: on every LOR through it, the TOF profile peaks at the point's distance from the midpoint."""
+    """A hot voxel off centre: on every LOR through it, the TOF profile peaks at its distance from the midpoint."""
     grid = ImageGrid((1, 41, 41), (4.0, 1.0, 1.0))
     layout = SinogramLayout(small_scanner(1))
     tof = TOFParameters(n_bins=25, bin_width_mm=5.0, fwhm_mm=6.0)

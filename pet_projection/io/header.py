@@ -187,8 +187,9 @@ def read_raw(header: InterfileHeader, shape: tuple[int, ...]) -> np.ndarray:
         raise header.error(f"cannot open the data file {data_path}: {error.strerror}") from None
     needed = offset + count * dtype.itemsize
     if size < needed:
-        raise header.error(f"the data file {data_path} is truncated: the header's sizes {shape} of {dtype.itemsize}-byte "
-                           f"values from offset {offset} need {needed} bytes, the file has {size}")
+        raise header.error(f"the data file {data_path} is truncated: the header's sizes {shape} of "
+                           f"{dtype.itemsize}-byte values from offset {offset} need {needed} bytes, "
+                           f"the file has {size}")
     data = np.fromfile(data_path, dtype=dtype, count=count, offset=offset).reshape(shape)
     native = np.float64 if dtype.itemsize == 8 else np.float32
     data = data.astype(native)

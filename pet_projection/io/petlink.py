@@ -177,7 +177,8 @@ class PETLINKListmode:
                 last = max(last, int(chunk.time_ms.max()))
         return ListmodeCounts(prompts, delayeds, time_tags, other, last)
 
-    def _selected(self, chunk: ListmodeChunk, prompts: bool, time_window_ms: Optional[tuple[float, float]]) -> np.ndarray:
+    def _selected(self, chunk: ListmodeChunk, prompts: bool,
+                  time_window_ms: Optional[tuple[float, float]]) -> np.ndarray:
         keep = chunk.prompt if prompts else ~chunk.prompt
         if time_window_ms is not None:
             keep = keep & (chunk.time_ms >= time_window_ms[0]) & (chunk.time_ms < time_window_ms[1])

@@ -42,7 +42,9 @@ def forward(images, n_voxels, rays, tof, out):
 
 @njit(parallel=True, cache=True)
 def back(sinograms, n_voxels, rays, tof, buffers, images):
-    """Back project ``sinograms`` ``(n_images, n_rays)`` (TOF: ``(.., n_out)``) into flat ``images`` ``(n_images * n_voxels,)``.
+    """Back project ``sinograms`` ``(n_images, n_rays)`` (TOF: ``(.., n_out)``) into flat ``images``.
+
+    ``images`` is ``(n_images * n_voxels,)``.
 
     ``buffers`` ``(n_chunks, images.size)`` must be zero. With one chunk it may be
     ``images`` itself (viewed as ``(1, images.size)``); with more, the rays of

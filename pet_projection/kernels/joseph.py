@@ -54,7 +54,10 @@ strides say where the radial, view and plane index sit in the flat bin index
 (any axis order). Both tables are small (views x radial, planes), never of the
 sinogram's size. See :func:`pet_sinogram_ray`.
 """
-LORRays.__doc__ = """Segments between endpoint pairs ``xstart[r]``, ``xend[r]`` (shape ``(n_rays, 3)``, ``(x, y, z)`` mm)."""
+LORRays.__doc__ = """Segments between endpoint pairs ``xstart[r]``, ``xend[r]``.
+
+Both have shape ``(n_rays, 3)``: ``(x, y, z)`` in mm.
+"""
 
 
 _SIMULATOR_LOCK = threading.Lock()
@@ -247,7 +250,8 @@ TOF bin ``b`` of ``n_tof`` covers the distances ``[(b - c - 1/2) w, (b - c + 1/2
 1) / 2``, ``w = bin_width_mm``) from the segment's midpoint, positive towards its end point. A sample at
 distance ``d`` contributes to bin ``b`` the mass of a Gaussian of ``sigma_mm`` centred at ``d``, truncated
 to ``[d - limit_mm, d + limit_mm]`` and renormalised to 1, that falls inside the bin (:func:`tof_weights`).
-``erf_table`` holds :func:`erf_table` of ``limit_mm / (sqrt(2) sigma_mm)``. ``event_bins`` is empty for TOF sinograms (every ray has all ``n_tof`` bins) or holds one bin per ray
+``erf_table`` holds :func:`erf_table` of ``limit_mm / (sqrt(2) sigma_mm)``. ``event_bins`` is empty for
+TOF sinograms (every ray has all ``n_tof`` bins) or holds one bin per ray
 (listmode: the value of ray ``r`` is its bin ``event_bins[r]`` only).
 """
 
@@ -266,7 +270,10 @@ def erf_table(x_max):
 
 @register_jitable(_nrt=False)
 def tabulated_erf(table, scale, x):
-    """``erf(x)`` by linear interpolation in ``table`` (``table[i] = erf(i / scale)``), odd, clamped at the table's end."""
+    """``erf(x)`` by linear interpolation in ``table`` (``table[i] = erf(i / scale)``).
+
+    Odd in ``x``, clamped at the table's end.
+    """
     position = abs(x) * scale
     i = int(position)
     if i >= table.size - 1:
@@ -328,7 +335,8 @@ def joseph_segment_tof(image, base, nz, ny, nx, dz, dy, dx, k0, i0, j0, k1, i1, 
         if transpose:
             value = tof_weights(data, n, r, distance, first, n_out, tof, 0.0, False) * step_mm
             if value != 0.0:
-                _joseph_sample_call(image, base, t, inner, d0, sd, a0, slope_a, na, sa, b0, slope_b, nb, sb, value, True)
+                _joseph_sample_call(image, base, t, inner, d0, sd, a0, slope_a, na, sa, b0, slope_b, nb, sb,
+                                    value, True)
         else:
             sample = _joseph_sample_call(image, base, t, inner, d0, sd, a0, slope_a, na, sa, b0, slope_b, nb, sb,
                                     0.0, False)
@@ -463,7 +471,10 @@ def lor_ray(image, base, r, rays, value, transpose):
 
 @inlined_on_cpu
 def pet_sinogram_segment_mm(r, rays):
-    """Endpoints ``(x0, y0, z0, x1, y1, z1)`` (mm) of bin ``r`` (flat, in the layout's axis order) of a :class:`PETSinogramRays`."""
+    """Endpoints ``(x0, y0, z0, x1, y1, z1)`` (mm) of bin ``r`` of a :class:`PETSinogramRays`.
+
+    ``r`` is the flat bin index, in the layout's axis order.
+    """
     radial = (r // rays.stride_radial) % rays.n_radial
     view = (r // rays.stride_view) % rays.n_views
     plane = (r // rays.stride_plane) % rays.n_planes

@@ -14,7 +14,10 @@ from .session import ViewerError, ViewerSession, parse_spec
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run ``allpet attention``; writes ``image`` and ``sinogram`` attention to ``--out`` (.npz). Exit 2 on bad input."""
+    """Run ``allpet attention``; writes ``image`` and ``sinogram`` attention to ``--out`` (.npz).
+
+    Exit status 2 on bad input.
+    """
     parser = argparse.ArgumentParser(prog="allpet attention", description=__doc__.split(": ", 1)[1])
     parser.add_argument("path", type=Path, help="an allpet simulate dataset folder or one sample .npz")
     parser.add_argument("--index", type=int, default=0, help="sample index in a dataset folder")
