@@ -6,6 +6,7 @@ import hashlib
 import os
 import pathlib
 import tempfile
+from typing import Any
 
 # Numba's on-disk cache is keyed on the file of the cached function only, not on
 # the files it calls; key the cache folder on every kernel source so an edited
@@ -57,6 +58,14 @@ def cuda_device() -> None:
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("torch has no CUDA device")
+
+
+@pytest.fixture(scope="session")
+def cuda_torch(cuda_device: None) -> Any:
+    """The torch module, for tests of torch CUDA tensors (skips as :func:`cuda_device` does)."""
+    import torch
+
+    return torch
 
 
 @pytest.fixture(scope="session")

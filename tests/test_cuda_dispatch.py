@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numba
 import numpy as np
 import pytest
@@ -17,15 +19,8 @@ def projector() -> ParallelBeamProjector:
     return ParallelBeamProjector(ParallelBeamGeometry(ImageGrid((3, 96, 80), (1.0, 1.0, 1.2)), 60, 131, 1.0))
 
 
-def _torch_cuda():
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("torch has no CUDA device")
-    return torch
-
-
-def test_torch_cuda_in_torch_cuda_out(projector: ParallelBeamProjector) -> None:
-    torch = _torch_cuda()
+def test_torch_cuda_in_torch_cuda_out(projector: ParallelBeamProjector, cuda_torch: Any) -> None:
+    torch = cuda_torch
     x = torch.rand((2,) + projector.in_shape, dtype=torch.float64, device="cuda")
     y = torch.rand((2,) + projector.out_shape, dtype=torch.float64, device="cuda")
     forward, back = projector(x), projector.adjoint(y)
@@ -37,8 +32,8 @@ def test_torch_cuda_in_torch_cuda_out(projector: ParallelBeamProjector) -> None:
     assert torch.equal(projector.adjoint(y), back)  # deterministic bits
 
 
-def test_torch_cuda_on_a_side_stream_and_composed(projector: ParallelBeamProjector) -> None:
-    torch = _torch_cuda()
+def test_torch_cuda_on_a_side_stream_and_composed(projector: ParallelBeamProjector, cuda_torch: Any) -> None:
+    torch = cuda_torch
     weights = np.random.default_rng(0).random(projector.out_shape)
     attenuated = DiagonalOperator(weights) @ projector
     x = torch.rand(projector.in_shape, device="cuda")
@@ -49,8 +44,8 @@ def test_torch_cuda_on_a_side_stream_and_composed(projector: ParallelBeamProject
     np.testing.assert_allclose(result.cpu().numpy(), weights * projector(x.cpu().numpy()), rtol=1e-5, atol=1e-4)
 
 
-def test_torch_cuda_gradcheck(projector: ParallelBeamProjector) -> None:
-    torch = _torch_cuda()
+def test_torch_cuda_gradcheck(projector: ParallelBeamProjector, cuda_torch: Any) -> None:
+    torch = cuda_torch
     from pet_projection.torch import project
 
     small = ParallelBeamProjector(ParallelBeamGeometry(ImageGrid((5, 6), 1.0), 4, 9, 1.0))
@@ -70,8 +65,8 @@ def test_cupy_in_cupy_out(projector: ParallelBeamProjector) -> None:
     assert bool((projector.adjoint(y) == back).all())
 
 
-def test_lor_projector_on_torch_cuda_is_exact_and_deterministic() -> None:
-    torch = _torch_cuda()
+def test_lor_projector_on_torch_cuda_is_exact_and_deterministic(cuda_torch: Any) -> None:
+    torch = cuda_torch
     from pet_projection import LORProjector
 
     rng = np.random.default_rng(5)

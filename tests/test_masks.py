@@ -213,11 +213,9 @@ def test_cell_basis_on_a_bare_device_array_names_the_problem() -> None:
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("library", ["torch", "cupy"])
-def test_cell_basis_on_the_gpu_equals_the_cpu(library: str) -> None:
+def test_cell_basis_on_the_gpu_equals_the_cpu(library: str, request: pytest.FixtureRequest) -> None:
     if library == "torch":
-        torch = pytest.importorskip("torch")
-        if not torch.cuda.is_available():
-            pytest.skip("torch has no CUDA device")
+        torch = request.getfixturevalue("cuda_torch")
         to_device, to_host = (lambda a: torch.as_tensor(a, device="cuda")), (lambda a: a.cpu().numpy())
     else:
         cupy = pytest.importorskip("cupy", reason="CuPy is not installed")
