@@ -209,6 +209,16 @@ def test_gpu_benchmark_sweeps_launch_settings_and_names_the_fastest_row() -> Non
     assert not _verdicts(batch)["back_over_forward_time"]["met"]
 
 
+def test_host_profile_builds_numba_cuda_kernel_arguments_from_tensors() -> None:
+    """Per C-contiguous array: meminfo 0, parent 0, size, item size, pointer, shape, strides in bytes (numba's ABI)."""
+    torch = pytest.importorskip("torch")
+    from benchmarks.gpu.profile_host import _tensor_arguments
+
+    a, b = torch.zeros((2, 3, 4)), torch.zeros((5, 6), dtype=torch.float64)
+    assert _tensor_arguments((a, b)) == [0, 0, 24, 4, a.data_ptr(), 2, 3, 4, 48, 16, 4,
+                                         0, 0, 30, 8, b.data_ptr(), 5, 6, 48, 8]
+
+
 def test_host_time_profile_times_every_step_or_says_why_not(capsys: pytest.CaptureFixture) -> None:
     """``benchmarks/gpu/profile_host.py``: on a GPU it times each step of a call; without one it says so, exit 0."""
     pytest.importorskip("torch")
