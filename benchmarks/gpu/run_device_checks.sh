@@ -82,7 +82,7 @@ for name in $STAGES; do
         PYTHONPATH=$WITH_SITE stage suite 240 python3 -m pytest -q -p no:cacheprovider -p no:benchmark -n 14
         ;;
     host)  # where the ~0.5 ms of host time per synchronised call goes, and two cheaper launch paths (issue 4's 3x)
-        PYTHONPATH=$WITH_SITE stage host 90 python3 -m benchmarks.gpu.profile_host
+        PYTHONPATH=$WITH_SITE stage host 120 python3 -m benchmarks.gpu.profile_host
         ;;
     profile)  # Nsight Compute on the batch-256 parallel-beam kernels: kernel-only durations and what limits them
         PYTHONPATH=$WITH_SITE stage profile 150 ncu --clock-control none --kernel-name "regex:^(forward|back)" \
