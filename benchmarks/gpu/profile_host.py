@@ -124,23 +124,13 @@ def _alternative_launches(torch: Any, projector: Any, image: Any) -> dict:
         print(f"launch path {path!r}: the same bits as the projector")
         steps[f"whole forward, kernel launched by {path}"] = lambda forward=forward: forward(image)
         timed[path] = forward
+    from benchmarks.bench_projectors_gpu import _clocks_up, _time_ms
+
+    _clocks_up(torch)
     for name, call in timed.items():
         print(f"synchronised forward of 256 x 128^2, {name}: median "
-              f"{_synchronised_ms(torch, lambda call=call: call(batch), 30):.3f} ms", flush=True)
+              f"{np.median(_time_ms(torch, lambda call=call: call(batch), 30)):.3f} ms", flush=True)
     return steps
-
-
-def _synchronised_ms(torch: Any, function: Callable[[], Any], repeat: int) -> float:
-    """Median wall time (ms) of ``function`` followed by ``torch.cuda.synchronize()``, after a warm-up."""
-    function()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)) * 1e3
 
 
 def main(argv: Optional[list[str]] = None) -> int:
