@@ -4,6 +4,8 @@ Usage::
 
     python -m benchmarks.bench_ldm_latent     # about 50 min on the 2-core CPU (two workers); writes
                                               # benchmarks/results/ldm_latent_low_dose.{json,md}
+    python -m benchmarks.bench_ldm_latent --warps 15 --autoencoder-steps 1500 --diffusion-steps 5000 \
+        --out benchmarks/results/ldm_latent_low_dose_warps15      # 15 anatomy warps per slice; about 60 min
 
 The demo's low-dose data (dose reduction factor 20, ``PipelineConfig()``
 grid and counts: 32 x 32 sinograms) with ``n_train`` training and ``n_test`` (16)

@@ -5,7 +5,7 @@ Usage::
     python -m benchmarks.plot_low_dose_gap [--results benchmarks/results] [--out PNG]
 
 Reads the JSON files that the low-dose benchmarks wrote (``tasks_demo``,
-``physics_prior_low_dose``, ``ldm_latent_low_dose``,
+``physics_prior_low_dose``, ``ldm_latent_low_dose``, ``ldm_latent_low_dose_warps15``,
 ``training_phantoms_low_dose``, ``low_dose_limits``) and writes
 ``low_dose_gap.png`` there (or ``--out``): each method's image PSNR gain (dB) over the best
 post-filtered OSEM of the low-dose data, the baseline each benchmark measured
@@ -53,6 +53,8 @@ def gap_rows(results: Path) -> list[Row]:
     prior_base = next(v for k, v in prior.items() if k.startswith("post-filtered OSEM"))["image_psnr_db"]
     latent_file = _load(results, "ldm_latent_low_dose")
     latent = next(row for row in latent_file["rows"] if row["latent_factor"] == 4)
+    warped_file = _load(results, "ldm_latent_low_dose_warps15")
+    warped = {row["latent_factor"]: row["gain_db"] for row in warped_file["rows"]}
     phantoms = _load(results, "training_phantoms_low_dose")["rows"]
     limits = _load(results, "low_dose_limits")
     limits_base = limits["osem_iterations"]["4"]["best_post_filtered_low_dose_db"]
@@ -70,6 +72,9 @@ def gap_rows(results: Path) -> list[Row]:
         (f"LDM, demo ({n_demo} slices)", ldm["mean"], (ldm["low"], ldm["high"]), "sinogram"),
         (f"LDM, {latent_file['config']['n_train']} slices, 5x longer training", latent["gain_db"]["mean"],
          (latent["gain_db"]["low"], latent["gain_db"]["high"]), "sinogram"),
+        *((f"LDM, {warped_file['config']['n_train']} slices + {warped_file['config']['warps']} warps each, "
+           f"long training, latent factor {factor}", gain["mean"], (gain["low"], gain["high"]), "sinogram")
+          for factor, gain in sorted(warped.items(), reverse=True)),
         ("image CNN, 500 slices, K = 3 (best step)", cnn(500, 0), None, "image"),
         ("image CNN, 500 slices + 15 warps each (best step)", cnn(500, 15), None, "image"),
         ("image CNN, 5,000 slices (best step)", cnn(5000, 0), None, "image"),
