@@ -6,12 +6,16 @@ Usage::
                                               # benchmarks/results/ldm_latent_low_dose.{json,md}
     python -m benchmarks.bench_ldm_latent --warps 15 --autoencoder-steps 1500 --diffusion-steps 5000 \
         --out benchmarks/results/ldm_latent_low_dose_warps15      # 15 anatomy warps per slice; about 60 min
+    python -m benchmarks.bench_ldm_latent --factors 2 --denoiser-channels 64 --warps 15 --autoencoder-steps 1500 \
+        --diffusion-steps 5000 --jobs 1 --threads 2 \
+        --out benchmarks/results/ldm_latent_low_dose_warps15_wide   # a denoiser 4x larger; about 70 min
 
 The demo's low-dose data (dose reduction factor 20, ``PipelineConfig()``
 grid and counts: 32 x 32 sinograms) with ``n_train`` training and ``n_test`` (16)
 test slices, the LDM conditioned on the physics prior as in the demo, with RMAS/DMM,
 TMA and the constraints, trained longer than in the demo (``--autoencoder-steps``,
-``--diffusion-steps`` at batch ``--batch-size``). One LDM per autoencoder
+``--diffusion-steps`` at batch ``--batch-size``), its denoiser ``--denoiser-channels``
+wide (``PipelineConfig.denoiser_channels``; default: the tiny preset's 32). One LDM per autoencoder
 downsampling factor (``PipelineConfig.latent_factor``); for each, on the
 test slices, all reconstructed with OSEM 4 x 4 and scored against the true
 image:
@@ -35,6 +39,7 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -44,7 +49,7 @@ TARGET_GAIN_DB = 3.0
 
 
 def run_one(factor: int, n_train: int, n_test: int, autoencoder_steps: int, diffusion_steps: int, batch_size: int,
-            warps: int) -> dict:
+            warps: int, denoiser_channels: Optional[int] = None, threads: int = 1) -> dict:
     """Per-slice image PSNRs (dB) of the baseline, the prior, the ceiling and the LDM for one latent factor."""
     import torch
 
@@ -55,9 +60,10 @@ def run_one(factor: int, n_train: int, n_test: int, autoencoder_steps: int, diff
     from tasks.pipeline import PipelineConfig, get_task, make_samples, physics_prior_input, sample_ldm, train_ldm
     from tasks.spec import sample_projector
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     config = PipelineConfig(n_train=n_train, n_test=n_test, latent_factor=factor, autoencoder_steps=autoencoder_steps,
-                            diffusion_steps=diffusion_steps, batch_size=batch_size, anatomy_warps=warps)
+                            diffusion_steps=diffusion_steps, batch_size=batch_size, anatomy_warps=warps,
+                            denoiser_channels=denoiser_channels, threads=threads)
     task = get_task("low_dose")
     train, test = make_samples(config, progress=False)
     voxel_mm = float(sample_projector(train[0]).geometry.grid.voxel_size_mm[-1])
@@ -90,7 +96,9 @@ def run_one(factor: int, n_train: int, n_test: int, autoencoder_steps: int, diff
     gain = summarise(ldm - baseline)
     return {"latent_factor": factor, "latent_shape": [model.config.autoencoder.latent_channels,
                                                       *(-(-n // factor) for n in test_ex.input.shape[1:])],
-            "parameters": sum(p.numel() for p in model.parameters()), "train_s": train_s,
+            "denoiser_channels": model.config.denoiser.base_channels,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "denoiser_parameters": sum(p.numel() for p in model.denoiser.parameters()), "train_s": train_s,
             "n_train_examples": len(train_ex), "post_filter_fwhm_mm": fwhm,
             "post_filter_psnr_db": float(baseline.mean()), "prior_psnr_db": float(image_psnr(test_ex.input).mean()),
             "ceiling_psnr_db": float(image_psnr(ceiling).mean()), "ldm_psnr_db": float(ldm.mean()),
@@ -112,13 +120,16 @@ def markdown(report: dict) -> str:
              f"{first['post_filter_psnr_db']:.2f} dB; +{TARGET_GAIN_DB:g} dB would be "
              f"{first['post_filter_psnr_db'] + TARGET_GAIN_DB:.2f} dB",
              f"- the physics prior alone (the LDM's input): {first['prior_psnr_db']:.2f} dB", "",
-             "| latent factor | latent (channels x views x bins) | parameters | training time | autoencoder ceiling "
-             "| LDM | LDM sinogram PSNR | LDM minus post-filtered OSEM (paired, 95% CI) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| latent factor | latent (channels x views x bins) | denoiser width | parameters (denoiser) "
+             "| training time | autoencoder ceiling | LDM | LDM sinogram PSNR "
+             "| LDM minus post-filtered OSEM (paired, 95% CI) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         g = r["gain_db"]
         lines.append(f"| {r['latent_factor']} | {' x '.join(map(str, r['latent_shape']))} | "
-                     f"{r['parameters'] / 1e6:.2f} M | {r['train_s'] / 60:.1f} min | {r['ceiling_psnr_db']:.2f} | "
+                     f"{r['denoiser_channels']} | {r['parameters'] / 1e6:.2f} M "
+                     f"({r['denoiser_parameters'] / 1e6:.2f} M) | {r['train_s'] / 60:.1f} min | "
+                     f"{r['ceiling_psnr_db']:.2f} | "
                      f"{r['ldm_psnr_db']:.2f} | {r['ldm_sinogram_psnr_db']:.2f} | "
                      f"{g['mean']:+.2f} ({g['low']:+.2f} to {g['high']:+.2f}) |")
     return "\n".join(lines) + "\n"
@@ -133,17 +144,20 @@ def main(argv=None) -> int:
     parser.add_argument("--diffusion-steps", type=int, default=2500)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--warps", type=int, default=0, help="anatomy warps per training slice")
+    parser.add_argument("--denoiser-channels", type=int, default=None,
+                        help="channels of the denoiser's first level (default: the tiny preset's 32)")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (1: in this process)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     parser.add_argument("--out", type=Path, default=RESULTS / "ldm_latent_low_dose")
     args = parser.parse_args(argv)
-    jobs = [(f, args.n_train, args.n_test, args.autoencoder_steps, args.diffusion_steps, args.batch_size, args.warps)
-            for f in args.factors]
+    jobs = [(f, args.n_train, args.n_test, args.autoencoder_steps, args.diffusion_steps, args.batch_size, args.warps,
+             args.denoiser_channels, args.threads) for f in args.factors]
     if args.jobs == 1:
         rows = [run_one(*job) for job in jobs]
     else:  # spawned workers: forking a process whose torch/Numba thread pools have started can crash the child
         with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             rows = list(pool.map(run_one, *zip(*jobs)))
-    keys = ("n_train", "n_test", "autoencoder_steps", "diffusion_steps", "batch_size", "warps")
+    keys = ("n_train", "n_test", "autoencoder_steps", "diffusion_steps", "batch_size", "warps", "denoiser_channels")
     report = {"config": {key: getattr(args, key) for key in keys}, "rows": rows}
     write_results(args.out, report, markdown(report))
     return 0

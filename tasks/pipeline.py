@@ -118,7 +118,9 @@ class PipelineConfig:
     the preset's 4 for low dose, where factor 2 scored the same image PSNR
     at the demo scale, 23.37 against 23.36 dB in one run each, and again
     when trained longer, 23.33 against 23.40 dB, while training 1.5 times
-    slower; ``python -m benchmarks.bench_ldm_latent``) in ``ldm_mode`` (``"ddpm"``:
+    slower; ``python -m benchmarks.bench_ldm_latent``) and a denoiser of
+    ``denoiser_channels`` channels on its first level (None, the default: the
+    preset's 32; a multiple of 8, its GroupNorm groups) in ``ldm_mode`` (``"ddpm"``:
     noise -> target conditioned on the input; ``"bridge"``: input -> target
     diffusion bridge, which predicts ``z0``; the default: at the demo scale it
     scored 3.3 dB higher image PSNR than ``"ddpm"`` on low-dose) with ``use_tma``,
@@ -154,6 +156,7 @@ class PipelineConfig:
     rmas_per_example: float = 1.0
     ldm_mode: str = "bridge"
     latent_factor: Optional[int] = None
+    denoiser_channels: Optional[int] = None
     autoencoder_steps: int = 900
     diffusion_steps: int = 1400
     batch_size: int = 8
@@ -188,6 +191,11 @@ class PipelineConfig:
         if self.latent_factor is not None and (self.latent_factor not in (2, 4, 8)
                                                or isinstance(self.latent_factor, bool)):
             raise ValueError(f"latent_factor must be 2, 4 or 8 (or None: the task's), got {self.latent_factor!r}")
+        if self.denoiser_channels is not None and (isinstance(self.denoiser_channels, bool)
+                                                   or not isinstance(self.denoiser_channels, int)
+                                                   or self.denoiser_channels < 8 or self.denoiser_channels % 8):
+            raise ValueError("denoiser_channels must be a positive multiple of 8 (or None: the preset's), got "
+                             f"{self.denoiser_channels!r}")
         if self.ldm_mode not in ("ddpm", "bridge"):
             raise ValueError(f"ldm_mode must be 'ddpm' or 'bridge', got {self.ldm_mode!r}")
         if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
@@ -319,11 +327,14 @@ def _ldm_experiment(task: PETTask, config: PipelineConfig, n_items: int, out_dir
     factor = task.latent_factor if config.latent_factor is None else config.latent_factor
     levels = (1,) + (2,) * (factor.bit_length() - 1)  # one stride-2 level per factor of 2
     autoencoder = dataclasses.replace(preset_model.autoencoder, channel_mults=levels)
+    denoiser = preset_model.denoiser
+    if config.denoiser_channels is not None:
+        denoiser = dataclasses.replace(denoiser, base_channels=config.denoiser_channels)
     # the residual decode adds the input's full-resolution content to the output: right for the smooth physics
     # prior of an input like the target (PETTask.residual_decode), wrong for a raw noisy input, whose Poisson noise
     # it would pass through (ablation "no physics prior")
     residual = config.physics_prior and task.residual_decode
-    model = dataclasses.replace(preset_model, autoencoder=autoencoder,
+    model = dataclasses.replace(preset_model, autoencoder=autoencoder, denoiser=denoiser,
                                 use_tma=config.use_tma, use_constraints=config.use_constraints,
                                 n_tracers=task.n_outputs if task.n_outputs > 1 else 0,
                                 residual_decode=residual, autoencode_inputs=residual and task.autoencode_inputs,

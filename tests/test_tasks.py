@@ -482,21 +482,36 @@ def test_latent_factor_sets_the_autoencoder_levels(tmp_path):
     assert model.autoencoder.downsampling_factor == 4
 
 
+def test_denoiser_channels_set_the_denoiser_width(tmp_path):
+    from tasks.pipeline import _ldm_experiment
+
+    task = get_task("low_dose")
+    model, _ = _ldm_experiment(task, PipelineConfig.quick(), 8, tmp_path)
+    assert model.denoiser.base_channels == 32  # the tiny preset's
+    model, _ = _ldm_experiment(task, PipelineConfig.quick(denoiser_channels=64), 8, tmp_path)
+    assert model.denoiser.base_channels == 64 and model.denoiser.channel_mults == (1, 2)
+    for bad in (0, 12, 64.0, True):
+        with pytest.raises(ValueError, match="denoiser_channels"):
+            PipelineConfig.quick(denoiser_channels=bad)
+
+
 def test_latent_benchmark_runs_small(tmp_path):
     import json
 
     from benchmarks.bench_ldm_latent import main
 
     assert main(["--factors", "4", "2", "--n-train", "4", "--n-test", "3", "--autoencoder-steps", "2",
-                 "--diffusion-steps", "2", "--batch-size", "2", "--warps", "1", "--jobs", "1",
-                 "--out", str(tmp_path / "r")]) == 0
+                 "--diffusion-steps", "2", "--batch-size", "2", "--warps", "1", "--denoiser-channels", "16",
+                 "--jobs", "1", "--out", str(tmp_path / "r")]) == 0
     report = json.loads((tmp_path / "r.json").read_text())
     assert [row["latent_shape"] for row in report["rows"]] == [[4, 8, 8], [4, 16, 16]]
+    assert all(row["denoiser_channels"] == 16 and 0 < row["denoiser_parameters"] < row["parameters"]
+               for row in report["rows"])
     assert all(row["n_train_examples"] == 8 for row in report["rows"])
     for row in report["rows"]:
         assert all(np.isfinite(row[key]) for key in ("ceiling_psnr_db", "ldm_psnr_db", "post_filter_psnr_db"))
         assert row["gain_db"]["low"] <= row["gain_db"]["mean"] <= row["gain_db"]["high"]
-    assert "| 2 | 4 x 16 x 16 |" in (tmp_path / "r.md").read_text()
+    assert "| 2 | 4 x 16 x 16 | 16 |" in (tmp_path / "r.md").read_text()
 
 
 def test_tasks_benchmark_runs_small(tmp_path):

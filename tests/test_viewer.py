@@ -111,8 +111,8 @@ def test_specs_save_load_and_reproduce_the_attention(client, dataset: pathlib.Pa
     page = client.post("/api/sample/1/attention", json={"spec": SPEC}).get_json()
     with np.load(out) as archive:
         np.testing.assert_allclose(archive["sinogram"], np.array(page["sinogram_attention"]), atol=1e-6)
-    downloaded = client.get("/files/roi_edits/brainstem_half.json")
-    assert downloaded.status_code == 200 and json.loads(downloaded.data)["edits"][0]["region"] == "brainstem"
+    with client.get("/files/roi_edits/brainstem_half.json") as downloaded:  # closes the file Flask sent
+        assert downloaded.status_code == 200 and json.loads(downloaded.data)["edits"][0]["region"] == "brainstem"
 
 
 @pytest.mark.parametrize("name", ["..%2F..%2Fevil", "a b", "-leading", "x" * 65])
@@ -139,7 +139,8 @@ def test_files_outside_the_folder_are_refused(client, dataset: pathlib.Path) -> 
         assert response.status_code == 400 and "outside the viewer's folder" in response.get_json()["error"]
     finally:
         (dataset / "escape").unlink()
-    assert client.get("/files/manifest.json").status_code == 200
+    with client.get("/files/manifest.json") as response:
+        assert response.status_code == 200
 
 
 def test_model_outputs_are_shown_with_error_maps(dataset: pathlib.Path) -> None:
