@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--latent-factor", type=int, default=None, choices=(2, 4, 8),
                         help="downsampling factor of the LDM's autoencoder (default: the task's own, 4 for "
                              "low_dose and 2 for the others)")
+    parser.add_argument("--denoiser-channels", type=int, default=None, metavar="C",
+                        help="channels of the LDM denoiser's first level, a multiple of 8 (default: the tiny "
+                             "preset's 32; wider denoisers train slower)")
     parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--keep-model", action="store_true",
@@ -70,6 +73,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                              ("count_resampling", args.count_resampling),
                                              ("anatomy_warps", args.anatomy_warps),
                                              ("latent_factor", args.latent_factor),
+                                             ("denoiser_channels", args.denoiser_channels),
                                              ("train_data", args.train_data), ("test_data", args.test_data))
                if value is not None}
     start = time.perf_counter()

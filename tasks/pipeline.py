@@ -539,6 +539,7 @@ def run_task(config: PipelineConfig, work_dir: Any, progress: bool = True,
     info: dict[str, Any] = {"task_summary": task.summary, "device": str(device),
                             "ldm_parameters": sum(p.numel() for p in model.parameters()),
                             "latent_factor": model.config.autoencoder.downsampling_factor,
+                            "denoiser_channels": model.config.denoiser.base_channels,
                             "n_train_examples": len(train_ex), "n_test_examples": len(test_ex)}
     logs = {f"LDM {stage}": _read_log(work_dir / "ldm" / f"log_{stage}.csv") for stage in ("autoencoder", "diffusion")}
     labels = test_ex.channel if task.n_outputs > 1 else None

@@ -204,7 +204,8 @@ def write_report(result: TaskResult, folder: Any, extra: Any = None) -> Path:
                 f"({config.anatomy}), {config.n_views} views" + (
                     f", dose reduction factor {config.dose_reduction_factor:g}" if config.task == "low_dose" else ""),
         "model": f"tiny sinogram LDM, {result.info.get('ldm_parameters', 0):,} parameters, autoencoder "
-                 f"downsampling {result.info.get('latent_factor', '?')}; "
+                 f"downsampling {result.info.get('latent_factor', '?')}, denoiser width "
+                 f"{result.info.get('denoiser_channels', '?')}; "
                  f"{config.autoencoder_steps} autoencoder + {config.diffusion_steps} diffusion steps; "
                  f"TMA {'on' if config.use_tma else 'off'}, constraints {'on' if config.use_constraints else 'off'}, "
                  f"RMAS/DMM {'on' if config.use_rmas else 'off'}; {config.sampler} {config.sampling_steps} steps",

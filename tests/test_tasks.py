@@ -111,14 +111,15 @@ def test_demo_cli_quick_writes_report(tmp_path):
     from tasks.cli_demo import main
 
     out = tmp_path / "report"
-    assert main(["--quick", "--out", str(out), "--no-progress", "--n-test", "1", "--latent-factor", "2"]) == 0
-    # (low dose, the demo's default task, would use 4 by itself)
+    assert main(["--quick", "--out", str(out), "--no-progress", "--n-test", "1", "--latent-factor", "2",
+                 "--denoiser-channels", "16"]) == 0
+    # (low dose, the demo's default task, would use 4 by itself; the preset's denoiser is 32 wide)
     for name in ("index.html", "report.md", "metrics.csv", "metrics_per_sample.csv", "results.json",
                  "figures/example.png", "figures/attention.png", "figures/training.png",
                  "figures/input_output_target.png"):
         assert (out / name).is_file(), name
     assert METHOD_LDM in (out / "metrics.csv").read_text()
-    assert "autoencoder downsampling 2;" in (out / "report.md").read_text()
+    assert "autoencoder downsampling 2, denoiser width 16;" in (out / "report.md").read_text()
 
 
 @pytest.mark.parametrize("task", ["low_dose", "tracer_separation"])
