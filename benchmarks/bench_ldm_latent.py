@@ -6,9 +6,9 @@ Usage::
                                               # benchmarks/results/ldm_latent_low_dose.{json,md}
     python -m benchmarks.bench_ldm_latent --warps 15 --autoencoder-steps 1500 --diffusion-steps 5000 \
         --out benchmarks/results/ldm_latent_low_dose_warps15      # 15 anatomy warps per slice; about 60 min
-    python -m benchmarks.bench_ldm_latent --factors 2 --denoiser-channels 64 --warps 15 --autoencoder-steps 1500 \
+    python -m benchmarks.bench_ldm_latent --factors 4 2 --denoiser-channels 64 --warps 15 --autoencoder-steps 1500 \
         --diffusion-steps 5000 --jobs 1 --threads 2 \
-        --out benchmarks/results/ldm_latent_low_dose_warps15_wide   # a denoiser 4x larger; about 70 min
+        --out benchmarks/results/ldm_latent_low_dose_warps15_wide   # a denoiser 4x larger; about 100 min
 
 The demo's low-dose data (dose reduction factor 20, ``PipelineConfig()``
 grid and counts: 32 x 32 sinograms) with ``n_train`` training and ``n_test`` (16)

@@ -6,7 +6,7 @@ Usage::
 
 Reads the JSON files that the low-dose benchmarks wrote (``tasks_demo``,
 ``physics_prior_low_dose``, ``ldm_latent_low_dose``, ``ldm_latent_low_dose_warps15``,
-``training_phantoms_low_dose``, ``low_dose_limits``) and writes
+``ldm_latent_low_dose_warps15_wide``, ``training_phantoms_low_dose``, ``low_dose_limits``) and writes
 ``low_dose_gap.png`` there (or ``--out``): each method's image PSNR gain (dB) over the best
 post-filtered OSEM of the low-dose data, the baseline each benchmark measured
 on the same 16 test slices (dose reduction factor 20, OSEM 4 x 4), with the
@@ -53,8 +53,7 @@ def gap_rows(results: Path) -> list[Row]:
     prior_base = next(v for k, v in prior.items() if k.startswith("post-filtered OSEM"))["image_psnr_db"]
     latent_file = _load(results, "ldm_latent_low_dose")
     latent = next(row for row in latent_file["rows"] if row["latent_factor"] == 4)
-    warped_file = _load(results, "ldm_latent_low_dose_warps15")
-    warped = {row["latent_factor"]: row["gain_db"] for row in warped_file["rows"]}
+    warped_files = [_load(results, f"ldm_latent_low_dose_warps15{wide}") for wide in ("", "_wide")]
     phantoms = _load(results, "training_phantoms_low_dose")["rows"]
     limits = _load(results, "low_dose_limits")
     limits_base = limits["osem_iterations"]["4"]["best_post_filtered_low_dose_db"]
@@ -72,9 +71,8 @@ def gap_rows(results: Path) -> list[Row]:
         (f"LDM, demo ({n_demo} slices)", ldm["mean"], (ldm["low"], ldm["high"]), "sinogram"),
         (f"LDM, {latent_file['config']['n_train']} slices, 5x longer training", latent["gain_db"]["mean"],
          (latent["gain_db"]["low"], latent["gain_db"]["high"]), "sinogram"),
-        *((f"LDM, {warped_file['config']['n_train']} slices + {warped_file['config']['warps']} warps each, "
-           f"long training, latent factor {factor}", gain["mean"], (gain["low"], gain["high"]), "sinogram")
-          for factor, gain in sorted(warped.items(), reverse=True)),
+        *(_warped_row(file, row) for file in warped_files
+          for row in sorted(file["rows"], key=lambda row: -row["latent_factor"])),
         ("image CNN, 500 slices, K = 3 (best step)", cnn(500, 0), None, "image"),
         ("image CNN, 500 slices + 15 warps each (best step)", cnn(500, 15), None, "image"),
         ("image CNN, 5,000 slices (best step)", cnn(5000, 0), None, "image"),
@@ -86,12 +84,21 @@ def gap_rows(results: Path) -> list[Row]:
     ]
 
 
+def _warped_row(file: dict, row: dict) -> Row:
+    """The row of an LDM trained long on warped anatomies (``bench_ldm_latent --warps``)."""
+    width = row.get("denoiser_channels", 32)  # files written before the width was recorded used the preset's 32
+    gain = row["gain_db"]
+    return (f"LDM, {file['config']['n_train']} + {file['config']['warps']} warps each, long training, "
+            f"factor {row['latent_factor']}" + (f", width {width}" if width != 32 else ""),
+            gain["mean"], (gain["low"], gain["high"]), "sinogram")
+
+
 COLOURS = {"classical": "0.55", "sinogram": "tab:blue", "image": "tab:orange", "reference": "tab:green"}
 
 
 def plot(rows: Sequence[Row], out: Path, title: str = "") -> Path:
     """Horizontal bars of ``rows`` with the target line and ``title``; returns the PNG's path."""
-    fig, ax = plt.subplots(figsize=(8.0, 0.42 * len(rows) + 1.3), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(9.0, 0.42 * len(rows) + 1.3), constrained_layout=True)
     labels = [row[0] for row in rows][::-1]
     for y, (_, gain, interval, group) in enumerate(rows[::-1]):
         error = None if interval is None else [[gain - interval[0]], [interval[1] - gain]]

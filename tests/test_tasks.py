@@ -541,11 +541,11 @@ def test_low_dose_gap_figure_shows_the_recorded_results(tmp_path):
     recorded = demo["ldm_minus"][demo["filtered_baseline"]]
     assert rows["LDM, demo (128 slices)"] == (recorded["mean"], (recorded["low"], recorded["high"]))
     assert rows["OSEM of the full-dose data"][0] > rows["image CNN, 5,000 slices (best step)"][0] > 0
-    warped = json.loads((RESULTS / "ldm_latent_low_dose_warps15.json").read_text())
-    for row in warped["rows"]:
-        gain = row["gain_db"]
-        label = f"LDM, 500 slices + 15 warps each, long training, latent factor {row['latent_factor']}"
-        assert rows[label] == (gain["mean"], (gain["low"], gain["high"]))
+    for name, suffix in (("ldm_latent_low_dose_warps15", ""), ("ldm_latent_low_dose_warps15_wide", ", width 64")):
+        for row in json.loads((RESULTS / f"{name}.json").read_text())["rows"]:
+            gain = row["gain_db"]
+            label = f"LDM, 500 + 15 warps each, long training, factor {row['latent_factor']}{suffix}"
+            assert rows[label] == (gain["mean"], (gain["low"], gain["high"]))
     assert main(["--out", str(tmp_path / "gap.png")]) == 0
     assert (tmp_path / "gap.png").stat().st_size > 10_000
     with pytest.raises(FileNotFoundError, match="tasks_demo.json is missing"):
