@@ -4,9 +4,12 @@ Numba's CUDA simulator runs the kernels as Python, so it cannot tell whether
 they type-check and lower for a real device; this script does, with NVVM and
 NVRTC on the machine and no driver. numba-cuda asks the current device for its
 compute capability when it compiles device functions, so a stand-in device is
-installed first. Run with ``NUMBA_ENABLE_CUDASIM=0``; prints one line per
-kernel and exits 0 when all compile, 1 when one fails, 2 (with the reason) when
-the CUDA compiler libraries are missing.
+installed first. It also checks that both parallel-beam kernels compute their
+positions with the explicit fused multiply-adds of the CUDA ``plane_position``
+(the condition for their bitwise transpose on a GPU), which the simulator never
+runs. Run with ``NUMBA_ENABLE_CUDASIM=0``; prints one line per kernel and exits
+0 when all compile, 1 when one fails, 2 (with the reason) when the CUDA compiler
+libraries are missing.
 
 Usage::
 
@@ -77,6 +80,27 @@ def _cases() -> list[tuple[str, object, tuple]]:
     return cases
 
 
+def _positions_fused() -> bool:
+    """Whether the parallel-beam forward and back kernels call the CUDA ``plane_position`` (``llvm.fma`` in their IR).
+
+    The generic ``plane_position`` lowers to ``fmul`` / ``fadd``, which NVVM may or may not contract; only the CUDA
+    overload calls ``llvm.fma`` explicitly, so its presence in both kernels' LLVM IR shows which one numba chose.
+    """
+    from numba import types
+    from numba.cuda.compiler import compile_cuda
+
+    from pet_projection.kernels import cuda as kernels
+
+    a3, table = types.float32[:, :, ::1], types.float64[:, ::1]
+    forward, back = kernels._parallel_beam_kernels(1)
+    fused = True
+    for name, kernel, signature in (("forward", forward, (a3, a3, table, a3)), ("back", back, (a3, table, a3))):
+        ir = compile_cuda(kernel.py_func, types.void, signature, cc=COMPUTE_CAPABILITY).library.get_llvm_str()
+        print(f"parallel_beam {name}: {'explicit' if 'llvm.fma.f64' in ir else 'NO'} fused multiply-adds")
+        fused = fused and "llvm.fma.f64" in ir
+    return fused
+
+
 def main() -> int:
     from numba import config
 
@@ -106,6 +130,9 @@ def main() -> int:
         atomics = " (64-bit atomics)" if "atom.global.add.u64" in ptx else ""
         print(f"ok {name}: {len(ptx)} bytes of PTX in {time.perf_counter() - start:.1f} s{atomics}")
     print(f"compiled {len(cases) - failed} of {len(cases)} kernels")
+    if not _positions_fused():
+        print("FAILED: a parallel-beam kernel does not use the CUDA plane_position (its positions are not fused)")
+        failed += 1
     return 1 if failed else 0
 
 

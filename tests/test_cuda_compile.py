@@ -31,3 +31,6 @@ def test_every_cuda_kernel_compiles_to_ptx() -> None:
     compiled, total = re.search(r"compiled (\d+) of (\d+) kernels", result.stdout).groups()
     assert compiled == total == str(sum(line.startswith("ok ") for line in result.stdout.splitlines()))
     assert "64-bit atomics" in result.stdout  # the fixed-point back projections use integer atomics
+    # both parallel-beam kernels round positions with the CUDA plane_position (their bitwise transpose on a GPU)
+    assert "parallel_beam forward: explicit fused multiply-adds" in result.stdout
+    assert "parallel_beam back: explicit fused multiply-adds" in result.stdout
