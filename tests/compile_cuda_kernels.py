@@ -96,8 +96,9 @@ def _positions_fused() -> bool:
     fused = True
     for name, kernel, signature in (("forward", forward, (a3, a3, table, a3)), ("back", back, (a3, table, a3))):
         ir = compile_cuda(kernel.py_func, types.void, signature, cc=COMPUTE_CAPABILITY).library.get_llvm_str()
-        print(f"parallel_beam {name}: {'explicit' if 'llvm.fma.f64' in ir else 'NO'} fused multiply-adds")
-        fused = fused and "llvm.fma.f64" in ir
+        explicit = "llvm.fma.f64" in ir
+        print(f"parallel_beam {name}: {'explicit' if explicit else 'NO'} fused multiply-adds")
+        fused = fused and explicit
     return fused
 
 
