@@ -10,7 +10,7 @@ grid and counts) with ``n_train`` training and 16 test slices. The
 supervised residual UNet (:class:`tasks.baselines.SinogramUNet`) on the
 physics prior (with TMA attention) is trained for ``steps`` steps once per
 ``K`` in ``--resamples``: ``K`` extra inputs per training sample
-(:func:`tasks.data.with_resampled_inputs`), each with its own physics prior,
+(:func:`tasks.examples.with_resampled_inputs`), each with its own physics prior,
 so the network sees ``(K + 1) n_train`` different inputs of ``n_train``
 targets. The test slices are scored as in the demo (OSEM 4 x 4 against the
 true image; sinograms against the noise-free target ``A x + b``); the final
@@ -40,9 +40,10 @@ def run_one(n_train: int, steps: int, resamples: int) -> dict:
     import torch
 
     from tasks.baselines import SinogramUNet, osem_image
-    from tasks.data import build_examples, with_resampled_inputs
+    from tasks.examples import build_examples, with_resampled_inputs
     from tasks.metrics import psnr
-    from tasks.pipeline import PipelineConfig, get_task, make_samples, physics_prior_input
+    from tasks.pipeline import PipelineConfig, make_samples, physics_prior_input
+    from tasks.registry import get_task
 
     torch.set_num_threads(1)
     config = PipelineConfig(n_train=n_train, n_test=16, count_resampling=resamples)

@@ -53,11 +53,12 @@ def run_one(factor: int, n_train: int, n_test: int, autoencoder_steps: int, diff
     """Per-slice image PSNRs (dB) of the baseline, the prior, the ceiling and the LDM for one latent factor."""
     import torch
 
-    from ldm.data import collate
+    from ldm.training_data import collate
     from tasks.baselines import osem_image, post_filter, tune_post_filter
-    from tasks.data import ExampleDataset, build_examples, with_warped_anatomies
+    from tasks.examples import ExampleDataset, build_examples, with_warped_anatomies
     from tasks.metrics import psnr, summarise
-    from tasks.pipeline import PipelineConfig, get_task, make_samples, physics_prior_input, sample_ldm, train_ldm
+    from tasks.pipeline import PipelineConfig, make_samples, physics_prior_input, sample_ldm, train_ldm
+    from tasks.registry import get_task
     from tasks.spec import sample_projector
 
     torch.set_num_threads(threads)

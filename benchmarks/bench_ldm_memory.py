@@ -48,7 +48,7 @@ from torch.utils.weak import WeakIdKeyDictionary
 
 from benchmarks.bench_projectors import machine_info
 from ldm.config import ExperimentConfig, load_config
-from ldm.data import build_training_data
+from ldm.training_data import build_training_data
 from ldm.diffusion import SinogramLDM
 from ldm.train import Trainer, set_cpu_threads
 

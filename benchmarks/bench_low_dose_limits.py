@@ -36,7 +36,8 @@ from benchmarks.bench_physics_prior import RESULTS, write_results
 from pet_projection import map_tv
 from tasks.baselines import osem_image, post_filter, tune_post_filter
 from tasks.metrics import psnr
-from tasks.pipeline import PipelineConfig, get_task, make_samples
+from tasks.pipeline import PipelineConfig, make_samples
+from tasks.registry import get_task
 from tasks.spec import sample_projector
 
 ITERATIONS = (2, 4, 8, 16, 32)

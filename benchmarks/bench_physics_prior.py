@@ -33,9 +33,10 @@ from pathlib import Path
 import numpy as np
 
 from tasks.baselines import SinogramUNet, osem_image, post_filter, tune_post_filter
-from tasks.data import build_examples
+from tasks.examples import build_examples
 from tasks.metrics import image_metrics, psnr
-from tasks.pipeline import PipelineConfig, get_task, make_samples, physics_prior_input, sample_ldm, train_ldm
+from tasks.pipeline import PipelineConfig, make_samples, physics_prior_input, sample_ldm, train_ldm
+from tasks.registry import get_task
 from tasks.spec import sample_projector
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -42,7 +42,8 @@ def run_one(task: str, n_train: int, n_test: int, quick: bool = False) -> dict:
     """Summaries per method and metric, and the LDM's paired PSNR differences, for one task (``quick``: CI size)."""
     import torch
 
-    from tasks.pipeline import METHOD_LDM, METHOD_UNET, PipelineConfig, get_task, run_task
+    from tasks.pipeline import METHOD_LDM, METHOD_UNET, PipelineConfig, run_task
+    from tasks.registry import get_task
 
     torch.set_num_threads(1)
     config = (PipelineConfig.quick if quick else PipelineConfig)(task=task, n_train=n_train, n_test=n_test, threads=1)

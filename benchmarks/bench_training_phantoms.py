@@ -7,10 +7,10 @@ Usage::
 
 The demo's low-dose data (``PipelineConfig()`` grid and counts, dose
 reduction factor 20) and its 16 test slices. For each training set (``W``
-anatomy warps per slice, :func:`tasks.data.with_warped_anatomies`: new
+anatomy warps per slice, :func:`tasks.examples.with_warped_anatomies`: new
 patients from random deformations of the slice's anatomy, scanned again;
 then ``K`` count-resampled extra inputs per slice,
-:func:`tasks.data.with_resampled_inputs`), a small residual CNN
+:func:`tasks.examples.with_resampled_inputs`), a small residual CNN
 (:class:`ImageDenoiser`) learns the true image from the low-dose OSEM image
 (4 x 4) and its post-filtered copy (1 voxel FWHM), with left-right flips,
 batch 32 and a one-cycle AdamW schedule. The test image PSNR (dB, mean over
@@ -34,9 +34,10 @@ from torch.nn import functional as F
 
 from benchmarks.bench_physics_prior import RESULTS, write_results
 from tasks.baselines import osem_image, post_filter, tune_post_filter
-from tasks.data import with_resampled_inputs, with_warped_anatomies
+from tasks.examples import with_resampled_inputs, with_warped_anatomies
 from tasks.metrics import psnr
-from tasks.pipeline import PipelineConfig, get_task, make_samples
+from tasks.pipeline import PipelineConfig, make_samples
+from tasks.registry import get_task
 from tasks.spec import TaskSample, sample_projector
 
 FEATURE_FWHM_VOXELS = 1.0
@@ -81,7 +82,7 @@ def _osem_images(task, samples: list[TaskSample], voxel_mm: float) -> np.ndarray
 def run_one(n_train: int, resamples: int, steps: int, every: int, seed: int = 0, warps: int = 0) -> dict:
     """Test PSNR (dB) every ``every`` steps of the CNN trained on ``n_train`` slices and their augmentations.
 
-    ``warps`` new patients per slice (:func:`tasks.data.with_warped_anatomies`),
+    ``warps`` new patients per slice (:func:`tasks.examples.with_warped_anatomies`),
     then ``resamples`` extra inputs for each of those.
     """
     config = PipelineConfig(n_train=n_train, n_test=16, seed=seed)

@@ -37,8 +37,8 @@ SPECS = {
 
 def main() -> int:
     from pet_projection.simulation import SimulationConfig, write_dataset
-    from pet_projection.viewer import ViewerSession
-    from pet_projection.viewer.server import create_app
+    from tasks.viewer import ViewerSession
+    from tasks.viewer.server import create_app
 
     with tempfile.TemporaryDirectory() as folder:
         write_dataset(Path(folder) / "d", "low_dose", 1, SimulationConfig(anatomy="brain", n_lesions=(2, 2)),

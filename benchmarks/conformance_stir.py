@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 from typing import Optional, Sequence
@@ -39,25 +38,10 @@ from pet_projection import LORProjector, PETSinogramProjector, PETSystemModel, o
 from pet_projection.grid import ImageGrid
 from pet_projection.io import read_image, read_projdata, read_projdata_header
 from pet_projection.io.petlink import read_listmode
+from pet_projection.io.third_party import third_party_folder
 from pet_projection.projdata import ProjDataLayout
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def third_party_folder() -> Optional[Path]:
-    """The folder of the third-party STIR files, read in place (never copied into the repository).
-
-    ``$ALLPET_THIRD_PARTY_DATA`` if set, else ``shared/data/third_party`` beside
-    the checkout, else this project's machines' ``/work/shared/data/third_party``
-    (so a fresh clone elsewhere finds them too); ``None`` if none exists.
-    """
-    candidates = [os.environ.get("ALLPET_THIRD_PARTY_DATA"),
-                  Path(__file__).resolve().parents[2] / "shared" / "data" / "third_party",
-                  "/work/shared/data/third_party"]
-    for candidate in candidates:
-        if candidate and (Path(candidate) / "README.md").is_file():
-            return Path(candidate)
-    return None
 
 
 def _data() -> Path:

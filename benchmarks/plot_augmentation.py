@@ -21,9 +21,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from pet_projection import (AttentionRegions, CellGrid, ImageGrid, ParallelBeamGeometry,  # noqa: E402
-                            ParallelBeamProjector, TransparentMedicalAttention, radon_mask, segment_metabolic,
-                            split_by_mask)
+from pet_projection import ImageGrid, ParallelBeamGeometry, ParallelBeamProjector
+from pet_projection.attention import AttentionRegions, TransparentMedicalAttention, segment_metabolic
+from pet_projection.masks import CellGrid, radon_mask, split_by_mask
 from pet_projection.plotting import plot_attention  # noqa: E402
 
 

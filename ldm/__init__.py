@@ -2,7 +2,7 @@
 
 from .autoencoder import AutoencoderConfig, SinogramAutoencoder, crop_sinogram, pad_sinogram
 from .constraints import constraint_losses, insert_known, pair_from_full, project_pair
-from .datasets import RMASDataset
+from .rmas_dataset import RMASDataset
 from .denoiser import DenoiserConfig, LatentDenoiser
 from .diffusion import (BridgeSchedule, LDMConfig, SinogramLDM, batch_from_rmas, make_scheduler, run_reverse_process,
                         sample_bridge)

@@ -27,7 +27,7 @@ from typing import Any, Mapping, Optional
 import torch
 from torch import Tensor, nn
 
-from pet_projection.geometry import positive_int
+from pet_projection.validation import positive_int
 
 __all__ = [
     "AutoencoderConfig",

@@ -256,7 +256,7 @@ class DataConfig:
         targets per sample: tracer separation): each target's per-ray
         linear-unmixing estimate of the measured sum, ``w_k * measured``,
         the demo's prior for that task, with weights ``w`` fitted on the
-        training folder (:func:`ldm.data.unmixing_weights`) and saved in the
+        training folder (:func:`tasks.model_inputs.fit_unmixing_weights`) and saved in the
         run as ``unmixing_weights.npy``; pair it with ``model.mode: bridge``,
         ``model.residual_decode`` and ``model.autoencode_inputs``. Both
         priors need the ``tasks`` package (``allpet[tasks]``), which defines

@@ -24,7 +24,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from pet_projection.geometry import positive_int
+from pet_projection.validation import positive_int
 
 from .autoencoder import check_int_tuple, check_non_negative, check_unet_levels
 

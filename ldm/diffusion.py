@@ -65,7 +65,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from pet_projection.geometry import positive_int
+from pet_projection.validation import positive_int
 
 from .autoencoder import (AutoencoderConfig, SinogramAutoencoder, attention_weights, check_bool, check_choice,
                           check_non_negative, config_from_mapping, crop_sinogram, pad_sinogram)

@@ -24,7 +24,7 @@ model), ``state.pt`` (optimiser, LR scheduler, gradient scaler, EMA counters,
 step and data position, and the RNG states of torch, CUDA, NumPy and Python
 for every process) and ``config.yaml`` (the run's configuration, if given).
 Resuming restores all of it, and the data order is a function of
-``(seed, epoch)`` (:class:`~ldm.data.EpochBatchSampler`), so on the CPU the
+``(seed, epoch)`` (:class:`~ldm.training_data.EpochBatchSampler`), so on the CPU the
 steps after a resume are bit-identical to those of an uninterrupted run (on
 CUDA too when torch runs with deterministic algorithms).
 
@@ -57,7 +57,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from .config import StageConfig, TrainConfig
-from .data import EpochBatchSampler, collate
+from .training_data import EpochBatchSampler, collate
 
 __all__ = ["CHECKPOINT_DIR", "DistributedEnv", "TrainState", "Trainer", "checkpoint_step", "find_checkpoint",
            "init_distributed", "load_weights", "lr_factor", "resolve_device", "seed_everything", "seed_for",
@@ -349,7 +349,7 @@ class Trainer:
         Items are dicts of tensors (one sample each; see :mod:`ldm.data`);
         ``set_epoch(epoch)`` is called before each epoch when it exists.
     collate_fn : callable
-        Items to a batch dict (default :func:`ldm.data.collate`).
+        Items to a batch dict (default :func:`ldm.training_data.collate`).
     out_dir : str or Path, optional
         Default ``config.out_dir``.
     run_config : mapping, optional

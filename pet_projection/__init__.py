@@ -1,20 +1,20 @@
 """pet_projection: exact, fast tomographic projectors for PET and parallel-beam data.
 
 Imports need only NumPy, SciPy and Numba; torch is used by
-:mod:`pet_projection.torch` only when that module is imported.
+:mod:`pet_projection.autograd` only when that module is imported.
 
 Conventions (lengths in mm, angles in radians): images have shape
 ``(..., [nz,] ny, nx)``, voxel ``(k, i, j)`` sits at
 ``x = (j - (nx-1)/2) dx + ox`` (likewise ``y``, ``z``), points are ``(x, y, z)``.
+
+The package exports the projector library only. Above it, in their own
+subpackages: :mod:`pet_projection.attention` (TMA and clinician ROI edits),
+:mod:`pet_projection.masks` (RMAS/DMM and the positive/negative constraints)
+and :mod:`pet_projection.simulation` (the PET simulator).
 """
 
-from .attention import (AttentionMaps, AttentionRegions, RegionTable, RoiEdit, RoiEditSpec,
-                        TransparentMedicalAttention, segment_metabolic)
 from .geometry import ParallelBeamGeometry
 from .grid import ImageGrid
-from .masks import (CellGrid, CellSinogramBasis, apply_support, body_support, consistency_residuals,
-                    enforce_consistency, radon_mask, random_ellipses, random_polygons, sinogram_window,
-                    soft_radon_mask, split_by_mask)
 from .operators import AdjointOperator, ComposedOperator, DiagonalOperator, LinearOperator
 from .physics import BroadcastDiagonalOperator, GaussianResolution, PETSystemModel, attenuation_factors
 from .projdata import CylindricalScanner, ProjDataLayout
@@ -54,25 +54,4 @@ __all__ = [
     # STIR's cylindrical projection data (read by pet_projection.io)
     "CylindricalScanner",
     "ProjDataLayout",
-    # Radon mask augmentation (RMAS / DMM) and positive/negative constraints
-    "CellGrid",
-    "CellSinogramBasis",
-    "apply_support",
-    "body_support",
-    "consistency_residuals",
-    "enforce_consistency",
-    "radon_mask",
-    "random_ellipses",
-    "random_polygons",
-    "sinogram_window",
-    "soft_radon_mask",
-    "split_by_mask",
-    # transparent medical attention (TMA) and clinician ROI edits
-    "AttentionMaps",
-    "AttentionRegions",
-    "RegionTable",
-    "RoiEdit",
-    "RoiEditSpec",
-    "TransparentMedicalAttention",
-    "segment_metabolic",
 ]

@@ -36,7 +36,7 @@ def to_numpy(x: Any, name: str) -> tuple[np.ndarray, Callable[[np.ndarray], Any]
             raise TypeError(f"{name} is a torch tensor on device '{x.device}'; this operator runs on the CPU "
                             "only, so pass a CPU tensor")
         if x.requires_grad:
-            raise TypeError(f"{name} requires grad; use pet_projection.torch (project / back_project / "
+            raise TypeError(f"{name} requires grad; use pet_projection.autograd (project / back_project / "
                             "Projector) so that gradients flow, or pass x.detach()")
         torch = sys.modules["torch"]
         return x.numpy(), torch.from_numpy

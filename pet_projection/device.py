@@ -144,7 +144,7 @@ def check_device_operand(x: Any, name: str, core_shape: tuple[int, ...]) -> Any:
     Reads only ``__cuda_array_interface__`` (no copy, no synchronisation).
     """
     if getattr(x, "requires_grad", False):
-        raise TypeError(f"{name} requires grad; use pet_projection.torch (project / back_project / Projector) "
+        raise TypeError(f"{name} requires grad; use pet_projection.autograd (project / back_project / Projector) "
                         "so that gradients flow, or pass x.detach()")
     interface = x.__cuda_array_interface__
     shape = tuple(interface["shape"])

@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
 
 from .grid import ImageGrid, length_mm
-
-
-def positive_int(name: str, value: int, minimum: int = 1) -> int:
-    """``value`` as an int of at least ``minimum``; ``TypeError``/``ValueError`` naming ``name`` otherwise."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    return int(value)
+from .validation import positive_int
 
 
 @dataclass(frozen=True, eq=False, init=False)

@@ -41,7 +41,8 @@ import numpy as np
 
 from .arrays import to_numpy
 from .device import DeviceLibrary, cached_on_device, is_device_array
-from .geometry import ParallelBeamGeometry, positive_int
+from .geometry import ParallelBeamGeometry
+from .validation import positive_int
 from .grid import ImageGrid, length_mm
 from .operators import LinearOperator
 

@@ -24,7 +24,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .geometry import positive_int
+from .validation import positive_int
 from .grid import length_mm
 from .scanner import STIR_ORDER, RingScannerGeometry, SinogramAxes, _order
 

@@ -12,7 +12,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from .geometry import positive_int
+from .validation import positive_int
 from .physics import PETSystemModel, array_namespace, check_counts, numpy_dtype
 from .projectors import ParallelBeamProjector
 

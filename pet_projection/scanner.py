@@ -15,7 +15,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from .geometry import positive_int
+from .validation import positive_int
 from .grid import MAX_LENGTH_MM, length_mm
 
 AXIS_NAMES = ("radial", "view", "plane")

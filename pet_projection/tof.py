@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .geometry import positive_int
+from .validation import positive_int
 from .grid import length_mm
 
 # Speed of light in mm per picosecond (CODATA exact value 299 792 458 m/s).

@@ -10,7 +10,8 @@ tables; :mod:`.ablations` and :mod:`.demo` drive it (``allpet demo``,
 ``allpet ablate``). Needs the ``ldm`` extra (torch, diffusers) and scikit-image.
 """
 
-from .pipeline import PipelineConfig, TaskResult, get_task, run_task
+from .pipeline import PipelineConfig, TaskResult, run_task
+from .registry import get_task
 from .spec import PETTask
 
 __all__ = ["PETTask", "PipelineConfig", "TaskResult", "get_task", "run_task"]

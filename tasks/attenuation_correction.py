@@ -15,8 +15,6 @@ UNet on the same prior 25.34 against 24.63 dB.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from pet_projection.physics import PETSystemModel
@@ -24,7 +22,7 @@ from pet_projection.simulation import Acquisition, TaskSample, poisson_counts, s
 
 from .spec import PETTask
 
-__all__ = ["AttenuationCorrectionTask", "TASK", "run"]
+__all__ = ["AttenuationCorrectionTask", "TASK"]
 
 
 class AttenuationCorrectionTask(PETTask):
@@ -56,10 +54,3 @@ class AttenuationCorrectionTask(PETTask):
 
 
 TASK = AttenuationCorrectionTask()
-
-
-def run(config: Any = None, out_dir: Any = None, progress: bool = True) -> Any:
-    """:func:`tasks.pipeline.run_task` for this task."""
-    from .pipeline import run_for
-
-    return run_for(TASK, config, out_dir, progress)

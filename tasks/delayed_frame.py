@@ -7,11 +7,9 @@ OSEM image itself (no kinetic change).
 
 from __future__ import annotations
 
-from typing import Any
-
 from .spec import PETTask
 
-__all__ = ["DelayedFrameTask", "TASK", "run"]
+__all__ = ["DelayedFrameTask", "TASK"]
 
 
 class DelayedFrameTask(PETTask):
@@ -24,10 +22,3 @@ class DelayedFrameTask(PETTask):
 
 
 TASK = DelayedFrameTask()
-
-
-def run(config: Any = None, out_dir: Any = None, progress: bool = True) -> Any:
-    """:func:`tasks.pipeline.run_task` for this task."""
-    from .pipeline import run_for
-
-    return run_for(TASK, config, out_dir, progress)

@@ -15,15 +15,13 @@ which would take ``allpet demo`` near its 10-minute budget.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
-
 import numpy as np
 
 from pet_projection.simulation import Acquisition, TaskSample, poisson_counts, thin_counts
 
 from .spec import PETTask
 
-__all__ = ["LowDoseTask", "TASK", "run"]
+__all__ = ["LowDoseTask", "TASK"]
 
 
 class LowDoseTask(PETTask):
@@ -62,10 +60,3 @@ class LowDoseTask(PETTask):
 
 
 TASK = LowDoseTask()
-
-
-def run(config: Any = None, out_dir: Any = None, progress: bool = True) -> Any:
-    """:func:`tasks.pipeline.run_task` for this task (``config``: a :class:`~tasks.pipeline.PipelineConfig`)."""
-    from .pipeline import run_for
-
-    return run_for(TASK, config, out_dir, progress)

@@ -27,17 +27,19 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from pet_projection.simulation import (TASKS, SimulatedDataset, SimulationConfig, TaskSample, lesion_attention,
+from pet_projection.simulation import (SimulatedDataset, SimulationConfig, TaskSample, lesion_attention,
                                       simulate_sample)
-from pet_projection.simulation.tasks import sample_rng
+from pet_projection.simulation.task_samples import sample_rng
 
-from .data import (ExampleDataset, Examples, MixedDataset, ModelInput, build_examples, check_same_geometry,
-                   physics_prior_model_input, with_resampled_inputs, with_unmixed_inputs, with_warped_anatomies)
+from .examples import (ExampleDataset, Examples, MixedDataset, build_examples, check_same_geometry,
+                       with_resampled_inputs, with_unmixed_inputs, with_warped_anatomies)
 from .metrics import image_metrics, similarity_metrics, summarise
+from .model_inputs import ModelInput, physics_prior_model_input
+from .registry import get_task
 from .spec import PETTask, sample_projector
 
-__all__ = ["METHOD_LDM", "PipelineConfig", "TaskResult", "get_task", "load_samples", "make_samples",
-           "physics_prior_input", "run_for", "run_task"]
+__all__ = ["METHOD_LDM", "PipelineConfig", "TaskResult", "load_samples", "make_samples", "physics_prior_input",
+           "run_task"]
 
 METHOD_LDM = "LDM (ALL-PET)"
 METHOD_INPUT = "OSEM of input"
@@ -48,17 +50,6 @@ METHOD_UNMIXING_FILTERED = "Linear unmixing + OSEM + post-filter"
 METHOD_TARGET = "reference: OSEM of target data"
 # full-dose counts of a 128 x 128 clinical slice: about 1e8 prompts of a brain scan over about 100 slices
 COUNTS_PER_128_SLICE = 1e6
-
-
-def get_task(name: str) -> PETTask:
-    """The task object of ``name`` (one of :data:`pet_projection.simulation.TASKS`)."""
-    from . import attenuation_correction, delayed_frame, low_dose, tracer_conversion, tracer_separation
-
-    modules = {m.TASK.name: m.TASK for m in (low_dose, attenuation_correction, delayed_frame, tracer_separation,
-                                               tracer_conversion)}
-    if name not in modules:
-        raise ValueError(f"unknown task {name!r}; tasks: {', '.join(TASKS)}")
-    return modules[name]
 
 
 @dataclass
@@ -97,7 +88,7 @@ class PipelineConfig:
     inputs where the task asks for it (:attr:`~tasks.spec.PETTask.autoencode_inputs`;
     ``python -m benchmarks.bench_tasks``).
     Count-level augmentation: ``count_resampling`` fresh inputs per
-    training sample (:func:`~tasks.data.with_resampled_inputs`; low dose
+    training sample (:func:`~tasks.examples.with_resampled_inputs`; low dose
     only: new binomial thinnings of the full-dose prompts, which real data
     allow too). Off by default: at the demo's short training it changed the
     LDM by +0.04 dB and the UNet by +0.03 dB (K = 3); it pays when training
@@ -105,7 +96,7 @@ class PipelineConfig:
     3,000 steps: 24.06 dB image PSNR with K = 7 against 23.72 dB without;
     ``python -m benchmarks.bench_count_resampling``).
     Anatomy-level augmentation: ``anatomy_warps`` new patients per training
-    sample (:func:`~tasks.data.with_warped_anatomies`, every task: the
+    sample (:func:`~tasks.examples.with_warped_anatomies`, every task: the
     sample's anatomy under a random deformation, scanned again through its
     own physics), before the count resampling. Off by default: at the demo
     scale on low dose (W = 7, one run) the LDM scored 23.52 dB against 23.36 dB without,
@@ -172,7 +163,7 @@ class PipelineConfig:
     threads: Optional[int] = 1
 
     def __post_init__(self) -> None:
-        get_task(self.task)
+        self.task = get_task(self.task).name
         for name in ("size", "n_views", "n_train", "n_test", "batch_size", "sampling_steps", "osem_subsets",
                      "osem_iterations"):
             value = getattr(self, name)
@@ -416,7 +407,7 @@ def sample_ldm(model: Any, task: PETTask, examples: Examples, config: PipelineCo
     import torch
     from tqdm.auto import tqdm
 
-    from ldm.data import collate
+    from ldm.training_data import collate
 
     dataset = ExampleDataset(examples, labels=task.n_outputs > 1, with_target=False)
     device = next(model.parameters()).device
@@ -434,9 +425,9 @@ def sample_ldm(model: Any, task: PETTask, examples: Examples, config: PipelineCo
 
 
 def physics_prior_input(task: PETTask, config: PipelineConfig) -> Optional[ModelInput]:
-    """The ``model_input`` of :func:`~tasks.data.build_examples` for ``config`` (None: the measured inputs).
+    """The ``model_input`` of :func:`~tasks.examples.build_examples` for ``config`` (None: the measured inputs).
 
-    With ``config.physics_prior``: :func:`tasks.data.physics_prior_model_input`
+    With ``config.physics_prior``: :func:`tasks.model_inputs.physics_prior_model_input`
     with the config's filter (``prior_fwhm_voxels``, else the task's) and OSEM settings; with
     ``config.use_tma`` the lesions' TMA image attention keeps them unfiltered.
     """
@@ -478,7 +469,7 @@ def run_task(config: PipelineConfig, work_dir: Any, progress: bool = True,
         and, where the model is conditioned on linear unmixing (tracer
         separation with the prior), ``unmixing_weights.npy``
         ``(n_outputs, n_views, n_bins)`` float32, which new inputs need too
-        (:func:`tasks.data.with_unmixed_inputs`).
+        (:func:`tasks.examples.with_unmixed_inputs`).
     progress : bool
         tqdm progress bars.
     samples : (train, test), optional
@@ -623,17 +614,3 @@ def run_task(config: PipelineConfig, work_dir: Any, progress: bool = True,
     methods = [m for m in order if m in methods]
     info["filtered_baseline"] = filtered_method
     return TaskResult(config, records, methods, example, logs, timings, info)
-
-
-def run_for(task: PETTask, config: Optional[PipelineConfig], out_dir: Any, progress: bool = True) -> TaskResult:
-    """:func:`run_task` for ``task`` (default config: the demo scale) with a report in ``out_dir`` if given."""
-    import tempfile
-
-    from .report import write_report
-
-    config = PipelineConfig(task=task.name) if config is None else dataclasses.replace(config, task=task.name)
-    with tempfile.TemporaryDirectory(prefix="allpet-task-") as work:
-        result = run_task(config, work, progress)
-    if out_dir is not None:
-        write_report(result, out_dir)
-    return result

@@ -60,7 +60,7 @@ class PETTask:
         the delayed frame (the first frame), attenuation correction (the
         attenuation-free forward model of the NAC image) and tracer
         separation (each tracer's linear-unmixing estimate,
-        :func:`tasks.data.with_unmixed_inputs`). Tracer conversion's input
+        :func:`tasks.examples.with_unmixed_inputs`). Tracer conversion's input
         has about 4.6 times the target's counts (residual decode: 13.3 dB
         instead of 19.0 dB at the demo scale), so its LDM decodes ``D(z0)``
         directly.

@@ -7,11 +7,9 @@ tracer's OSEM image at that scale.
 
 from __future__ import annotations
 
-from typing import Any
-
 from .spec import PETTask
 
-__all__ = ["TASK", "TracerConversionTask", "run"]
+__all__ = ["TASK", "TracerConversionTask"]
 
 
 class TracerConversionTask(PETTask):
@@ -22,10 +20,3 @@ class TracerConversionTask(PETTask):
 
 
 TASK = TracerConversionTask()
-
-
-def run(config: Any = None, out_dir: Any = None, progress: bool = True) -> Any:
-    """:func:`tasks.pipeline.run_task` for this task."""
-    from .pipeline import run_for
-
-    return run_for(TASK, config, out_dir, progress)

@@ -7,7 +7,7 @@ task-specific baseline is linear unmixing (:class:`tasks.baselines.LinearUnmixin
 
 The prior: with ``PipelineConfig.physics_prior`` each output channel is
 conditioned on its own linear-unmixing estimate of the measured sum (per-ray
-weights fitted on the training examples, :func:`tasks.data.with_unmixed_inputs`),
+weights fitted on the training examples, :func:`tasks.examples.with_unmixed_inputs`),
 and the LDM outputs that estimate plus a decoded correction
 (:attr:`residual_decode`, with :attr:`autoencode_inputs`). The two tracers
 overlap in space, so the smooth physics prior of the sum that serves the
@@ -25,7 +25,7 @@ other tasks blurs away what tells them apart. Measured at the demo scale
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -34,7 +34,7 @@ from pet_projection.simulation import Acquisition, TaskSample, poisson_counts
 
 from .spec import PETTask
 
-__all__ = ["TASK", "TracerSeparationTask", "run"]
+__all__ = ["TASK", "TracerSeparationTask"]
 
 
 class TracerSeparationTask(PETTask):
@@ -61,10 +61,3 @@ class TracerSeparationTask(PETTask):
 
 
 TASK = TracerSeparationTask()
-
-
-def run(config: Any = None, out_dir: Any = None, progress: bool = True) -> Any:
-    """:func:`tasks.pipeline.run_task` for this task."""
-    from .pipeline import run_for
-
-    return run_for(TASK, config, out_dir, progress)

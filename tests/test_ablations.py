@@ -11,7 +11,7 @@ pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
 from tasks.ablations import ablation_variants  # noqa: E402
-from tasks.cli_ablate import main as ablate  # noqa: E402
+from tasks.cli.ablate import main as ablate  # noqa: E402
 from tasks.demo import demo_config  # noqa: E402
 
 

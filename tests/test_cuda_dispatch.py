@@ -46,7 +46,7 @@ def test_torch_cuda_on_a_side_stream_and_composed(projector: ParallelBeamProject
 
 def test_torch_cuda_gradcheck(projector: ParallelBeamProjector, cuda_torch: Any) -> None:
     torch = cuda_torch
-    from pet_projection.torch import project
+    from pet_projection.autograd import project
 
     small = ParallelBeamProjector(ParallelBeamGeometry(ImageGrid((5, 6), 1.0), 4, 9, 1.0))
     x = torch.rand(small.in_shape, dtype=torch.float64, device="cuda", requires_grad=True)

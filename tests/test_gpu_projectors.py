@@ -80,7 +80,7 @@ def test_segment_projectors_on_the_gpu_equal_the_cpu_and_are_exact_adjoints(kind
 
 
 def test_pet_sinogram_on_cupy_and_autograd_on_cuda() -> None:
-    from pet_projection.torch import project
+    from pet_projection.autograd import project
 
     op = PETSinogramProjector(SinogramLayout(_scanner(), span=3), ImageGrid((4, 12, 12), (8.0, 16.0, 16.0)),
                               views=[0, 9, 31])

@@ -10,10 +10,10 @@ import pytest
 
 from pet_projection.io import read_image, write_image
 from pet_projection.simulation import SimulationConfig, simulate_sample
-from pet_projection.simulation.cli import main
+from tasks.cli.simulate import main
 from pet_projection.simulation.image_phantom import load_image_phantom, phantom_grid
 from pet_projection.simulation.phantoms import REGION_LABELS
-from pet_projection.simulation.tasks import TASKS
+from pet_projection.simulation.task_samples import TASKS
 from pet_projection.simulation.tracers import get_tracer
 
 THORAX = "stir_exercises_thorax"

@@ -7,7 +7,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from pet_projection.cli import main
+from tasks.cli import main
 from pet_projection.io import read_image, read_projdata, read_projdata_header
 
 LISTMODE = "stir_recon_test_pack/PET_ACQ_small.l.hdr.STIR"

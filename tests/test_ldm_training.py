@@ -14,9 +14,11 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from torch import nn
 
-from ldm import cli, cli_sample
+from tasks.cli import sample as cli_sample
+from tasks.cli import train as cli
 from ldm.config import DataConfig, StageConfig, TrainConfig, config_from_dict, config_to_dict, load_config
-from ldm.data import EpochBatchSampler, PairedFolderDataset, build_training_data, ellipse_phantoms, data_projector
+from ldm.training_data import (EpochBatchSampler, PairedFolderDataset, build_training_data, data_projector,
+                               ellipse_phantoms)
 from ldm.train import Trainer, find_checkpoint, lr_factor, set_cpu_threads
 
 TINY_OVERRIDES = ["data.image_size=16", "data.n_views=16", "data.n_bins=16", "data.n_bases=4",
@@ -281,7 +283,7 @@ def test_paired_folder_dataset(tmp_path):
 
 
 def test_simulator_folder_is_read_with_its_reader(tmp_path):
-    from pet_projection import body_support
+    from pet_projection.masks import body_support
     from pet_projection.simulation import ANATOMIES, TRACERS, SimulatedDataset, SimulationConfig, write_dataset
     from pet_projection.simulation.acquisition import projector_from_description
 
@@ -329,14 +331,17 @@ def test_simulator_folder_with_one_item_per_target_tracer(tmp_path):
 
 def test_simulator_folder_with_the_unmixing_prior(tmp_path):
     from pet_projection.simulation import SimulatedDataset, SimulationConfig, write_dataset
-    from ldm.data import SimulatedTaskDataset, unmixing_weights
+    from ldm.training_data import SimulatedTaskDataset
+    from tasks.model_inputs import fit_unmixing_weights
     from tasks.baselines import LinearUnmixing
 
     write_dataset(tmp_path / "separation", "tracer_separation", 3, SimulationConfig(size=16, n_views=12), seed=0,
                   progress=False)
     config = DataConfig(source="folder", task="paired", path=str(tmp_path / "separation"), n_views=12, n_bins=16,
                         model_input="unmixing")
-    data = build_training_data(config, labels=("tracer",))
+    with pytest.raises(ValueError, match="fit of the unmixing weights"):
+        build_training_data(config, labels=("tracer",))
+    data = build_training_data(config, labels=("tracer",), fit_input_weights=fit_unmixing_weights)
     raw = [SimulatedDataset(tmp_path / "separation")[i] for i in range(3)]
     expected = LinearUnmixing().fit(np.stack([r.input for r in raw]), np.stack([r.target for r in raw])).weights
     np.testing.assert_allclose(data.input_weights, expected, rtol=1e-6)
@@ -349,19 +354,22 @@ def test_simulator_folder_with_the_unmixing_prior(tmp_path):
         SimulatedTaskDataset(tmp_path / "separation", ("tracer",), input_weights=np.ones((3, 12, 16)))
     write_dataset(tmp_path / "low_dose", "low_dose", 1, SimulationConfig(size=16, n_views=12), progress=False)
     with pytest.raises(ValueError, match="several targets per sample"):
-        unmixing_weights(SimulatedTaskDataset(tmp_path / "low_dose"))
+        fit_unmixing_weights(SimulatedTaskDataset(tmp_path / "low_dose"))
 
 
 def test_simulator_folder_with_the_physics_prior_as_model_input(tmp_path):
     from pet_projection.simulation import SimulatedDataset, SimulationConfig, lesion_attention, write_dataset
-    from tasks.pipeline import get_task
+    from tasks.model_inputs import folder_model_input
+    from tasks.registry import get_task
     from tasks.spec import sample_projector
 
     write_dataset(tmp_path / "low_dose", "low_dose", 2, SimulationConfig(size=16, n_views=12, n_lesions=(1, 1)), seed=0,
                   progress=False)
     config = DataConfig(source="folder", task="paired", path=str(tmp_path / "low_dose"), n_views=12, n_bins=16,
                         model_input="physics_prior", prior_fwhm_voxels=1.5, prior_osem=(3, 2))
-    data = build_training_data(config)
+    with pytest.raises(ValueError, match="model-input function"):
+        build_training_data(config)
+    data = build_training_data(config, model_input=folder_model_input(config))
     raw = SimulatedDataset(tmp_path / "low_dose")[0]
     voxel_mm = float(sample_projector(raw).geometry.grid.voxel_size_mm[-1])
     attention_image, _ = lesion_attention(raw)

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from torch.utils.data import DataLoader
 
 from ldm import RMASDataset
-from pet_projection import CellGrid, ImageGrid, ParallelBeamGeometry, ParallelBeamProjector, radon_mask
+from pet_projection import ImageGrid, ParallelBeamGeometry, ParallelBeamProjector
+from pet_projection.masks import CellGrid, radon_mask
 
 N_BASES = 500  # ALL-PET issue 7: "at least 200,000 distinct ones from 500 base sinograms"
 N_TARGET = 200_000

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import integrate
 
-from pet_projection import ImageGrid, ParallelBeamGeometry, ParallelBeamProjector, RegionTable
+from pet_projection import ImageGrid, ParallelBeamGeometry, ParallelBeamProjector
+from pet_projection.attention import RegionTable
 from pet_projection.physics import PETSystemModel
 from pet_projection.recon import mlem
 from pet_projection.simulation import (LESION_LABEL_OFFSET, MU_511KEV_PER_MM, REGION_LABELS, TASKS, TRACERS,

@@ -9,10 +9,10 @@ import pytest
 
 from pet_projection.simulation import (SimulatedDataset, SimulationConfig, export_sample_nifti, sample_rng,
                                        save_sample, simulate_sample, write_dataset)
-from pet_projection.simulation import dataset as dataset_module
-from pet_projection.simulation.cli import main
+from pet_projection.simulation import dataset_folder as dataset_module
+from tasks.cli.simulate import main
 from pet_projection.io.nifti import nifti_affine
-from pet_projection.simulation.dataset import MANIFEST_NAME, sample_path
+from pet_projection.simulation.dataset_folder import MANIFEST_NAME, sample_path
 from pet_projection.simulation.phantoms import anatomy_grid
 
 TINY = SimulationConfig(size=24, n_views=16)
@@ -126,7 +126,7 @@ def test_3d_sample_with_the_clinical_scanner():
 
 
 def test_count_support_keeps_the_body_and_the_background_rays():
-    from pet_projection import body_support
+    from pet_projection.masks import body_support
     from pet_projection.simulation import count_support, simulate_sample
     from pet_projection.simulation.acquisition import projector_from_description
 

@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 
 from pet_projection import (DiagonalOperator, ImageGrid, LORProjector, ParallelBeamGeometry,  # noqa: E402
                             ParallelBeamProjector)
-from pet_projection.torch import Projector, back_project, project  # noqa: E402
+from pet_projection.autograd import Projector, back_project, project  # noqa: E402
 
 
 @pytest.fixture

@@ -12,12 +12,12 @@ import pytest
 
 pytest.importorskip("flask")
 
-from pet_projection import RoiEditSpec  # noqa: E402
-from pet_projection.cli import main as allpet  # noqa: E402
+from pet_projection.attention import RoiEditSpec
+from tasks.cli import main as allpet  # noqa: E402
 from pet_projection.simulation import SimulationConfig, write_dataset  # noqa: E402
-from pet_projection.simulation.dataset import SimulatedDataset  # noqa: E402
-from pet_projection.viewer import ViewerError, ViewerSession, attention_for  # noqa: E402
-from pet_projection.viewer.server import create_app, is_loopback  # noqa: E402
+from pet_projection.simulation.dataset_folder import SimulatedDataset  # noqa: E402
+from tasks.viewer import ViewerError, ViewerSession, attention_for  # noqa: E402
+from tasks.viewer.server import create_app, is_loopback  # noqa: E402
 
 # for sample 1 of the dataset below, which has lesion_hot_1
 SPEC = {"version": 1, "edits": [
@@ -184,8 +184,8 @@ def test_a_single_sample_file_and_a_3d_dataset(tmp_path: pathlib.Path) -> None:
 
 def test_checkpoint_outputs_are_sampled_once_into_the_folder(tmp_path: pathlib.Path) -> None:
     pytest.importorskip("torch")
-    from ldm import cli as train_cli
-    from pet_projection.viewer.cli import OUTPUTS_FOLDER, _sample_outputs
+    from tasks.cli import train as train_cli
+    from tasks.cli.view import OUTPUTS_FOLDER, _sample_outputs
 
     run = tmp_path / "run"
     assert train_cli.main(["--config", "tiny", "--no-progress", f"train.out_dir={run}", "data.image_size=16",

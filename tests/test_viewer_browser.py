@@ -16,11 +16,11 @@ import pytest
 pytest.importorskip("flask")
 sync_api = pytest.importorskip("playwright.sync_api")
 
-from pet_projection import RoiEditSpec  # noqa: E402
+from pet_projection.attention import RoiEditSpec  # noqa: E402
 from pet_projection.simulation import SimulationConfig, write_dataset  # noqa: E402
-from pet_projection.simulation.dataset import SimulatedDataset  # noqa: E402
-from pet_projection.viewer import ViewerSession, attention_for  # noqa: E402
-from pet_projection.viewer.server import create_app  # noqa: E402
+from pet_projection.simulation.dataset_folder import SimulatedDataset  # noqa: E402
+from tasks.viewer import ViewerSession, attention_for  # noqa: E402
+from tasks.viewer.server import create_app  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Chromium on a machine with a closed network: no sandbox as root, no GPU, no background connections

@@ -90,7 +90,7 @@ for name in $STAGES; do
             --section MemoryWorkloadAnalysis --section WarpStateStats python3 -m benchmarks.gpu.profile_parallel_beam 1 4 8
         ;;
     demo)  # the main job as a new user runs it (full size, the device chosen automatically)
-        PYTHONPATH=$WITH_SITE stage demo 240 python3 -m pet_projection.cli demo --out /tmp/allpet-demo --no-progress \
+        PYTHONPATH=$WITH_SITE stage demo 240 python3 -m tasks.cli demo --out /tmp/allpet-demo --no-progress \
             && cp /tmp/allpet-demo/*.csv /tmp/allpet-demo/*.md "$OUT/"
         ;;
     *)

@@ -22,13 +22,13 @@ NumPy and deterministic from a seed.
 
 from .acquisition import (Acquisition, AcquisitionSettings, ExpectedCounts, crystal_pair_product,
                           parallel_beam_projector, poisson_counts, reduced_clinical_projector, thin_counts)
-from .dataset import (SimulatedDataset, WriteSummary, count_support, export_sample_nifti, lesion_attention,
+from .dataset_folder import (SimulatedDataset, WriteSummary, count_support, export_sample_nifti, lesion_attention,
                       load_sample, save_sample, system_model, write_dataset)
 from .deformation import DeformationSettings, random_deformation, warp_nearest, warp_regions
 from .kinetics import ExponentialInput, RateConstants, feng_input, frame_means, pet_curve, tissue_curve
 from .phantoms import (ANATOMIES, LESION_LABEL_OFFSET, MU_511KEV_PER_MM, REGION_LABELS, Lesion, Phantom,
                        anatomy_grid, make_phantom)
-from .tasks import (DOSE_REDUCTION_FACTORS, TASKS, SimulationConfig, TaskSample, sample_rng, simulate_sample)
+from .task_samples import (DOSE_REDUCTION_FACTORS, TASKS, SimulationConfig, TaskSample, sample_rng, simulate_sample)
 from .tracers import TRACERS, RegionKinetics, Tracer, get_tracer
 
 __all__ = [

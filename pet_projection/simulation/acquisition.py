@@ -42,7 +42,8 @@ from typing import Any, Optional, Union
 import numpy as np
 from scipy import ndimage
 
-from ..geometry import ParallelBeamGeometry, positive_int
+from ..geometry import ParallelBeamGeometry
+from ..validation import positive_int
 from ..grid import ImageGrid
 from ..operators import LinearOperator
 from ..physics import FWHM_PER_SIGMA, GaussianResolution, PETSystemModel, attenuation_factors

@@ -8,8 +8,8 @@ from typing import Any, Union
 import numpy as np
 
 from ..recon import osem
-from .dataset import system_model
-from .tasks import TaskSample
+from .dataset_folder import system_model
+from .task_samples import TaskSample
 
 PathLike = Union[str, pathlib.Path]
 

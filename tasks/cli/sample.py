@@ -9,8 +9,8 @@ Examples::
 
 Inputs (``--input``): one ``.npz`` with arrays of shape ``(N, V, R)`` (or
 ``(V, R)`` for one sample), or a folder: an ``allpet simulate`` dataset (read
-as in training, :class:`ldm.data.SimulatedTaskDataset`) or one ``.npz`` per
-sample (:class:`ldm.data.PairedFolderDataset`). Arrays used: ``input`` (the
+as in training, :class:`ldm.training_data.SimulatedTaskDataset`) or one ``.npz`` per
+sample (:class:`ldm.training_data.PairedFolderDataset`). Arrays used: ``input`` (the
 task input, at the target's count scale as in training: e.g. low-dose counts
 times the dose reduction factor; a model trained with ``data.model_input:
 physics_prior`` or ``unmixing`` computes that prior of an ``allpet simulate``
@@ -86,14 +86,14 @@ def read_inputs(path: Any, labels: Sequence[str] = (), model_input: Any = None, 
     """Sampling inputs from a ``.npz`` file or a folder: ``(N, V, R)`` float32 sinograms, ``(N,)`` int64 labels.
 
     A folder written by ``allpet simulate`` is read as in training
-    (:class:`ldm.data.SimulatedTaskDataset`, with the ``labels`` asked for
+    (:class:`ldm.training_data.SimulatedTaskDataset`, with the ``labels`` asked for
     and its ``model_input``, e.g. the physics prior, or the run's unmixing
     ``input_weights``); other inputs are used as they are. ``progress``: a
     tqdm bar over a folder's samples.
     """
     from tqdm.auto import tqdm
 
-    from .data import PairedFolderDataset, SimulatedTaskDataset, collate, is_simulated
+    from ldm.training_data import PairedFolderDataset, SimulatedTaskDataset, collate, is_simulated
 
     path = Path(path)
     if path.is_dir():
@@ -126,7 +126,7 @@ def read_inputs(path: Any, labels: Sequence[str] = (), model_input: Any = None, 
 
 def _unmixing_weights(checkpoint: Path) -> np.ndarray:
     """The unmixing weights ``allpet train`` saved in the run of ``checkpoint`` (the run or one of its checkpoints)."""
-    from .data import UNMIXING_WEIGHTS_FILE
+    from ldm.training_data import UNMIXING_WEIGHTS_FILE
 
     for folder in (checkpoint, checkpoint.parent, checkpoint.parent.parent):
         if (folder / UNMIXING_WEIGHTS_FILE).is_file():
@@ -158,10 +158,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         import yaml
         from tqdm.auto import tqdm
 
-        from .config import config_from_dict
-        from .data import data_projector, folder_model_input, is_simulated
-        from .diffusion import SinogramLDM
-        from .train import AUTOCAST_DTYPES, CONFIG_FILE, find_checkpoint, load_weights, resolve_device, set_cpu_threads
+        from ldm.config import config_from_dict
+        from ldm.training_data import data_projector, is_simulated
+        from ldm.diffusion import SinogramLDM
+        from ldm.train import (AUTOCAST_DTYPES, CONFIG_FILE, find_checkpoint, load_weights, resolve_device,
+                               set_cpu_threads)
+        from tasks.model_inputs import folder_model_input
     except ImportError as error:
         print(f"allpet sample needs the ldm extra (pip install 'allpet[ldm]'): {error}", file=sys.stderr)
         return 2

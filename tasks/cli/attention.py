@@ -9,8 +9,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..io.files import atomic_write
-from .session import ViewerError, ViewerSession, parse_spec
+from pet_projection.io.files import atomic_write
+from tasks.viewer.session import ViewerError, ViewerSession, parse_spec
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

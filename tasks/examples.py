@@ -28,10 +28,11 @@ import numpy as np
 from pet_projection.simulation import TaskSample, count_support, lesion_attention
 from pet_projection.simulation.deformation import DeformationSettings
 
+from .model_inputs import ModelInput
 from .spec import PETTask, sample_projector
 
-__all__ = ["Examples", "ExampleDataset", "MixedDataset", "ModelInput", "build_examples", "check_same_geometry",
-           "physics_prior_model_input", "with_resampled_inputs", "with_unmixed_inputs", "with_warped_anatomies"]
+__all__ = ["Examples", "ExampleDataset", "MixedDataset", "build_examples", "check_same_geometry",
+           "with_resampled_inputs", "with_unmixed_inputs", "with_warped_anatomies"]
 
 
 @dataclass(frozen=True)
@@ -61,37 +62,13 @@ class Examples:
         return int(self.input.shape[0])
 
 
-ModelInput = Callable[[TaskSample, np.ndarray], np.ndarray]
-
-
-def physics_prior_model_input(task: PETTask, fwhm_voxels: float, n_subsets: int, n_iterations: int,
-                        keep_lesions: bool = True) -> ModelInput:
-    """A ``model_input`` of :func:`build_examples` that conditions on the physics prior.
-
-    ``model_input(sample, attention_image)`` is :meth:`PETTask.physics_prior`
-    of ``task`` with a Gaussian of ``fwhm_voxels`` voxels (of the sample's
-    own image grid) and OSEM ``n_subsets`` x ``n_iterations``; with
-    ``keep_lesions`` the TMA lesion attention ``(ny, nx)`` (clipped to
-    [0, 1]) keeps the lesions unfiltered.
-    """
-    if not fwhm_voxels >= 0:
-        raise ValueError(f"fwhm_voxels must be >= 0, got {fwhm_voxels!r}")
-
-    def prior(sample: TaskSample, attention_image: np.ndarray) -> np.ndarray:
-        voxel_mm = float(sample_projector(sample).geometry.grid.voxel_size_mm[-1])
-        attention = np.clip(attention_image, 0.0, 1.0) if keep_lesions else None
-        return task.physics_prior(sample, fwhm_voxels * voxel_mm, n_subsets, n_iterations, attention)
-
-    return prior
-
-
 def build_examples(task: PETTask, samples: Sequence[TaskSample], model_input: Optional[ModelInput] = None,
                    progress: bool = False) -> Examples:
     """Examples of ``samples`` (each checked with :meth:`PETTask.check_sample`), channels innermost.
 
     ``model_input(sample, attention_image)`` gives the model's condition
     ``(n_views, n_bins)`` of a sample from it and its TMA lesion attention
-    ``(ny, nx)`` (e.g. :func:`physics_prior_model_input`); default:
+    ``(ny, nx)`` (e.g. :func:`tasks.model_inputs.physics_prior_model_input`); default:
     the measured input. ``progress``: a tqdm bar.
     """
     from tqdm.auto import tqdm
@@ -236,7 +213,7 @@ class MixedDataset:
 
     def __init__(self, paired: ExampleDataset, projector, rmas_per_example: float = 1.0, cells_per_side: int = 4,
                  seed: int = 0) -> None:
-        from ldm.datasets import RMASDataset
+        from ldm.rmas_dataset import RMASDataset
 
         if not rmas_per_example > 0:
             raise ValueError(f"rmas_per_example must be positive, got {rmas_per_example!r}")

@@ -5,9 +5,9 @@ Examples::
     allpet train --config tiny                          # CPU, minutes; writes runs/tiny/
     allpet train --config paper train.out_dir=runs/p1   # dotted overrides, values parsed as YAML
     allpet train --config my.yaml --resume              # continue after a kill, bit-identical
-    torchrun --nproc_per_node 4 -m ldm.cli --config paper            # 4 GPUs (DDP)
+    torchrun --nproc_per_node 4 -m tasks.cli.train --config paper            # 4 GPUs (DDP)
     torchrun --nnodes 2 --nproc_per_node 8 --rdzv_backend c10d \\
-        --rdzv_endpoint HOST:29500 -m ldm.cli --config paper         # 2 nodes
+        --rdzv_endpoint HOST:29500 -m tasks.cli.train --config paper         # 2 nodes
 
 The run folder gets ``config.yaml`` (the resolved config), ``log_<stage>.csv``
 and ``checkpoints/step_NNNNNNNN/`` (see :mod:`ldm.train`); ``allpet sample``
@@ -50,7 +50,7 @@ def _check_resumable(saved_path: Path, config: dict) -> None:
     """
     import yaml
 
-    from .config import config_from_dict, config_to_dict
+    from ldm.config import config_from_dict, config_to_dict
 
     with open(saved_path, encoding="utf-8") as stream:
         saved = config_to_dict(config_from_dict(yaml.safe_load(stream) or {}))
@@ -69,7 +69,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         import yaml
 
-        from .config import config_to_dict, load_config
+        from ldm.config import config_to_dict, load_config
     except ImportError as error:
         print(f"allpet train needs the ldm extra (pip install 'allpet[ldm]'): {error}", file=sys.stderr)
         return 2
@@ -86,9 +86,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("allpet train: --max-steps must be >= 0", file=sys.stderr)
         return 2
 
-    from .data import UNMIXING_WEIGHTS_FILE, build_training_data
-    from .diffusion import SinogramLDM
-    from .train import (CONFIG_FILE, Trainer, find_checkpoint, init_distributed, seed_everything, seed_for,
+    from ldm.training_data import UNMIXING_WEIGHTS_FILE, build_training_data
+    from tasks.model_inputs import fit_unmixing_weights, folder_model_input
+    from ldm.diffusion import SinogramLDM
+    from ldm.train import (CONFIG_FILE, Trainer, find_checkpoint, init_distributed, seed_everything, seed_for,
                         set_cpu_threads)
 
     out_dir = Path(config.train.out_dir)
@@ -112,7 +113,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             seed_everything(seed_for(config.train.seed))  # the same initial weights on every process
             labels = [name for name, count in (("tracer", config.model.n_tracers),
                                                ("region", config.model.n_regions)) if count]
-            data = build_training_data(config.data, config.train.seed, labels)
+            data = build_training_data(config.data, config.train.seed, labels, folder_model_input(config.data),
+                                       fit_unmixing_weights)
             model = SinogramLDM(config.model_config())
             trainer = Trainer(model, config.train, data.dataset, collate_fn=data.collate_fn, run_config=plain,
                               device=env.device, progress=not args.no_progress)

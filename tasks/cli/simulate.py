@@ -8,11 +8,13 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .acquisition import AcquisitionSettings
-from .dataset import SimulatedDataset, write_dataset
-from .phantoms import ANATOMIES
-from .tasks import DOSE_REDUCTION_FACTORS, TASKS, SimulationConfig
-from .tracers import TRACERS
+from pet_projection.simulation.acquisition import AcquisitionSettings
+from pet_projection.simulation.dataset_folder import SimulatedDataset, write_dataset
+from pet_projection.simulation.phantoms import ANATOMIES
+from pet_projection.simulation.task_samples import DOSE_REDUCTION_FACTORS, SimulationConfig
+from pet_projection.simulation.tracers import TRACERS
+
+from .arguments import TASK_HELP, task_name
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Simulate PET task data (phantoms with lesions, attenuation, normalisation, resolution, "
                     "scatter, randoms, Poisson counts, dose reduction, tracer kinetics). Writes DIR/manifest.json "
                     "and DIR/samples/sample_NNNNN.npz; rerunning the same command resumes.")
-    parser.add_argument("--task", required=True, choices=TASKS)
+    parser.add_argument("--task", required=True, type=task_name, help=TASK_HELP)
     parser.add_argument("--n", type=int, required=True, help="number of samples")
     parser.add_argument("--out", required=True, help="dataset folder (created if needed)")
     parser.add_argument("--dim", type=int, choices=(2, 3), default=defaults.dim,
@@ -90,7 +92,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"{summary.root}: {summary.n_written} samples written, {summary.n_skipped} already there "
           f"({time.perf_counter() - start:.1f} s)")
     if args.figures:
-        from .figures import save_sample_montage
+        from pet_projection.simulation.figures import save_sample_montage
 
         dataset = SimulatedDataset(args.out)
         for index in range(min(args.figures, len(dataset))):

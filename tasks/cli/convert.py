@@ -10,10 +10,10 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .files import atomic_write
-from .formats import file_kind, load_image, save_image
-from .interfile import read_projdata, read_projdata_header, write_projdata
-from .petlink import read_listmode
+from pet_projection.io.files import atomic_write
+from pet_projection.io.formats import file_kind, load_image, save_image
+from pet_projection.io.interfile import read_projdata, read_projdata_header, write_projdata
+from pet_projection.io.petlink import read_listmode
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -34,7 +34,7 @@ from ..physics import GaussianResolution, PETSystemModel
 from .acquisition import describe_projector, projector_from_description, projector_grid
 from .kinetics import decay_constant_per_min
 from .phantoms import LESION_LABEL_OFFSET, MU_511KEV_PER_MM, REGION_LABELS
-from .tasks import SimulationConfig, TaskSample, check_task, projector_for, sample_rng, simulate_sample
+from .task_samples import SimulationConfig, TaskSample, check_task, projector_for, sample_rng, simulate_sample
 from .tracers import TRACERS
 
 PathLike = Union[str, os.PathLike]
@@ -199,7 +199,7 @@ def write_dataset(root: PathLike, task: str, n_samples: int, config: Optional[Si
     """
     from tqdm import tqdm
 
-    check_task(task)
+    task = check_task(task)
     config = SimulationConfig() if config is None else config
     if not isinstance(config, SimulationConfig):
         raise TypeError(f"config must be a SimulationConfig, got {type(config).__name__}")

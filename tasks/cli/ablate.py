@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from pet_projection.simulation import TASKS
+from .arguments import TASK_HELP, task_name
 
 __all__ = ["main"]
 
@@ -23,7 +23,7 @@ __all__ = ["main"]
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="allpet ablate", description=__doc__.split("\n")[0].split(": ", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", default="low_dose", choices=TASKS)
+    parser.add_argument("--task", default="low_dose", type=task_name, help=TASK_HELP)
     parser.add_argument("--out", default="ablations")
     parser.add_argument("--quick", action="store_true", help="CI-sized run")
     parser.add_argument("--n-small", type=int, default=None, help="training samples with RMAS/DMM (default 500)")
@@ -43,8 +43,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run ``allpet ablate``; 0 on success, 2 for bad arguments or data (an earlier table is kept)."""
     args = _parser().parse_args(argv)
     try:
-        from .ablations import run_ablations
-        from .demo import demo_config
+        from tasks.ablations import run_ablations
+        from tasks.demo import demo_config
     except ImportError as error:
         print(f"allpet ablate needs the ldm extra and scikit-image: {error}", file=sys.stderr)
         return 2

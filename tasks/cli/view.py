@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .server import create_app, is_loopback
-from .session import ViewerError, ViewerSession
+from tasks.viewer.server import create_app, is_loopback
+from tasks.viewer.session import ViewerError, ViewerSession
 
 OUTPUTS_FOLDER = "view_outputs"
 
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _sample_outputs(checkpoint: Path, root: Path) -> Path:
-    from ldm.cli_sample import main as sample
+    from tasks.cli.sample import main as sample
 
     out = root / OUTPUTS_FOLDER
     code = sample(["--checkpoint", str(checkpoint), "--input", str(root), "--out", str(out), "--recon", "osem"])

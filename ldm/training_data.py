@@ -36,15 +36,15 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler, default_collate
 
-from pet_projection import (AttentionRegions, ImageGrid, ParallelBeamGeometry, ParallelBeamProjector,
-                            TransparentMedicalAttention, body_support, random_ellipses, segment_metabolic)
+from pet_projection import ImageGrid, ParallelBeamGeometry, ParallelBeamProjector
+from pet_projection.attention import AttentionRegions, TransparentMedicalAttention, segment_metabolic
+from pet_projection.masks import body_support, random_ellipses
 
 from .config import DataConfig
-from .datasets import RMASDataset
+from .rmas_dataset import RMASDataset
 
 __all__ = ["EllipsePhantoms", "EpochBatchSampler", "PairedFolderDataset", "RMASCollate", "SimulatedTaskDataset",
-           "TrainingData", "build_training_data", "collate", "data_projector", "ellipse_phantoms", "is_simulated",
-           "folder_model_input", "unmixing_weights"]
+           "TrainingData", "build_training_data", "collate", "data_projector", "ellipse_phantoms", "is_simulated"]
 
 SINOGRAM_KEYS = ("target", "input", "known", "mask", "attention", "support")
 LABEL_KEYS = ("tracer", "region")
@@ -282,12 +282,12 @@ class SimulatedTaskDataset(Dataset):
         ``model_input(sample, attention_image)``: the ``input`` of a
         :class:`~pet_projection.simulation.TaskSample` given its TMA lesion
         attention ``(ny, nx)``, ``(n_views, n_bins)`` at the target's count
-        scale (e.g. the physics prior of :func:`folder_model_input`); default:
-        the measured input.
+        scale (e.g. the task's physics prior, :mod:`tasks.model_inputs`);
+        default: the measured input.
     input_weights : ndarray, optional
         ``(n_targets, V, R)``: the input of target ``k`` is
         ``input_weights[k] * measured`` (the linear-unmixing prior of
-        :func:`unmixing_weights`); instead of ``model_input``.
+        tracer separation); instead of ``model_input``.
 
     Items (read with the simulator's :class:`~pet_projection.simulation.SimulatedDataset`),
     one per sample, or for tasks with several targets per sample (tracer
@@ -402,52 +402,6 @@ class SimulatedTaskDataset(Dataset):
         return dict(self._items[index])
 
 
-def folder_model_input(config: DataConfig) -> Optional[ModelInput]:
-    """The ``model_input`` of :class:`SimulatedTaskDataset` that ``config.model_input`` asks for (None: measured).
-
-    ``"physics_prior"``: :meth:`tasks.spec.PETTask.physics_prior` of each
-    sample's own task, with ``config.prior_fwhm_voxels`` and
-    ``config.prior_osem``, lesions kept unfiltered
-    (:func:`tasks.data.physics_prior_model_input`). The prior is task physics (the
-    input's system model differs per task), so it is imported from the
-    ``tasks`` package when asked for; ``ValueError`` if that is missing.
-    """
-    if config.model_input in ("measured", "unmixing"):  # unmixing: input_weights of SimulatedTaskDataset
-        return None
-    try:
-        from tasks.data import physics_prior_model_input
-        from tasks.pipeline import get_task
-    except ImportError as error:
-        raise ValueError(f"data.model_input 'physics_prior' needs the tasks package and its extra "
-                         f"(pip install 'allpet[tasks]'): {error}") from error
-
-    def prior(sample: Any, attention_image: np.ndarray) -> np.ndarray:
-        of_task = physics_prior_model_input(get_task(sample.task), config.prior_fwhm_voxels, *config.prior_osem)
-        return of_task(sample, attention_image)
-
-    return prior
-
-
-def unmixing_weights(dataset: SimulatedTaskDataset) -> np.ndarray:
-    """Per-ray linear-unmixing weights ``(n_targets, V, R)`` float32 of a dataset with several targets per sample.
-
-    Fitted on the dataset's measured sums and targets by least squares per
-    ray (:class:`tasks.baselines.LinearUnmixing`, the tracer-separation
-    baseline of ``allpet demo``); ``ValueError`` for one target per sample or
-    without the ``tasks`` package.
-    """
-    if dataset.n_targets < 2:
-        raise ValueError(f"data.model_input 'unmixing' needs several targets per sample (tracer separation); the "
-                         f"{dataset.data.task!r} task has one")
-    try:
-        from tasks.baselines import LinearUnmixing
-    except ImportError as error:
-        raise ValueError(f"data.model_input 'unmixing' needs the tasks package and its extra "
-                         f"(pip install 'allpet[tasks]'): {error}") from error
-    measured, targets = dataset.measured_and_targets()
-    return LinearUnmixing().fit(measured, targets).weights.astype(np.float32)
-
-
 def is_simulated(path: Any) -> bool:
     """Whether folder ``path`` holds an ``allpet simulate`` dataset (its manifest says so)."""
     return _read_manifest(Path(path)).get("format") == "allpet-simulation"
@@ -477,7 +431,7 @@ class TrainingData:
         One line for the training log.
     input_weights : ndarray or None
         The unmixing weights of ``data.model_input: unmixing``
-        (:func:`unmixing_weights`), which sampling needs too.
+        (``fit_input_weights``), which sampling needs too.
     """
 
     dataset: Dataset
@@ -487,17 +441,25 @@ class TrainingData:
     input_weights: Optional[np.ndarray] = None
 
 
-def build_training_data(config: DataConfig, seed: int = 0, labels: Sequence[str] = ()) -> TrainingData:
+def build_training_data(config: DataConfig, seed: int = 0, labels: Sequence[str] = (),
+                        model_input: Optional[ModelInput] = None,
+                        fit_input_weights: Optional[Callable[[SimulatedTaskDataset], np.ndarray]] = None
+                        ) -> TrainingData:
     """The training data of ``config``; ``seed`` (the run's seed) orders the RMAS samples.
 
     A folder's sinograms must have the shape ``(data.n_views, data.n_bins)``,
     so that the config describes their geometry. A folder written by
     ``allpet simulate`` is read with the simulator's reader
     (:class:`SimulatedTaskDataset`, which adds the ``labels`` asked for: the
-    model's label kinds with classes, and conditions on
-    ``config.model_input``: :func:`folder_model_input`, or the unmixing
-    weights fitted on the folder, :func:`unmixing_weights`); other folders
-    with :class:`PairedFolderDataset`.
+    model's label kinds with classes); other folders with
+    :class:`PairedFolderDataset`.
+
+    ``config.model_input`` other than ``"measured"`` is task physics, which
+    the caller supplies (``allpet train`` takes both from
+    :mod:`tasks.model_inputs`): ``"physics_prior"`` needs ``model_input``
+    (see :class:`SimulatedTaskDataset`), ``"unmixing"`` needs
+    ``fit_input_weights(folder) -> (n_targets, V, R)``, fitted on the folder's
+    measured inputs and targets.
     """
     if not isinstance(config, DataConfig):
         raise TypeError(f"config must be a DataConfig, got {type(config).__name__}")
@@ -505,9 +467,16 @@ def build_training_data(config: DataConfig, seed: int = 0, labels: Sequence[str]
     weights = None
     if config.source == "folder":
         if is_simulated(config.path):
-            folder = SimulatedTaskDataset(config.path, labels, folder_model_input(config))
+            if config.model_input == "physics_prior" and model_input is None:
+                raise ValueError("data.model_input 'physics_prior' needs the task's model-input function "
+                                 "(tasks.model_inputs; allpet train passes it)")
+            if config.model_input == "unmixing" and fit_input_weights is None:
+                raise ValueError("data.model_input 'unmixing' needs a fit of the unmixing weights "
+                                 "(tasks.model_inputs; allpet train passes it)")
+            folder = SimulatedTaskDataset(config.path, labels,
+                                          model_input if config.model_input == "physics_prior" else None)
             if config.model_input == "unmixing":
-                weights = unmixing_weights(folder)
+                weights = np.asarray(fit_input_weights(folder), dtype=np.float32)
                 folder = SimulatedTaskDataset(config.path, labels, input_weights=weights)
         elif config.model_input != "measured":
             raise ValueError(f"data.model_input {config.model_input!r} needs an allpet simulate folder (its samples "

@@ -11,7 +11,7 @@ Examples
 --------
 >>> import torch
 >>> from pet_projection import ImageGrid, ParallelBeamGeometry, ParallelBeamProjector
->>> from pet_projection.torch import Projector
+>>> from pet_projection.autograd import Projector
 >>> grid = ImageGrid((64, 64), 2.0)
 >>> layer = Projector(ParallelBeamProjector(ParallelBeamGeometry(grid, 60, 91, 2.0)))
 >>> sino = layer(torch.rand(8, 64, 64, requires_grad=True))  # (8, 60, 91)

@@ -21,7 +21,7 @@ import sys
 import time
 from typing import Optional, Sequence
 
-from pet_projection.simulation import TASKS
+from .arguments import TASK_HELP, task_name
 
 __all__ = ["main"]
 
@@ -29,7 +29,7 @@ __all__ = ["main"]
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="allpet demo", description=__doc__.split("\n")[0].split(": ", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", default="low_dose", choices=TASKS)
+    parser.add_argument("--task", default="low_dose", type=task_name, help=TASK_HELP)
     parser.add_argument("--out", default="report", help="report folder (replaced atomically on success)")
     parser.add_argument("--quick", action="store_true", help="CI-sized run")
     parser.add_argument("--n-train", type=int, default=None, help="training samples")
@@ -63,7 +63,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run ``allpet demo``; 0 on success, 2 for bad arguments or inconsistent data (earlier reports kept)."""
     args = _parser().parse_args(argv)
     try:
-        from .demo import demo_config, format_summary, run_demo
+        from tasks.demo import demo_config, format_summary, run_demo
     except ImportError as error:
         print(f"allpet demo needs the ldm extra and scikit-image (pip install 'allpet[ldm,test]'): {error}",
               file=sys.stderr)

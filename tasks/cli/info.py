@@ -10,10 +10,10 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..projdata import ProjDataLayout
-from .formats import file_kind, load_image
-from .interfile import read_projdata, read_projdata_header
-from .petlink import read_listmode
+from pet_projection.projdata import ProjDataLayout
+from pet_projection.io.formats import file_kind, load_image
+from pet_projection.io.interfile import read_projdata, read_projdata_header
+from pet_projection.io.petlink import read_listmode
 
 
 def describe_layout(layout: ProjDataLayout) -> list[str]:

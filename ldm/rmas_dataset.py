@@ -17,10 +17,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from pet_projection import (CellGrid, CellSinogramBasis, ParallelBeamProjector, radon_mask, random_ellipses,
-                            random_polygons, split_by_mask)
+from pet_projection import ParallelBeamProjector
+from pet_projection.masks import (CellGrid, CellSinogramBasis, radon_mask, random_ellipses, random_polygons,
+                                  split_by_mask)
 from pet_projection.arrays import as_host_array
-from pet_projection.geometry import positive_int
+from pet_projection.validation import positive_int
 from pet_projection.masks import LAYOUTS, int_range
 
 __all__ = ["RMASDataset"]

@@ -20,11 +20,11 @@ from typing import Optional, Union
 
 import numpy as np
 
-from ..attention import AttentionMaps, AttentionRegions, RoiEditSpec, TransparentMedicalAttention
-from ..io.files import atomic_write
-from ..simulation.acquisition import projector_from_description
-from ..simulation.dataset import MANIFEST_NAME, SimulatedDataset, load_sample, system_model
-from ..simulation.tasks import TaskSample
+from pet_projection.attention import AttentionMaps, AttentionRegions, RoiEditSpec, TransparentMedicalAttention
+from pet_projection.io.files import atomic_write
+from pet_projection.simulation.acquisition import projector_from_description
+from pet_projection.simulation.dataset_folder import MANIFEST_NAME, SimulatedDataset, load_sample, system_model
+from pet_projection.simulation.task_samples import TaskSample
 
 PathLike = Union[str, os.PathLike]
 
@@ -178,7 +178,7 @@ class ViewerSession:
 
 @lru_cache(maxsize=4)
 def _reconstruct(session: ViewerSession, index: int) -> np.ndarray:
-    from ..recon import osem
+    from pet_projection.recon import osem
 
     sample = session.sample(index)
     counts = np.maximum(sample.input.astype(np.float64), 0.0)

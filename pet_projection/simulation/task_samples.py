@@ -42,7 +42,7 @@ from typing import Any, Callable, Optional, Union
 import numpy as np
 
 from ..attention import RegionTable
-from ..geometry import positive_int
+from ..validation import positive_int
 from .acquisition import (Acquisition, AcquisitionSettings, Projector, check_dose_reduction_factor,
                           check_total_counts, describe_projector, parallel_beam_projector, poisson_counts,
                           projector_grid, reduced_clinical_projector, thin_counts)
@@ -62,9 +62,11 @@ SeedLike = Union[int, np.random.SeedSequence, np.random.Generator]
 
 
 def check_task(task: str) -> str:
-    if task not in TASKS:
+    """The name in :data:`TASKS` of ``task``; hyphens stand for underscores (``"low-dose"`` is ``"low_dose"``)."""
+    name = task.replace("-", "_") if isinstance(task, str) else task
+    if name not in TASKS:
         raise ValueError(f"unknown task {task!r}; tasks: {', '.join(TASKS)}")
-    return task
+    return name
 
 
 def _non_negative(name: str, value: Any) -> float:
@@ -538,7 +540,7 @@ def simulate_sample(task: str, config: Optional[SimulationConfig] = None, seed: 
     seed : int, numpy.random.SeedSequence or numpy.random.Generator
         The same seed gives the same sample, bit for bit.
     """
-    check_task(task)
+    task = check_task(task)
     config = SimulationConfig() if config is None else config
     if not isinstance(config, SimulationConfig):
         raise TypeError(f"config must be a SimulationConfig, got {type(config).__name__}")
