@@ -7,6 +7,7 @@ import hashlib
 import os
 import pathlib
 import tempfile
+from typing import Any
 
 # Numba's on-disk cache is keyed on the file of the cached function only, not on
 # the files it calls; key the cache folder on every kernel source so an edited
@@ -51,3 +52,22 @@ def third_party() -> pathlib.Path:
     if folder is None:
         pytest.skip("the third-party STIR files are not on this machine (set ALLPET_THIRD_PARTY_DATA)")
     return folder
+
+
+@pytest.fixture(scope="session")
+def parallelproj() -> Any:
+    """parallelproj's Python wrapper with its C library: skips with the reason where it is not installed, fails
+    instead where ``ALLPET_REQUIRE_PARALLELPROJ=1`` (CI builds it from shared/third_party, see .ci/run)."""
+    import contextlib
+    import io
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # its import prints a banner
+            import parallelproj as module
+        if module.lib_parallelproj_c_fname is None:
+            raise ImportError("parallelproj's C library was not found (set PARALLELPROJ_C_LIB)")
+    except ImportError as error:
+        if os.environ.get("ALLPET_REQUIRE_PARALLELPROJ") == "1":
+            pytest.fail(f"parallelproj is required here but cannot be used: {error}")
+        pytest.skip(f"parallelproj is not installed (conda-forge only; build it from source as .ci/run does): {error}")
+    return module

@@ -42,14 +42,15 @@ def run_one(n_train: int, steps: int, resamples: int) -> dict:
     from tasks.baselines import SinogramUNet, osem_image
     from tasks.examples import build_examples, with_resampled_inputs
     from tasks.metrics import psnr
-    from tasks.pipeline import PipelineConfig, make_samples, physics_prior_input
+    from tasks.pipeline_config import PipelineConfig
+    from tasks.sources import make_samples
     from tasks.registry import get_task
 
     torch.set_num_threads(1)
     config = PipelineConfig(n_train=n_train, n_test=16, count_resampling=resamples)
     task = get_task("low_dose")
     train, test = make_samples(config, progress=False)
-    prior = physics_prior_input(task, config)
+    prior = config.model_input(task)
     clock = time.perf_counter()
     train_ex = build_examples(task, with_resampled_inputs(task, train, resamples, config.seed), prior)
     test_ex = build_examples(task, test, prior)

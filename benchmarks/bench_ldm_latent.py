@@ -20,7 +20,7 @@ downsampling factor (``PipelineConfig.latent_factor``); for each, on the
 test slices, all reconstructed with OSEM 4 x 4 and scored against the true
 image:
 
-- the autoencoder's ceiling (:meth:`ldm.diffusion.SinogramLDM.autoencoder_ceiling`):
+- the autoencoder's ceiling (:meth:`ldm.model.SinogramLDM.autoencoder_ceiling`):
   the full-dose target's own latent decoded as a sample would be, i.e. the
   output of a perfect diffusion stage;
 - the LDM's sample (DDIM, the demo's 25 steps);
@@ -53,13 +53,15 @@ def run_one(factor: int, n_train: int, n_test: int, autoencoder_steps: int, diff
     """Per-slice image PSNRs (dB) of the baseline, the prior, the ceiling and the LDM for one latent factor."""
     import torch
 
-    from ldm.training_data import collate
+    from ldm.batches import collate
     from tasks.baselines import osem_image, post_filter, tune_post_filter
     from tasks.examples import ExampleDataset, build_examples, with_warped_anatomies
     from tasks.metrics import psnr, summarise
-    from tasks.pipeline import PipelineConfig, make_samples, physics_prior_input, sample_ldm, train_ldm
+    from tasks.ldm_runs import sample_ldm, train_ldm
+    from tasks.pipeline_config import PipelineConfig
+    from tasks.sources import make_samples
     from tasks.registry import get_task
-    from tasks.spec import sample_projector
+    from tasks.task import sample_projector
 
     torch.set_num_threads(threads)
     config = PipelineConfig(n_train=n_train, n_test=n_test, latent_factor=factor, autoencoder_steps=autoencoder_steps,
@@ -68,7 +70,7 @@ def run_one(factor: int, n_train: int, n_test: int, autoencoder_steps: int, diff
     task = get_task("low_dose")
     train, test = make_samples(config, progress=False)
     voxel_mm = float(sample_projector(train[0]).geometry.grid.voxel_size_mm[-1])
-    prior = physics_prior_input(task, config)
+    prior = config.model_input(task)
     train_ex = build_examples(task, with_warped_anatomies(task, train, warps, config.seed), prior)
     test_ex = build_examples(task, test, prior)
     systems = [task.target_system(s) for s in test]

@@ -4,9 +4,9 @@ On a CUDA GPU (``--device cuda``, the default when one is present), for the
 ``paper`` preset (256 x 256 sinograms, bf16 autocast, gradient checkpointing):
 
 - training, per stage (autoencoder, diffusion): peak ``torch.cuda.max_memory_allocated``
-  and the median time of a full :class:`~ldm.train.Trainer` step (forward,
+  and the median time of a full :class:`~ldm.trainer.Trainer` step (forward,
   backward, AdamW, EMA) at the preset's batch size on one GPU;
-- sampling: peak memory and time of ``SinogramLDM.sample`` (DDIM) for a batch.
+- sampling: peak memory and time of ``ldm.sampling.sample`` (DDIM) for a batch.
 
 On the CPU (no GPU here), the same steps cannot run at full size in reasonable
 time, so the script reports
@@ -47,10 +47,13 @@ from torch.utils._pytree import tree_flatten
 from torch.utils.weak import WeakIdKeyDictionary
 
 from benchmarks.bench_projectors import machine_info
-from ldm.config import ExperimentConfig, load_config
+from ldm.experiment import ExperimentConfig
+from ldm.model import SinogramLDM
+from ldm.presets import load_config
+from ldm.runtime import set_cpu_threads
+from ldm.sampling import sample
+from ldm.trainer import Trainer
 from ldm.training_data import build_training_data
-from ldm.diffusion import SinogramLDM
-from ldm.train import Trainer, set_cpu_threads
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGETS_GB = {"train": 12.0, "sample": 4.0}  # ALL-PET issue 8: half the paper's 24 GB; sampling
@@ -129,7 +132,7 @@ def _median_time(step: Callable[[], Any], device: torch.device, repeat: int) -> 
 
 
 def _sample_batch(trainer: Trainer, n: int) -> dict[str, torch.Tensor]:
-    """Conditions of ``n`` training items for ``SinogramLDM.sample`` (no target)."""
+    """Conditions of ``n`` training items for ``ldm.sampling.sample`` (no target)."""
     batch = trainer.collate_fn([trainer.dataset[i] for i in range(n)])
     return {key: value.to(trainer.env.device) for key, value in batch.items() if key != "target"}
 
@@ -169,9 +172,9 @@ def _gpu_sample(config: ExperimentConfig, device: torch.device, n_steps: int) ->
     batch = _sample_batch(trainer, SAMPLE_BATCH)
     generator = torch.Generator(device).manual_seed(0)
     with torch.autocast(device.type, dtype=torch.bfloat16):
-        model.sample(batch, n_steps=2, generator=generator)  # warm-up
+        sample(model, batch, n_steps=2, generator=generator)  # warm-up
         torch.cuda.reset_peak_memory_stats(device)
-        seconds = _median_time(lambda: model.sample(batch, n_steps=n_steps, generator=generator), device, 1)
+        seconds = _median_time(lambda: sample(model, batch, n_steps=n_steps, generator=generator), device, 1)
     return {"sampler": "ddim", "steps": n_steps, "batch_size": SAMPLE_BATCH, "precision": "bf16",
             "peak_gb": torch.cuda.max_memory_allocated(device) / GB, "seconds": seconds,
             "seconds_per_sample": seconds / SAMPLE_BATCH}
@@ -217,7 +220,7 @@ def _cpu_sample_probe(batch_size: int, out_dir: str) -> tuple[int, int]:
         for tensor in list(model.state_dict().values()) + list(batch.values()):
             counter.track(tensor)
         before = counter.live
-        model.sample(batch, n_steps=2, generator=torch.Generator().manual_seed(0))
+        sample(model, batch, n_steps=2, generator=torch.Generator().manual_seed(0))
     return before, counter.peak
 
 
@@ -262,7 +265,7 @@ def _tiny_times(out_dir: str, repeat: int) -> dict[str, Any]:
     model = trainer.model.eval()
     batch = _sample_batch(trainer, config.train.batch_size)
     start = time.perf_counter()
-    model.sample(batch, n_steps=SAMPLE_STEPS, generator=torch.Generator().manual_seed(0))
+    sample(model, batch, n_steps=SAMPLE_STEPS, generator=torch.Generator().manual_seed(0))
     result["sampling"] = {"sampler": "ddim", "steps": SAMPLE_STEPS, "batch_size": config.train.batch_size,
                           "seconds": time.perf_counter() - start}
     return result

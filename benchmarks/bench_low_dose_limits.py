@@ -36,9 +36,10 @@ from benchmarks.bench_physics_prior import RESULTS, write_results
 from pet_projection import map_tv
 from tasks.baselines import osem_image, post_filter, tune_post_filter
 from tasks.metrics import psnr
-from tasks.pipeline import PipelineConfig, make_samples
+from tasks.pipeline_config import PipelineConfig
 from tasks.registry import get_task
-from tasks.spec import sample_projector
+from tasks.sources import make_samples
+from tasks.task import sample_projector
 
 ITERATIONS = (2, 4, 8, 16, 32)
 FWHM_VOXELS = (0.0, 1.0, 1.5, 2.0, 2.5, 3.0)

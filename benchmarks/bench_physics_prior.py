@@ -13,12 +13,12 @@ noise-free target ``A x + b`` (sinogram PSNR), mean over the test slices:
 
 - ceilings: OSEM of the noise-free target and of the full-dose data;
 - the post-filtered OSEM baseline (FWHM tuned on 16 training slices);
-- the physics prior alone (:meth:`tasks.spec.PETTask.physics_prior`), with
+- the physics prior alone (:meth:`tasks.task.PETTask.physics_prior`), with
   and without the lesions' TMA attention;
 - the supervised residual UNet on the measured input and on the prior;
 - the LDM with the demo's model and schedule (trained once on the same
   slices, conditioned on the prior), sampled with the residual decode on and off
-  (:class:`ldm.diffusion.LDMConfig` ``residual_decode``).
+  (:class:`ldm.model.LDMConfig` ``residual_decode``).
 """
 
 from __future__ import annotations
@@ -35,9 +35,11 @@ import numpy as np
 from tasks.baselines import SinogramUNet, osem_image, post_filter, tune_post_filter
 from tasks.examples import build_examples
 from tasks.metrics import image_metrics, psnr
-from tasks.pipeline import PipelineConfig, make_samples, physics_prior_input, sample_ldm, train_ldm
+from tasks.ldm_runs import sample_ldm, train_ldm
+from tasks.pipeline_config import PipelineConfig
+from tasks.sources import make_samples
 from tasks.registry import get_task
-from tasks.spec import sample_projector
+from tasks.task import sample_projector
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -80,9 +82,9 @@ def run(n_train: int, unet_steps: int) -> dict:
                for x, s in zip(filtered, test)]
     rows[f"post-filtered OSEM of the input (FWHM {fwhm:g} mm)"] = _image_scores(task, test, filtered, forward)
 
-    train_ex, test_ex = (build_examples(task, samples, physics_prior_input(task, config))
+    train_ex, test_ex = (build_examples(task, samples, config.model_input(task))
                          for samples in (train, test))
-    plain = build_examples(task, test, physics_prior_input(task, dataclasses.replace(config, use_tma=False))).input
+    plain = build_examples(task, test, dataclasses.replace(config, use_tma=False).model_input(task)).input
     rows["physics prior alone, without TMA attention"] = _scores(task, test, plain)
     rows["physics prior alone (TMA attention: lesions unfiltered)"] = _scores(task, test, test_ex.input)
     for label, inputs, test_inputs in (("measured input", train_ex.measured, test_ex.measured),

@@ -7,10 +7,10 @@ Usage::
     python -m benchmarks.bench_tasks --tasks delayed_frame tracer_conversion --jobs 1
 
 Each task runs exactly what ``allpet demo --task TASK`` runs
-(:class:`~tasks.pipeline.PipelineConfig` defaults: 128 training and 16 test
+(:class:`~tasks.pipeline_config.PipelineConfig` defaults: 128 training and 16 test
 brain slices of 32 x 32 pixels, 32 views, clinical counts per pixel, the
 tiny LDM with RMAS/DMM, TMA, constraints and the task's prior, each task's
-autoencoder factor (:attr:`~tasks.spec.PETTask.latent_factor`), 900 + 1,400
+autoencoder factor (:attr:`~tasks.task.PETTask.latent_factor`), 900 + 1,400
 training steps), one thread per task. Every method's sinograms are
 reconstructed with the same OSEM 4 x 4 and scored against the true image:
 mean and 95% confidence interval over the test images (slices times output
@@ -42,7 +42,9 @@ def run_one(task: str, n_train: int, n_test: int, quick: bool = False) -> dict:
     """Summaries per method and metric, and the LDM's paired PSNR differences, for one task (``quick``: CI size)."""
     import torch
 
-    from tasks.pipeline import METHOD_LDM, METHOD_UNET, PipelineConfig, run_task
+    from tasks.pipeline import run_task
+    from tasks.pipeline_config import PipelineConfig
+    from tasks.results import METHOD_LDM, METHOD_UNET
     from tasks.registry import get_task
 
     torch.set_num_threads(1)

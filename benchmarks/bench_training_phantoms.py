@@ -33,12 +33,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from benchmarks.bench_physics_prior import RESULTS, write_results
+from pet_projection.simulation import TaskSample
 from tasks.baselines import osem_image, post_filter, tune_post_filter
 from tasks.examples import with_resampled_inputs, with_warped_anatomies
 from tasks.metrics import psnr
-from tasks.pipeline import PipelineConfig, make_samples
+from tasks.pipeline_config import PipelineConfig
 from tasks.registry import get_task
-from tasks.spec import TaskSample, sample_projector
+from tasks.sources import make_samples
+from tasks.task import sample_projector
 
 FEATURE_FWHM_VOXELS = 1.0
 POST_FILTER_FWHM_VOXELS = (1.0, 1.5, 2.0, 2.5, 3.0)

@@ -18,22 +18,20 @@ on the rotation axis (see ``ARCHITECTURE.md``).
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import numbers
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any, Optional
 
 import torch
 from torch import Tensor, nn
 
-from pet_projection.validation import positive_int
+from pet_projection.validation import check_bool, check_int_tuple, check_non_negative, positive_int
 
 __all__ = [
     "AutoencoderConfig",
     "SinogramAutoencoder",
     "attention_weights",
-    "config_from_mapping",
+    "check_unet_levels",
     "crop_sinogram",
     "pad_sinogram",
 ]
@@ -41,30 +39,7 @@ __all__ = [
 FACTORS = (2, 4, 8)
 
 
-# ----------------------------------------------------------------------------------------- config checks
-
-def check_bool(name: str, value: Any) -> bool:
-    """``value`` if it is a bool; ``TypeError`` naming ``name`` otherwise."""
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be true or false, got {value!r}")
-    return value
-
-
-def check_non_negative(name: str, value: Any) -> float:
-    """``value`` as a finite float ``>= 0``; ``TypeError``/``ValueError`` naming ``name`` otherwise."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    if not math.isfinite(value) or value < 0.0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
-
-
-def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
-    """``value`` if it is one of ``choices``; ``ValueError`` naming ``name`` otherwise."""
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
-    return value
-
+# ----------------------------------------------------------------------------------------- config
 
 def check_unet_levels(owner: str, base_channels: int, mults: tuple[int, ...], norm_groups: int, mid_attention: Any,
                       gradient_checkpointing: Any) -> None:
@@ -77,32 +52,6 @@ def check_unet_levels(owner: str, base_channels: int, mults: tuple[int, ...], no
     check_bool(f"{owner}.gradient_checkpointing", gradient_checkpointing)
 
 
-def check_int_tuple(name: str, value: Any, minimum: int) -> tuple[int, ...]:
-    """A non-empty sequence of integers ``>= minimum`` as a tuple (YAML lists become tuples)."""
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) == 0:
-        raise TypeError(f"{name} must be a non-empty sequence of integers, got {value!r}")
-    return tuple(positive_int(f"{name}[{i}]", item, minimum) for i, item in enumerate(value))
-
-
-def config_from_mapping(cls: type, value: Any, name: str) -> Any:
-    """``cls(**value)`` for a mapping (e.g. parsed YAML), ``value`` if already a ``cls``; unknown keys are errors.
-
-    Raises
-    ------
-    ValueError
-        Naming the first unknown key, as ``name.key``.
-    """
-    if isinstance(value, cls):
-        return value
-    if not isinstance(value, Mapping):
-        raise TypeError(f"{name} must be a {cls.__name__} or a mapping of its fields, got {type(value).__name__}")
-    fields = {field.name for field in dataclasses.fields(cls)}
-    for key in value:
-        if key not in fields:
-            raise ValueError(f"unknown key {name}.{key}; {cls.__name__} has {sorted(fields)}")
-    return cls(**value)
-
-
 @dataclass(frozen=True)
 class AutoencoderConfig:
     """Architecture and loss weights of :class:`SinogramAutoencoder`.
@@ -110,7 +59,7 @@ class AutoencoderConfig:
     Parameters
     ----------
     in_channels : int
-        Sinogram channels (:class:`~ldm.diffusion.SinogramLDM` uses 2: a
+        Sinogram channels (:class:`~ldm.model.SinogramLDM` uses 2: a
         positive/negative pair).
     latent_channels : int
         Channels of the latent.
@@ -119,10 +68,7 @@ class AutoencoderConfig:
     channel_mults : tuple of int
         One multiplier per level; ``len - 1`` stride-2 downsamplings, so the
         downsampling factor ``2 ** (len - 1)`` must be 2, 4 or 8 (2 keeps
-        small sinograms' detail: on the 32 x 32 low-dose sinograms, the
-        decoded latent of the full-dose target scores 26.4 dB image PSNR
-        with factor 2 against 25.1 dB with factor 4;
-        ``python -m benchmarks.bench_ldm_latent``).
+        small sinograms' detail; measurements: docs/results/ldm.md).
     n_res_blocks : int
         Residual blocks per level.
     norm_groups : int

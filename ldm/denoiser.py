@@ -24,9 +24,9 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from pet_projection.validation import positive_int
+from pet_projection.validation import check_int_tuple, check_non_negative, positive_int
 
-from .autoencoder import check_int_tuple, check_non_negative, check_unet_levels
+from .autoencoder import check_unet_levels
 
 __all__ = ["DenoiserConfig", "LatentDenoiser"]
 

@@ -18,15 +18,14 @@ import torch
 from torch.utils.data import Dataset
 
 from pet_projection import ParallelBeamProjector
-from pet_projection.masks import (CellGrid, CellSinogramBasis, radon_mask, random_ellipses, random_polygons,
-                                  split_by_mask)
 from pet_projection.arrays import as_host_array
-from pet_projection.validation import positive_int
-from pet_projection.masks import LAYOUTS, int_range
+from pet_projection.masks import (LAYOUTS, CellGrid, CellSinogramBasis, int_range, radon_mask, random_ellipses,
+                                  random_polygons, split_by_mask)
+from pet_projection.validation import check_real, positive_int
 
 __all__ = ["RMASDataset"]
 
-# 500 base sinograms x 400 = 200,000 distinct samples per epoch: ALL-PET issue 7's target.
+# 500 base sinograms x 400 = 200,000 distinct samples per epoch (why: docs/results/ldm.md).
 DEFAULT_SAMPLES_PER_BASE = 400
 _FEISTEL_ROUNDS = 4  # Luby and Rackoff (1988): four Feistel rounds of a pseudo-random function permute pseudo-randomly
 _SAMPLE_KEYS = ("full", "positive", "negative", "mask", "attention", "activity", "base_index", "sample_id")
@@ -159,11 +158,7 @@ class RMASDataset(Dataset):
         self.basis = CellSinogramBasis(CellGrid(projector.geometry.grid, cells_per_side), projector)
         n_cells = self.basis.cells.n_cells
         self.n_active = int_range("n_active", n_active, 1, n_cells)
-        if isinstance(shape_fraction, bool) or not isinstance(shape_fraction, numbers.Real):
-            raise TypeError(f"shape_fraction must be a real number, got {shape_fraction!r}")
-        if not 0.0 <= shape_fraction <= 1.0:
-            raise ValueError(f"shape_fraction must be a number in [0, 1], got {shape_fraction!r}")
-        self.shape_fraction = float(shape_fraction)
+        self.shape_fraction = check_real("shape_fraction", shape_fraction, 0.0, 1.0)
         if layout is not None and layout not in LAYOUTS:
             raise ValueError(f"layout must be None (enumerated subsets) or one of {LAYOUTS}, got {layout!r}")
         self.layout = layout

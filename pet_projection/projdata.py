@@ -24,7 +24,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .validation import positive_int
+from .validation import check_real, positive_int
 from .grid import length_mm
 from .scanner import STIR_ORDER, RingScannerGeometry, SinogramAxes, _order
 
@@ -85,8 +85,7 @@ class CylindricalScanner:
         length_mm("average_doi_mm", self.average_doi_mm)
         length_mm("ring_spacing_mm", self.ring_spacing_mm, positive=True)
         length_mm("default_bin_size_mm", self.default_bin_size_mm)
-        if not math.isfinite(self.view_offset_rad):
-            raise ValueError(f"view_offset_rad must be finite, got {self.view_offset_rad}")
+        check_real("view_offset_rad", self.view_offset_rad)
         if self.effective_radius_mm <= 0:
             raise ValueError(f"the effective ring radius inner_ring_radius_mm + average_doi_mm must be positive, "
                              f"got {self.effective_radius_mm} mm")

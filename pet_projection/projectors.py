@@ -11,7 +11,8 @@ from .arrays import as_host_array
 from .geometry import ParallelBeamGeometry
 from .grid import MAX_LENGTH_MM, ImageGrid
 from .kernels import cpu
-from .kernels.joseph import LORRays, ParallelBeamRays, PETSinogramRays, TOFBins, erf_table
+from .kernels.joseph import LORRays, ParallelBeamRays, PETSinogramRays
+from .kernels.tof import TOFBins, erf_table
 from .operators import LinearOperator
 from .scanner import SinogramAxes
 from .tof import TOFParameters
@@ -154,7 +155,7 @@ def _endpoints(name: str, values: Any, grid: ImageGrid) -> np.ndarray:
 class _SegmentProjector(LinearOperator):
     """Images ``(..., *grid.shape)`` to values of segments ``(..., *out_shape)``.
 
-    Each segment is traced by :func:`~.kernels.joseph.project_ray`.
+    Each segment is traced by :func:`~.kernels.segments.project_ray`.
 
     Subclasses set ``grid``, ``in_shape``, ``out_shape``, ``_n_rays`` and
     ``_rays`` (a segment ray set of the kernels); TOF projectors also set

@@ -9,13 +9,12 @@ axis is ``z``. The design mirrors parallelproj's
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from .validation import positive_int
+from .validation import check_finite_real, positive_int
 from .grid import MAX_LENGTH_MM, length_mm
 
 AXIS_NAMES = ("radial", "view", "plane")
@@ -78,14 +77,13 @@ class RingScannerGeometry:
             raise ValueError(f"crystals_per_side * crystal_spacing_mm = {crystals_per_side * crystal_spacing_mm:g} mm "
                              f"does not fit on a side of {side_mm:g} mm (radius_mm={radius_mm}, n_sides={n_sides})")
         rings = _ring_positions(ring_positions_mm)
-        if isinstance(phi0_rad, bool) or not isinstance(phi0_rad, numbers.Real) or not math.isfinite(phi0_rad):
-            raise TypeError(f"phi0_rad must be a finite real number, got {phi0_rad!r}")
+        phi0_rad = check_finite_real("phi0_rad", phi0_rad)
         object.__setattr__(self, "radius_mm", radius_mm)
         object.__setattr__(self, "n_sides", n_sides)
         object.__setattr__(self, "crystals_per_side", crystals_per_side)
         object.__setattr__(self, "crystal_spacing_mm", crystal_spacing_mm)
         object.__setattr__(self, "ring_positions_mm", rings)
-        object.__setattr__(self, "phi0_rad", float(phi0_rad))
+        object.__setattr__(self, "phi0_rad", phi0_rad)
 
     @classmethod
     def small_research(cls) -> "RingScannerGeometry":
@@ -374,11 +372,7 @@ class SinogramLayout(SinogramAxes):
         n_rings = scanner.n_rings
         if max_ring_difference is None:
             max_ring_difference = n_rings - 1
-        if isinstance(max_ring_difference, bool) or not isinstance(max_ring_difference, numbers.Integral):
-            raise TypeError(f"max_ring_difference must be an integer, got {max_ring_difference!r}")
-        if not 0 <= max_ring_difference < n_rings:
-            raise ValueError(f"max_ring_difference must lie in 0 .. n_rings - 1 = {n_rings - 1}, "
-                             f"got {max_ring_difference}")
+        max_ring_difference = positive_int("max_ring_difference", max_ring_difference, 0, n_rings - 1)
         full = scanner.n_crystals_per_ring - 1
         n_radial = full if n_radial is None else positive_int("n_radial", n_radial)
         if n_radial > full or n_radial % 2 == 0:

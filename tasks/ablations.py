@@ -1,6 +1,6 @@
 """Ablations as one command: RMAS/DMM, TMA, positive/negative constraints, and training-set size.
 
-Variants (:func:`ablation_variants`), each the base :class:`~tasks.pipeline.PipelineConfig`
+Variants (:func:`ablation_variants`), each the base :class:`~tasks.pipeline_config.PipelineConfig`
 with one change, trained and tested on the same simulated samples:
 
 - ``full``: RMAS/DMM, TMA and constraints on, ``n_small`` training samples;
@@ -8,12 +8,12 @@ with one change, trained and tested on the same simulated samples:
   or attention in the physics prior), ``no constraints``, ``no physics
   prior`` (the model conditioned on the measured input itself): one switch off;
 - ``large, no augmentation``: ``n_large`` training samples, RMAS/DMM off
-  (the issue's 5,000-sample reference for the 500-sample model with RMAS/DMM).
+  (the 5,000-sample reference for the 500-sample model with RMAS/DMM).
 
 The results table has one row per variant and the mean with its 95%
-confidence interval over the test samples (Markdown and CSV), plus the
-issue's comparisons: PSNR of ``full`` minus ``large, no augmentation``, and
-the relative change of the lesion-ROI |bias| with TMA against without.
+confidence interval over the test samples (Markdown and CSV), plus two
+comparisons: PSNR of ``full`` minus ``large, no augmentation``, and the
+relative change of the lesion-ROI |bias| with TMA against without.
 """
 
 from __future__ import annotations
@@ -25,9 +25,13 @@ import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
+from pet_projection.io.files import atomic_directory
+
 from .metrics import summarise
-from .outputs import atomic_directory
-from .pipeline import METHOD_LDM, PipelineConfig, TaskResult, make_samples, run_task
+from .pipeline import run_task
+from .pipeline_config import PipelineConfig
+from .results import METHOD_LDM, TaskResult
+from .sources import make_samples
 
 __all__ = ["ABLATION_METRICS", "ablation_variants", "run_ablations", "write_ablation_table"]
 

@@ -7,10 +7,7 @@ input-only baseline reconstructs the prompts without attenuation correction
 scanner without CT/MR attenuation data gives.
 
 The input holds full-dose counts, so its physics prior is not post-filtered
-(:attr:`prior_fwhm_voxels` 0). At the demo scale (one run each, image PSNR,
-LDM with the autoencoder factor 2) the LDM scored 25.34 dB with no filter
-against 25.11 dB with the low-dose filter of 2 voxels, and the supervised
-UNet on the same prior 25.34 against 24.63 dB.
+(:attr:`prior_fwhm_voxels` 0; measurements: docs/results/tasks.md).
 """
 
 from __future__ import annotations
@@ -18,9 +15,9 @@ from __future__ import annotations
 import numpy as np
 
 from pet_projection.physics import PETSystemModel
-from pet_projection.simulation import Acquisition, TaskSample, poisson_counts, system_model
+from pet_projection.simulation import Acquisition, TaskSample, scan_attenuation_correction, system_model
 
-from .spec import PETTask
+from .task import PETTask
 
 __all__ = ["AttenuationCorrectionTask", "TASK"]
 
@@ -41,11 +38,9 @@ class AttenuationCorrectionTask(PETTask):
     def scan(self, sample: TaskSample, acquisition: Acquisition, input_image: np.ndarray, target_image: np.ndarray,
              rng: np.random.Generator) -> tuple[dict[str, np.ndarray], dict]:
         """Poisson prompts of ``input_image`` with the new attenuation; the target ``P R x`` of ``target_image``."""
-        expected = acquisition.expected(input_image)
-        target = acquisition.attenuation_free(target_image, 1.0)
-        return {"input": poisson_counts(expected.prompts, rng), "target": target, "input_image": input_image,
-                "target_image": target_image, "input_background": expected.background,
-                "target_background": np.zeros_like(expected.background)}, {}
+        scan = scan_attenuation_correction(acquisition.expected(input_image),
+                                           acquisition.attenuation_free(target_image, 1.0), rng)
+        return {**scan.arrays(), "input_image": input_image, "target_image": target_image}, {}
 
     def input_system(self, sample: TaskSample) -> PETSystemModel:
         full = system_model(sample, "input")

@@ -9,11 +9,13 @@
   at a fixed timestep, on sinograms instead of latents), sized like the LDM
   (about 1 M parameters), trained with the mean squared error; residual:
   it predicts ``target - input`` and adds the input back (residual learning,
-  as DnCNN, Zhang et al. 2017), which scored 0.4 dB higher image PSNR than
-  direct prediction on low-dose at the demo scale (one exploratory run).
+  as DnCNN, Zhang et al. 2017; measurements: docs/results/tasks.md).
 - :class:`LinearUnmixing` (tracer separation): per-ray least-squares fractions
   ``w_c = sum_n y_n t_nc / sum_n y_n^2`` of each tracer in the dual-tracer
   sinogram, fitted on the training set; the estimate is ``w_c y``.
+
+Each task's classical baseline (OSEM of its input, or linear unmixing) is run
+through :mod:`tasks.classical_baselines`.
 """
 
 from __future__ import annotations
@@ -26,13 +28,18 @@ import numpy as np
 from pet_projection.physics import GaussianResolution, PETSystemModel
 from pet_projection.recon import osem
 
-__all__ = ["LinearUnmixing", "SinogramUNet", "osem_image", "post_filter", "tune_post_filter"]
+__all__ = ["LinearUnmixing", "SinogramUNet", "forward_sinogram", "osem_image", "post_filter", "tune_post_filter"]
 
 
 def osem_image(sinogram: np.ndarray, system: PETSystemModel, n_subsets: int, n_iterations: int) -> np.ndarray:
     """OSEM image (float64) of a sinogram; negative values (model outputs) are set to 0 first."""
     data = np.maximum(np.asarray(sinogram, dtype=np.float64), 0.0)
     return np.asarray(osem(data, system, n_subsets, n_iterations))
+
+
+def forward_sinogram(system: PETSystemModel, image: np.ndarray) -> np.ndarray:
+    """``A x + b``: the expected sinogram of ``image`` on ``system`` (float64), an image method's sinogram."""
+    return np.asarray(system.expected(np.ascontiguousarray(image, dtype=np.float64)))
 
 
 def post_filter(image: np.ndarray, system: PETSystemModel, fwhm_mm: float) -> np.ndarray:

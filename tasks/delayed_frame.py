@@ -7,7 +7,7 @@ OSEM image itself (no kinetic change).
 
 from __future__ import annotations
 
-from .spec import PETTask
+from .task import PETTask
 
 __all__ = ["DelayedFrameTask", "TASK"]
 

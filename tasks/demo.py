@@ -1,9 +1,9 @@
 """``allpet demo``: simulate, train the tiny LDM for one task, sample, reconstruct, evaluate, write ``report/``.
 
-The default scale (:class:`~tasks.pipeline.PipelineConfig` defaults: 128
+The default scale (:class:`~tasks.pipeline_config.PipelineConfig` defaults: 128
 training and 16 test brain slices of 32 x 32 pixels, 32 views, 2,300 training
 steps) runs in minutes on a 2-core CPU; ``quick`` is the CI size. The
-report folder is written atomically (:func:`tasks.outputs.atomic_directory`):
+report folder is written atomically (:func:`pet_projection.io.files.atomic_directory`):
 a failed or interrupted run leaves an earlier report untouched.
 """
 
@@ -16,8 +16,11 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from .outputs import atomic_directory
-from .pipeline import PipelineConfig, TaskResult, run_task
+from pet_projection.io.files import atomic_directory
+
+from .pipeline import run_task
+from .pipeline_config import PipelineConfig
+from .results import TaskResult
 
 __all__ = ["MODEL_DIR", "demo_config", "format_summary", "run_demo"]
 
@@ -38,13 +41,13 @@ def run_demo(config: PipelineConfig, out: Any = "report", progress: bool = True,
     With ``keep_model`` the trained LDM's checkpoint is kept in
     ``out/model`` (under 15 MB at the demo scale: raw and EMA weights of
     0.87 M parameters, optimiser state), with ``config.yaml``
-    (:func:`tasks.pipeline.ldm_data_config`) and, for tracer separation,
+    (:func:`tasks.ldm_runs.ldm_data_config`) and, for tracer separation,
     ``unmixing_weights.npy``, so ``allpet sample --checkpoint out/model
     --input FOLDER`` applies it to an ``allpet simulate`` folder of the same
     task and geometry. The demo samples with the weights of the last training
-    step; ``allpet sample --raw-weights`` reproduces its sinograms, and
-    ``allpet sample``'s default, the EMA weights, scored the same within
-    0.02 dB at the demo scale (low dose, one run: 23.38 against 23.36 dB).
+    step; ``allpet sample --raw-weights`` reproduces its sinograms (its
+    default, the EMA weights, scores about the same; measurements:
+    docs/results/tasks.md).
     """
     start = time.perf_counter()
     with atomic_directory(out) as folder:
@@ -61,7 +64,7 @@ def run_demo(config: PipelineConfig, out: Any = "report", progress: bool = True,
 
 def _keep_model(work: Path, model_dir: Path) -> None:
     """Copy the newest LDM checkpoint of ``run_task``'s ``work`` folder (and its unmixing weights) to ``model_dir``."""
-    from ldm.train import find_checkpoint
+    from ldm.checkpoints import find_checkpoint
 
     checkpoint = find_checkpoint(work / "ldm")
     if checkpoint is None:

@@ -2,7 +2,7 @@
 
 :func:`build_examples` turns simulated samples into stacked arrays;
 :class:`ExampleDataset` serves them as items of the sinogram LDM's batch
-format (:mod:`ldm.diffusion`), each sinogram ``(1, n_views, n_bins)`` float32:
+format (:mod:`ldm.batches`), each sinogram ``(1, n_views, n_bins)`` float32:
 ``target``, ``input`` (at the target's count scale), ``mask`` (all ones: the
 whole input is measured), ``attention`` and ``support``, plus an int64
 ``tracer`` label (the output channel) for multi-output tasks.
@@ -20,7 +20,7 @@ prompt targets, which have counts on every ray, are never cut to the body.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -29,10 +29,10 @@ from pet_projection.simulation import TaskSample, count_support, lesion_attentio
 from pet_projection.simulation.deformation import DeformationSettings
 
 from .model_inputs import ModelInput
-from .spec import PETTask, sample_projector
+from .task import PETTask, sample_projector
 
 __all__ = ["Examples", "ExampleDataset", "MixedDataset", "build_examples", "check_same_geometry",
-           "with_resampled_inputs", "with_unmixed_inputs", "with_warped_anatomies"]
+           "with_resampled_inputs", "with_warped_anatomies"]
 
 
 @dataclass(frozen=True)
@@ -146,23 +146,6 @@ def with_warped_anatomies(task: PETTask, samples: Sequence[TaskSample], n_warps:
     1, k, i))``.
     """
     return _with_copies(samples, "n_warps", n_warps, (1,), lambda s, rng: task.warp_sample(s, rng, settings), seed)
-
-
-def with_unmixed_inputs(examples: Examples, weights: np.ndarray) -> Examples:
-    """``examples`` conditioned per output channel: input ``weights[channel] * measured``.
-
-    The prior of a task with several outputs from one measured sum (tracer
-    separation): each example's condition is the linear-unmixing estimate of
-    its own channel (:class:`tasks.baselines.LinearUnmixing`, ``weights``
-    ``(n_outputs, n_views, n_bins)`` fitted on the training examples), at the
-    target's count scale like the target itself.
-    """
-    weights = np.asarray(weights, dtype=np.float32)
-    last_channel = int(examples.channel.max(initial=0))
-    if weights.ndim != 3 or weights.shape[1:] != examples.measured.shape[1:] or last_channel >= weights.shape[0]:
-        raise ValueError(f"unmixing weights of shape {weights.shape} do not fit examples with sinograms "
-                         f"{examples.measured.shape[1:]} and channels up to {last_channel}")
-    return replace(examples, input=weights[examples.channel] * examples.measured)
 
 
 class ExampleDataset:

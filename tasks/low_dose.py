@@ -6,20 +6,19 @@ full-dose system model. Baselines: OSEM (and post-filtered OSEM) of the
 low-dose data, times ``f``; the supervised sinogram UNet.
 
 Its LDM keeps the tiny preset's autoencoder factor 4 (:attr:`latent_factor`;
-the other tasks use 2): factor 2 scored the same image PSNR at the demo
-scale (23.37 against 23.36 dB; trained longer, 23.33 against 23.40 dB;
-``python -m benchmarks.bench_ldm_latent``) while training 1.5 times slower,
-which would take ``allpet demo`` near its 10-minute budget.
+the other tasks use 2): factor 2 scored no better here while training 1.5
+times slower (measurements: docs/results/tasks.md).
 """
 
 from __future__ import annotations
 
 import dataclasses
+
 import numpy as np
 
-from pet_projection.simulation import Acquisition, TaskSample, poisson_counts, thin_counts
+from pet_projection.simulation import Acquisition, TaskSample, scan_low_dose, thin_counts
 
-from .spec import PETTask
+from .task import PETTask
 
 __all__ = ["LowDoseTask", "TASK"]
 
@@ -51,12 +50,9 @@ class LowDoseTask(PETTask):
         The input image is the target's over the dose reduction factor
         (``input_image`` is not used: it is that up to rounding).
         """
-        expected = acquisition.expected(target_image)
-        full = poisson_counts(expected.prompts, rng)
         factor = self.input_scale(sample)
-        return {"input": thin_counts(full, factor, rng), "target": full, "input_image": target_image / factor,
-                "target_image": target_image, "input_background": expected.background / factor,
-                "target_background": expected.background}, {}
+        scan, _ = scan_low_dose(acquisition.expected(target_image), rng, factor)
+        return {**scan.arrays(), "input_image": target_image / factor, "target_image": target_image}, {}
 
 
 TASK = LowDoseTask()

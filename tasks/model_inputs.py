@@ -1,8 +1,9 @@
 """What the models are conditioned on: a task's physics prior, or the linear-unmixing estimate per tracer.
 
 :func:`physics_prior_model_input` turns a task's
-:meth:`~tasks.spec.PETTask.physics_prior` into a ``model_input(sample,
-attention_image)`` function; :func:`folder_model_input` and
+:meth:`~tasks.task.PETTask.physics_prior` into a ``model_input(sample,
+attention_image)`` function (a run's is
+:meth:`tasks.pipeline_config.PipelineConfig.model_input`); :func:`folder_model_input` and
 :func:`fit_unmixing_weights` give :func:`ldm.training_data.build_training_data`
 and ``allpet sample`` the conditioning a run's ``data.model_input`` asks for,
 so that the LDM package itself needs no task physics.
@@ -18,7 +19,7 @@ from pet_projection.simulation import TaskSample
 
 from .baselines import LinearUnmixing
 from .registry import get_task
-from .spec import PETTask, sample_projector
+from .task import PETTask, sample_projector
 
 __all__ = ["ModelInput", "fit_unmixing_weights", "folder_model_input", "physics_prior_model_input"]
 
@@ -47,9 +48,9 @@ def physics_prior_model_input(task: PETTask, fwhm_voxels: float, n_subsets: int,
 
 
 def folder_model_input(data_config: Any) -> Optional[ModelInput]:
-    """The ``model_input`` that ``data_config.model_input`` (an :class:`ldm.config.DataConfig`) asks for.
+    """The ``model_input`` that ``data_config.model_input`` (an :class:`ldm.experiment.DataConfig`) asks for.
 
-    ``"physics_prior"``: :meth:`~tasks.spec.PETTask.physics_prior` of each
+    ``"physics_prior"``: :meth:`~tasks.task.PETTask.physics_prior` of each
     sample's own task, with ``prior_fwhm_voxels`` and ``prior_osem`` of the
     config, lesions kept unfiltered; None for ``"measured"`` and
     ``"unmixing"`` (whose weights :func:`fit_unmixing_weights` fits).

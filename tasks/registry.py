@@ -1,13 +1,13 @@
-"""The five tasks by name: :func:`get_task` gives a task's :class:`~tasks.spec.PETTask`."""
+"""The five tasks by name: :func:`get_task` gives a task's :class:`~tasks.task.PETTask`."""
 
 from __future__ import annotations
 
-from pet_projection.simulation.task_samples import check_task
+from pet_projection.simulation import check_task
 
 from .attenuation_correction import TASK as ATTENUATION_CORRECTION
 from .delayed_frame import TASK as DELAYED_FRAME
 from .low_dose import TASK as LOW_DOSE
-from .spec import PETTask
+from .task import PETTask
 from .tracer_conversion import TASK as TRACER_CONVERSION
 from .tracer_separation import TASK as TRACER_SEPARATION
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from .metrics import IMAGE_METRICS, SINOGRAM_METRICS
-from .pipeline import METHOD_LDM, TaskResult
+from .results import METHOD_LDM, TaskResult
 
 __all__ = ["markdown_table", "metrics_table", "write_report"]
 

@@ -7,7 +7,7 @@ tracer's OSEM image at that scale.
 
 from __future__ import annotations
 
-from .spec import PETTask
+from .task import PETTask
 
 __all__ = ["TASK", "TracerConversionTask"]
 

@@ -139,7 +139,7 @@ def test_low_dose_warped_patients_follow_the_sample_physics():
     pytest.importorskip("torch")
     from tasks.examples import with_warped_anatomies
     from tasks.registry import get_task
-    from tasks.spec import sample_projector
+    from tasks.task import sample_projector
 
     task = get_task("low_dose")
     config = SimulationConfig(size=16, n_views=16)
@@ -176,7 +176,7 @@ def test_every_task_warps_patients_through_its_own_physics(name):
     pytest.importorskip("torch")
     from pet_projection.simulation import system_model
     from tasks.registry import get_task
-    from tasks.spec import sample_projector
+    from tasks.task import sample_projector
 
     task = get_task(name)
     source = simulate_sample(name, SimulationConfig(size=16, n_views=16, n_lesions=(1, 2)), 1)

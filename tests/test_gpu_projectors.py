@@ -29,7 +29,7 @@ def test_ellipse_matches_its_analytic_projection_on_the_gpu() -> None:
 
 
 def test_float32_batch_is_linear_adjoint_equal_to_cpu_and_deterministic() -> None:
-    """The issue's benchmark problem: 256 slices of 128 x 128, 128 views x 185 bins, float32."""
+    """The GPU benchmark problem (docs/gpu.md): 256 slices of 128 x 128, 128 views x 185 bins, float32."""
     op = ParallelBeamProjector(ParallelBeamGeometry(ImageGrid((256, 128, 128), 1.0), 128, 185, 1.0))
     generator = torch.Generator(device="cuda").manual_seed(0)
     x, z = (torch.rand(op.in_shape, device="cuda", generator=generator) for _ in range(2))

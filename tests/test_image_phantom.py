@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 
 from pet_projection.io import read_image, write_image
-from pet_projection.simulation import SimulationConfig, simulate_sample
+from pet_projection.simulation import TASKS, SimulationConfig, simulate_sample, system_model
 from tasks.cli.simulate import main
 from pet_projection.simulation.image_phantom import load_image_phantom, phantom_grid
 from pet_projection.simulation.phantoms import REGION_LABELS
-from pet_projection.simulation.task_samples import TASKS
 from pet_projection.simulation.tracers import get_tracer
 
 THORAX = "stir_exercises_thorax"
@@ -81,9 +80,24 @@ def test_the_lung_nodule_is_a_hot_lesion_and_conversion_follows_the_uptake_table
 
 
 def test_three_dimensional_thorax(third_party: pathlib.Path) -> None:
-    sample = simulate_sample("delayed_frame", _config(third_party, dim=3, size=32, view_step=16), 0)
+    config = _config(third_party, dim=3, size=32, view_step=16)
+    sample = simulate_sample("delayed_frame", config, 0)
     assert sample.input_image.shape == (15, 32, 32)  # the thorax's 15 slices of 6.75 mm
     assert sample.input.ndim == 3 and sample.target.sum() < sample.input.sum()  # decay and washout
+    # images and sinograms agree: each frame's system model maps its image to the mean of its prompts, the
+    # first frame's mean sums to the requested counts, and the measured prompts are Poisson about those means
+    first, delayed = sample.metadata["expected_counts"]
+    assert first == pytest.approx(config.counts, rel=1e-9)
+    for which, image, counts, total in (("input", sample.input_image, sample.input, first),
+                                        ("target", sample.target_image, sample.target, delayed)):
+        mean = np.asarray(system_model(sample, which).expected(image.astype(np.float64)))
+        assert float(mean.sum()) == pytest.approx(total, rel=1e-4)
+        assert abs(float(counts.sum()) - total) < 5.0 * np.sqrt(total)
+        # per plane, too: the counts follow the activity along the axis, not just in total
+        others = tuple(a for a, name in enumerate(sample.metadata["projector"]["sinogram_axes"]) if name != "plane")
+        per_plane, measured = mean.sum(axis=others), counts.sum(axis=others)
+        assert per_plane.shape == (80,) and per_plane.max() > 10.0 * per_plane.min()
+        assert np.all(np.abs(measured - per_plane) < 5.0 * np.sqrt(per_plane) + 1.0)
 
 
 def test_bad_image_phantoms(third_party: pathlib.Path, tmp_path: pathlib.Path) -> None:

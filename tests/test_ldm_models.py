@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -11,8 +13,10 @@ from hypothesis import strategies as st
 from ldm.autoencoder import AutoencoderConfig, SinogramAutoencoder, attention_weights, crop_sinogram, pad_sinogram
 from ldm.constraints import constraint_losses, insert_known, pair_from_full, project_pair
 from ldm.denoiser import DenoiserConfig, LatentDenoiser
-from ldm.diffusion import (BridgeSchedule, LDMConfig, SinogramLDM, batch_from_rmas, make_scheduler,
-                           run_reverse_process, sample_bridge)
+from ldm.batches import batch_from_rmas
+from ldm.model import LDMConfig, SinogramLDM
+from ldm.sampling import run_reverse_process, sample
+from ldm.schedulers import BridgeScheduler, make_scheduler
 
 TINY_AE = {"base_channels": 8, "channel_mults": (1, 2, 2), "norm_groups": 4}
 TINY_UNET = {"base_channels": 16, "channel_mults": (1, 2), "norm_groups": 4}
@@ -139,15 +143,32 @@ def test_ldm_loss_and_sample_shapes_odd_sizes(mode):
     extra = {"prediction_type": "sample"} if mode == "bridge" else {}
     model = tiny_model(mode=mode, n_tracers=2, n_regions=2, **extra)
     batch = {**task_batch(), "tracer": torch.tensor([0, 1, -1]), "region": torch.tensor([1, -1, 0])}
+    config = model.config
     for stage in model.stages:
         model.parameters_for(stage)
         losses = model.loss(batch, stage)
         assert losses["loss"].ndim == 0 and torch.isfinite(losses["loss"])
+        if stage == "autoencoder":  # the total is the weighted sum of its parts (AutoencoderConfig's weights)
+            expected = (losses["l1"] + config.autoencoder.kl_weight * losses["kl"]
+                        + config.autoencoder.consistency_weight * losses["consistency"])
+        else:
+            penalties = [value for key, value in losses.items() if key.startswith("constraint_")]
+            assert len(penalties) == 4  # sum, positive_outside, negative_inside, negative_counts (no support)
+            expected = losses["diffusion"] + config.constraint_weight * sum(penalties)
+        torch.testing.assert_close(losses["loss"], expected)
         losses["loss"].backward()
     samplers = ["ddim", "ddpm"] if mode == "bridge" else ["ddim", "ddpm", "dpm-solver"]
+    outputs = []
+    inside = batch["mask"] == 1
     for sampler in samplers:
-        out = model.sample(batch, sampler, n_steps=3, generator=torch.Generator().manual_seed(0))
+        out = sample(model, batch, sampler, n_steps=3, generator=torch.Generator().manual_seed(0))
         assert out.shape == batch["target"].shape and torch.isfinite(out).all()
+        assert torch.equal(out[inside], batch["known"][inside])  # the known rays, exactly
+        assert torch.all(out >= 0)  # the constraints' projection: no negative counts
+        assert not torch.equal(out[~inside], batch["known"][~inside])  # the model fills the unknown rays
+        outputs.append(out)
+    for first, second in zip(outputs, outputs[1:]):  # each sampler walks its own path
+        assert not torch.equal(first, second)
 
 
 # ----------------------------------------------------------------------------------------- schedulers
@@ -183,7 +204,7 @@ def test_ddim_eta_zero_is_deterministic_and_eta_one_is_not():
 
 def test_bridge_endpoints_and_oracle():
     config = tiny_config(mode="bridge", prediction_type="sample")
-    bridge = BridgeSchedule(make_scheduler(config).alphas_cumprod)
+    bridge = BridgeScheduler(make_scheduler(config).alphas_cumprod)
     g = torch.Generator().manual_seed(0)
     z0, y, noise = (torch.randn(2, 4, 4, 4, generator=g) for _ in range(3))
     last = torch.full((2,), bridge.last)
@@ -196,7 +217,7 @@ def test_bridge_endpoints_and_oracle():
         calls.append((z, t))
         return z0
 
-    assert torch.equal(sample_bridge(oracle, y, bridge, 6, generator=g), z0)
+    assert torch.equal(run_reverse_process(oracle, y, bridge, 6, generator=g), z0)
     assert torch.equal(calls[0][0], y) and [int(t) for _, t in calls] == [999, 799, 599, 400, 200, 0]
     noises = []
     for z, t in calls[1:]:  # eta = 0: every step stays on the bridge through z0, y and one noise draw
@@ -204,9 +225,70 @@ def test_bridge_endpoints_and_oracle():
         noises.append((z - a * z0 - b * y) / c)
     for noise in noises[1:]:
         torch.testing.assert_close(noise, noises[0], rtol=1e-4, atol=1e-4)
-    assert torch.equal(sample_bridge(lambda z, t: z0, y, bridge, 6, eta=0.5, generator=g), z0)
+    assert torch.equal(run_reverse_process(lambda z, t: z0, y, bridge, 6, eta=0.5, generator=g), z0)
     with pytest.raises(ValueError, match="eta"):
-        sample_bridge(lambda z, t: z0, y, bridge, 6, eta=1.5)
+        run_reverse_process(lambda z, t: z0, y, bridge, 6, eta=1.5)
+
+
+def _old_sample_bridge(predict, y, schedule, n_steps, eta, generator):
+    """The bridge sampler as it was written before the scheduler object (reference for the test below)."""
+    times = torch.linspace(schedule.last, 0, n_steps).round().long()
+    z = y
+    for t, s in zip(times[:-1], times[1:]):
+        z0 = predict(z, t.to(y.device))
+        a, b, c = schedule.coefficients(t.expand(y.shape[0]), z)
+        if t == schedule.last or eta:
+            fresh = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
+        if t == schedule.last:
+            noise = fresh
+        else:
+            noise = (z - a * z0 - b * y) / c
+            if eta:
+                noise = math.sqrt(1.0 - eta**2) * noise + eta * fresh
+        a, b, c = schedule.coefficients(s.expand(y.shape[0]), z)
+        z = a * z0 + b * y + c * noise
+    return predict(z, times[-1].to(y.device))
+
+
+def test_bridge_scheduler_matches_the_closed_form_and_the_previous_sampler():
+    """The bridge's marginal is DDBM's VP closed form; set_timesteps/step walks exactly as the old loop did."""
+    config = tiny_config(mode="bridge", prediction_type="sample")
+    abar = make_scheduler(config).alphas_cumprod.double()
+    bridge = BridgeScheduler(abar.float())
+    # closed form (DDBM, Zhou et al. 2024, VP bridge): r_t = snr_T / snr_t, snr_t = abar_t / (1 - abar_t)
+    snr = abar / (1 - abar)
+    r = snr[-1] / snr
+    a, b, c = abar.sqrt() * (1 - r), r * (abar / abar[-1]).sqrt(), ((1 - abar) * (1 - r)).sqrt()
+    for mine, exact in zip((bridge.a, bridge.b, bridge.c), (a, b, c)):
+        torch.testing.assert_close(mine.double(), exact, rtol=1e-6, atol=1e-7)
+    assert (float(bridge.a[-1]), float(bridge.b[-1]), float(bridge.c[-1])) == (0.0, 1.0, 0.0)
+    g = torch.Generator().manual_seed(0)
+    z0, y, noise = (torch.randn(2, 4, 4, 4, generator=g) for _ in range(3))
+    assert torch.equal(bridge.marginal(z0, y, noise, torch.full((2,), bridge.last)), y)  # z_T = y exactly
+    # t = 0: z_0 = a_0 z0 + b_0 y + c_0 eps with a_0 = sqrt(abar_0)(1 - r_0) -> z0 up to the first step's noise
+    start = bridge.marginal(z0, y, noise, torch.zeros(2, dtype=torch.long))
+    expected = (a[0] * z0.double() + b[0] * y.double() + c[0] * noise.double()).float()
+    torch.testing.assert_close(start, expected, rtol=1e-6, atol=1e-6)
+    bound = (1 - a[0]) * z0.abs() + b[0] * y.abs() + c[0] * noise.abs()
+    assert torch.all((start - z0).abs() <= bound.float() + 1e-6) and float(c[0]) < 0.05
+
+    def predict(z, t):  # any fixed, timestep-dependent network
+        return torch.tanh(z) * 0.7 + 0.01 * t.float() / bridge.last
+
+    for n_steps in (1, 2, 6, 17):
+        for eta in (0.0, 0.5, 1.0):
+            reference = _old_sample_bridge(predict, y, bridge, n_steps, eta, torch.Generator().manual_seed(3))
+            scheduler, generator = BridgeScheduler(abar.float()), torch.Generator().manual_seed(3)
+            scheduler.set_timesteps(n_steps)
+            assert scheduler.timesteps.tolist() == torch.linspace(999, 0, n_steps).round().long().tolist()
+            z = y
+            for t in scheduler.timesteps:
+                z = scheduler.step(predict(z, t), t, z, eta=eta, generator=generator).prev_sample
+            assert torch.equal(z, reference), (n_steps, eta)
+            assert torch.equal(run_reverse_process(predict, y, BridgeScheduler(abar.float()), n_steps, eta=eta,
+                                                   generator=torch.Generator().manual_seed(3)), reference)
+    with pytest.raises(RuntimeError, match="set_timesteps"):
+        scheduler.step(y, torch.tensor(0), y)
 
 
 def test_sampling_is_deterministic_given_generator():
@@ -214,7 +296,7 @@ def test_sampling_is_deterministic_given_generator():
     model.parameters_for("diffusion")
     batch = task_batch()
     model.loss(batch, "diffusion")  # calibrates the scales
-    runs = [model.sample(batch, "ddim", n_steps=3, generator=torch.Generator().manual_seed(seed))
+    runs = [sample(model, batch, "ddim", n_steps=3, generator=torch.Generator().manual_seed(seed))
             for seed in (5, 5, 6)]
     assert torch.equal(runs[0], runs[1]) and not torch.equal(runs[0], runs[2])
 
@@ -251,7 +333,7 @@ def test_samples_keep_known_rays_exactly(use_constraints):
     batch["support"] = (batch["target"] > 0).float() + batch["mask"]
     batch["support"] = (batch["support"] > 0).float()
     model.loss(batch, "diffusion")
-    out = model.sample(batch, "ddim", n_steps=2, generator=torch.Generator().manual_seed(0))
+    out = sample(model, batch, "ddim", n_steps=2, generator=torch.Generator().manual_seed(0))
     inside = batch["mask"] == 1
     assert torch.equal(out[inside], batch["known"][inside])
     if use_constraints:
@@ -336,7 +418,7 @@ def test_tma_switches_and_guidance():
     model = tiny_model()
     model.parameters_for("diffusion")
     model.loss(batch, "diffusion")
-    runs = [model.sample(batch, "ddim", n_steps=2, generator=torch.Generator().manual_seed(0), guidance_scale=s)
+    runs = [sample(model, batch, "ddim", n_steps=2, generator=torch.Generator().manual_seed(0), guidance_scale=s)
             for s in (0.0, 2.0)]
     assert not torch.equal(runs[0], runs[1])
 
@@ -396,7 +478,7 @@ def test_bad_batches_and_calls_raise():
     model = tiny_model()
     batch = task_batch()
     with pytest.raises(RuntimeError, match="sinogram_scale is not calibrated"):
-        model.sample(batch)
+        sample(model, batch)
     no_input = {k: v for k, v in batch.items() if k != "input"}
     assert torch.isfinite(model.loss(no_input, "autoencoder")["loss"])  # the autoencoder needs no input
     with pytest.raises(KeyError, match="'input'"):
@@ -415,13 +497,13 @@ def test_bad_batches_and_calls_raise():
         model.loss({**batch, "tracer": torch.zeros(3, dtype=torch.long)}, "diffusion")
     model.loss(batch, "diffusion")
     with pytest.raises(ValueError, match="sampler"):
-        model.sample(batch, "euler")
+        sample(model, batch, "euler")
     with pytest.raises(ValueError, match="use_tma"):
-        tiny_model(use_tma=False).sample(batch, guidance_scale=1.0)
+        sample(tiny_model(use_tma=False), batch, guidance_scale=1.0)
     bridge = tiny_model(mode="bridge", prediction_type="sample")
     bridge.loss(batch, "diffusion")
     with pytest.raises(ValueError, match="dpm-solver"):
-        bridge.sample(batch, "dpm-solver")
+        sample(bridge, batch, "dpm-solver")
 
 
 class _EchoInputLatent(torch.nn.Module):
@@ -445,7 +527,7 @@ def test_bridge_residual_decode_returns_the_input_when_the_bridge_changes_nothin
         model = tiny_model(mode="bridge", prediction_type="sample", use_constraints=False, use_tma=False, **flag)
         model.loss(batch, "diffusion")  # calibrates the scales
         model.denoiser = _EchoInputLatent(model.config.autoencoder.latent_channels)
-        outputs[residual] = model.sample({"input": batch["input"]}, "ddim", n_steps=3,
+        outputs[residual] = sample(model, {"input": batch["input"]}, "ddim", n_steps=3,
                                          generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(outputs[True], batch["input"], atol=1e-5, rtol=1e-5)
     assert (outputs[False] - batch["input"]).abs().max() > 1e-2  # an untrained decoder is no identity
@@ -471,9 +553,9 @@ def test_autoencoder_ceiling_is_the_sample_of_a_perfect_denoiser(residual):
     model.loss(batch, "diffusion")  # calibrates the scales
     ceiling = model.autoencoder_ceiling(batch)
     assert ceiling.shape == target.shape
-    z_target = model._latent(model._pair(model._batch(batch, need_target=True), "target"))
+    z_target = model._latent(model._pair(model.prepare_batch(batch, need_target=True), "target"))
     model.denoiser = _FixedLatent(z_target)
-    sampled = model.sample({"input": batch["input"]}, "ddim", n_steps=3, generator=torch.Generator().manual_seed(0))
+    sampled = sample(model, {"input": batch["input"]}, "ddim", n_steps=3, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(ceiling, sampled)
     if residual:  # the target equal to the input: input + D(y) - D(y) is the input exactly
         same = {"target": batch["input"], "input": batch["input"]}
@@ -489,7 +571,7 @@ def test_autoencode_inputs_trains_the_autoencoder_on_inputs_too(with_input):
     model = tiny_model(autoencode_inputs=True)
     torch.manual_seed(5)
     loss = model.loss(batch, "autoencoder")["loss"]
-    data = model._batch(batch, need_target=True)
+    data = model.prepare_batch(batch, need_target=True)
     keys = ("target", "input") if with_input else ("target",)
     pair = torch.cat([pair_from_full(data[key] / model.sinogram_scale, data["pair_mask"]) for key in keys])
     torch.manual_seed(5)

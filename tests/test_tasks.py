@@ -15,13 +15,15 @@ pytest.importorskip("skimage")
 
 from pet_projection.simulation import TASKS, SimulationConfig, simulate_sample, write_dataset  # noqa: E402
 from tasks.baselines import LinearUnmixing  # noqa: E402
-from tasks.examples import (build_examples, check_same_geometry, with_resampled_inputs,  # noqa: E402
-                        with_unmixed_inputs)
+from tasks.classical_baselines import with_unmixed_inputs  # noqa: E402
+from tasks.examples import build_examples, check_same_geometry, with_resampled_inputs  # noqa: E402
 from tasks.metrics import lesion_metrics, nrmse, psnr, ssim, summarise  # noqa: E402
-from tasks.outputs import atomic_directory  # noqa: E402
-from tasks.pipeline import METHOD_LDM, PipelineConfig, run_task  # noqa: E402
+from pet_projection.io.files import atomic_directory  # noqa: E402
+from tasks.pipeline import run_task  # noqa: E402
+from tasks.pipeline_config import PipelineConfig  # noqa: E402
+from tasks.results import METHOD_LDM  # noqa: E402
 from tasks.registry import get_task  # noqa: E402
-from tasks.spec import sample_projector  # noqa: E402
+from tasks.task import sample_projector  # noqa: E402
 
 # ----------------------------------------------------------------------------------------------- metrics
 
@@ -215,7 +217,6 @@ def test_pipeline_config_rejects_bad_values():
 
 def test_physics_prior_filter_defaults_to_the_tasks_own():
     from tasks.model_inputs import physics_prior_model_input
-    from tasks.pipeline import physics_prior_input
 
     config = SimulationConfig(size=16, n_views=16, anatomy="brain")
     for name, fwhm in (("low_dose", 2.0), ("attenuation_correction", 0.0)):
@@ -224,9 +225,9 @@ def test_physics_prior_filter_defaults_to_the_tasks_own():
         sample = simulate_sample(name, config, 0)
         attention = np.zeros(sample_projector(sample).in_shape)
         quick = PipelineConfig.quick(name, osem_subsets=2, osem_iterations=2)
-        default = physics_prior_input(task, quick)(sample, attention)
+        default = quick.model_input(task)(sample, attention)
         np.testing.assert_array_equal(default, physics_prior_model_input(task, fwhm, 2, 2)(sample, attention))
-        other = physics_prior_input(task, PipelineConfig.quick(name, prior_fwhm_voxels=fwhm + 1.0))(sample, attention)
+        other = PipelineConfig.quick(name, prior_fwhm_voxels=fwhm + 1.0).model_input(task)(sample, attention)
         assert np.abs(other - default).max() > 1e-3 * np.abs(default).max()  # an explicit FWHM overrides the task's
 
 
@@ -409,42 +410,42 @@ def test_residual_decode_only_with_a_physics_prior_like_the_target(task, tmp_pat
     # tracer's unmixing), never raw counts, and only where the prior is the same kind of sinogram as the target at
     # about its scale (not tracer conversion, whose input has several times the target's counts); the autoencoder
     # then learns inputs unlike its targets
-    from tasks.pipeline import _ldm_experiment
+    from tasks.ldm_runs import ldm_experiment
 
     residual_tasks = {"low_dose", "delayed_frame", "attenuation_correction", "tracer_separation"}
     input_tasks = {"delayed_frame", "attenuation_correction", "tracer_separation"}
     for prior in (True, False):
-        model, _ = _ldm_experiment(get_task(task), PipelineConfig.quick(task, physics_prior=prior), 8, tmp_path)
+        model, _ = ldm_experiment(get_task(task), PipelineConfig.quick(task, physics_prior=prior), 8, tmp_path)
         assert model.residual_decode is (prior and task in residual_tasks) and model.mode == "bridge"
         assert model.autoencode_inputs is (prior and task in input_tasks)
 
 
 def test_latent_factor_sets_the_autoencoder_levels(tmp_path):
-    from tasks.pipeline import _ldm_experiment
+    from tasks.ldm_runs import ldm_experiment
 
     task = get_task("low_dose")
     for factor, levels in ((2, (1, 2)), (4, (1, 2, 2)), (8, (1, 2, 2, 2))):
-        model, _ = _ldm_experiment(task, PipelineConfig.quick(latent_factor=factor), 8, tmp_path)
+        model, _ = ldm_experiment(task, PipelineConfig.quick(latent_factor=factor), 8, tmp_path)
         assert model.autoencoder.channel_mults == levels and model.autoencoder.downsampling_factor == factor
     for bad in (3, 1, True):
         with pytest.raises(ValueError, match="latent_factor"):
             PipelineConfig.quick(latent_factor=bad)
     # None (the default): the task's own factor, 2 except low dose's 4; an explicit factor overrides it
     for name in TASKS:
-        model, _ = _ldm_experiment(get_task(name), PipelineConfig.quick(name), 8, tmp_path)
+        model, _ = ldm_experiment(get_task(name), PipelineConfig.quick(name), 8, tmp_path)
         assert model.autoencoder.downsampling_factor == (4 if name == "low_dose" else 2)
-    model, _ = _ldm_experiment(get_task("attenuation_correction"),
+    model, _ = ldm_experiment(get_task("attenuation_correction"),
                                PipelineConfig.quick("attenuation_correction", latent_factor=4), 8, tmp_path)
     assert model.autoencoder.downsampling_factor == 4
 
 
 def test_denoiser_channels_set_the_denoiser_width(tmp_path):
-    from tasks.pipeline import _ldm_experiment
+    from tasks.ldm_runs import ldm_experiment
 
     task = get_task("low_dose")
-    model, _ = _ldm_experiment(task, PipelineConfig.quick(), 8, tmp_path)
+    model, _ = ldm_experiment(task, PipelineConfig.quick(), 8, tmp_path)
     assert model.denoiser.base_channels == 32  # the tiny preset's
-    model, _ = _ldm_experiment(task, PipelineConfig.quick(denoiser_channels=64), 8, tmp_path)
+    model, _ = ldm_experiment(task, PipelineConfig.quick(denoiser_channels=64), 8, tmp_path)
     assert model.denoiser.base_channels == 64 and model.denoiser.channel_mults == (1, 2)
     for bad in (0, 12, 64.0, True):
         with pytest.raises(ValueError, match="denoiser_channels"):

@@ -156,8 +156,10 @@ def test_uniform_image_gives_box_chords_including_fov_edge_and_oblique_planes() 
 
 def test_matches_parallelproj_joseph_where_installed() -> None:
     """parallelproj's non-TOF Joseph projector on the same LORs (its image axes are ours, its points (z, y, x))."""
+    # exc_type: the PyPI wrapper without its C library (conda-forge only) raises a plain ImportError on import
     parallelproj = pytest.importorskip(
-        "parallelproj", reason="parallelproj is on conda-forge only, not on PyPI, so CI cannot install it")
+        "parallelproj", reason="parallelproj is on conda-forge only, not on PyPI, so CI cannot install it",
+        exc_type=ImportError)
     layout = SinogramLayout(small_scanner(), span=1)
     op = PETSinogramProjector(layout, GRID)
     xstart, xend = op.lor_endpoints()

@@ -12,7 +12,7 @@ pytest.importorskip("diffusers")
 pytest.importorskip("skimage")
 
 from pet_projection.simulation import SimulationConfig, simulate_sample  # noqa: E402
-from tasks.pipeline import METHOD_LDM, METHOD_UNET  # noqa: E402
+from tasks.results import METHOD_LDM, METHOD_UNET  # noqa: E402
 from tasks.registry import get_task  # noqa: E402
 
 

@@ -1,4 +1,4 @@
-"""CPU drivers: Numba ``prange`` loops around the scalar ray maths of :mod:`.joseph`.
+"""CPU drivers: Numba ``prange`` loops around the scalar ray maths of :mod:`.joseph` and :mod:`.tof`.
 
 Every driver is deterministic: each output element is summed by one thread in
 a fixed order, so there are no races and the same input gives the same bits
@@ -14,8 +14,9 @@ whatever the number of threads.
   projection gives each thread whole rows, so it needs no buffers.
 
 The drivers are cached on disk (``cache=True``). Numba keys that cache on this
-file only, not on :mod:`.joseph`: after editing the maths, clear
-``__pycache__`` (the test suite keys its own cache folder on both files).
+file only, not on the maths it calls: after editing :mod:`.joseph`, :mod:`.tof` or
+:mod:`.segments`, clear ``__pycache__`` (the test suite keys its own cache folder on every file of
+this package).
 """
 
 from __future__ import annotations
@@ -23,15 +24,16 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .joseph import (back_project_ray, edge_and_inner_range, interpolate_edge, interpolate_inner, parallel_beam_view,
-                     plane_position, project_ray, spread_edge)
+from .joseph import (edge_and_inner_range, interpolate_edge, interpolate_inner, parallel_beam_view, plane_position,
+                     spread_edge)
+from .segments import back_project_ray, project_ray
 
 
 @njit(parallel=True, cache=True)
 def forward(images, n_voxels, rays, tof, out):
     """Project flat images ``(n_images * n_voxels,)`` into ``out`` ``(n_images, n_rays)``.
 
-    ``tof``: None, or :class:`~.joseph.TOFBins` with ``out`` ``(n_images, n_rays, n_out)`` zeroed.
+    ``tof``: None, or :class:`~.tof.TOFBins` with ``out`` ``(n_images, n_rays, n_out)`` zeroed.
     """
     n_images, n_rays = out.shape[0], out.shape[1]
     for w in prange(n_images * n_rays):

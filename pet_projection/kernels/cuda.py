@@ -1,4 +1,4 @@
-"""CUDA kernels (numba-cuda) for the parallel-beam projector, compiled from the maths of :mod:`.joseph`.
+"""CUDA kernels (numba-cuda) for the parallel-beam projector, compiled from the maths of :mod:`.joseph` and :mod:`.tof`.
 
 Imported only when a GPU array is projected (never at ``import pet_projection``).
 Under ``NUMBA_ENABLE_CUDASIM=1`` the same kernels run on the CPU in Numba's
@@ -29,8 +29,8 @@ The view constants come from the CPU's table of
 share every formula.
 
 Segments (``LORProjector``, ``ListmodeProjector``, ``PETSinogramProjector``,
-with or without TOF): one thread per ray through :func:`~.joseph.project_ray`
-and :func:`~.joseph.back_project_ray`, the very functions the CPU drivers call,
+with or without TOF): one thread per ray through :func:`~.segments.project_ray`
+and :func:`~.segments.back_project_ray`, the very functions the CPU drivers call,
 given the projector's ray set and TOF bins (named tuples whose arrays are on
 the device). The back projection scatters with atomic adds into an int64
 *fixed-point* accumulator: integer addition is associative, so the result does
@@ -50,8 +50,8 @@ from typing import Optional
 import numpy as np
 from numba import config, cuda
 
-from .joseph import (back_project_ray, edge_and_inner_range, interpolate_edge, interpolate_inner, plane_position,
-                     project_ray, scatter_add)
+from .joseph import edge_and_inner_range, interpolate_edge, interpolate_inner, plane_position, scatter_add
+from .segments import back_project_ray, project_ray
 
 if not config.ENABLE_CUDASIM:  # the simulator runs the Python bodies (locked scatter_add, unfused positions) instead
     from numba.cuda.extending import overload
@@ -72,14 +72,14 @@ if not config.ENABLE_CUDASIM:  # the simulator runs the Python bodies (locked sc
         return fused
 
 # The simulator runs every thread of a block as a Python thread: small blocks keep its tiny test launches quick. On a
-# GPU, 128 gave the parallel-beam kernels shorter times than 256 or 512 on an H100 (bench_projectors_gpu.py rows -tT).
+# GPU, 128 came out fastest of 128, 256 and 512 (measurements: docs/results/projectors.md).
 THREADS_PER_BLOCK = 32 if config.ENABLE_CUDASIM else 128
 
 
 def _parallel_beam_forward_kernel(k: int):
     """The forward kernel for ``k`` slices per thread (``k`` is a compile-time constant: accumulators in registers).
 
-    The loops are written for a kernel whose speed is set by integer instructions (Nsight Compute on an H100): the
+    The loops are written for a kernel whose speed is set by integer instructions (docs/results/projectors.md): the
     plane index also runs as a float (exact, so the positions keep their bits), slice and plane indices are unsigned
     (no negative-index checks), and a partial last group of slices re-reads the batch's last slice instead of
     testing every sample; only its writes are skipped.
@@ -262,10 +262,8 @@ def _blocks(n_threads: int) -> int:
 
 
 # Slices per thread of the parallel-beam kernels, by direction: a ray's (voxel's) positions and weights are computed
-# once for this many slices of a batch. From Nsight Compute's kernel durations on an H100 (batch of 256 x 128^2,
-# 128 views x 185 bins, float32; k = 1 / 4 / 8): forward 0.98 / 1.08 / 1.12 ms, back 3.15 / 1.68 / 1.42 ms. The
-# forward's registers grow with k and its occupancy falls; the back shares a bin search per view among the k slices.
-# benchmarks/bench_projectors_gpu.py times other choices (``--slices-per-thread``).
+# once for this many slices of a batch. The forward's registers grow with k and its occupancy falls; the back shares a
+# bin search per view among the k slices (measurements: docs/results/projectors.md).
 SLICES_PER_THREAD = {"forward": 1, "back": 8}
 
 
@@ -310,7 +308,7 @@ def segment_forward(images, n_voxels, rays, tof, out, stream=0) -> None:
 
     ``rays`` is a segment ray set (:class:`~.joseph.LORRays`,
     :class:`~.joseph.PETSinogramRays`) and ``tof`` None or
-    :class:`~.joseph.TOFBins`, their arrays on the device. ``out`` is
+    :class:`~.tof.TOFBins`, their arrays on the device. ``out`` is
     ``(n_images, n_rays)``, or with TOF ``(n_images, n_rays, n_out)`` and zero.
     """
     if tof is None:

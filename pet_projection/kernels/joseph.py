@@ -67,7 +67,7 @@ def inlined_on_cpu(fn):
     """``register_jitable`` for every target, plus an inlined overload that the CPU prefers.
 
     Inlining these hot functions into the CPU drivers at the IR level makes
-    them about 1.5x faster. numba-cuda (0.30) mistypes the arguments of
+    them faster (measurements: docs/results/projectors.md). numba-cuda (0.30) mistypes the arguments of
     IR-inlined third-party functions, so the CUDA target gets the same function
     as an ordinary call (which NVVM inlines anyway). Numba tries the most
     specific target first, so the CPU takes the inlined version.
@@ -126,8 +126,8 @@ INNER_MARGIN = 1e-6
 
 
 @inlined_on_cpu
-def _joseph_frame(nz, ny, nx, dz, dy, dx, k0, i0, j0, k1, i1, j1):
-    """Sampling frame of a segment for :func:`joseph_segment` and :func:`joseph_segment_tof`.
+def joseph_frame(nz, ny, nx, dz, dy, dx, k0, i0, j0, k1, i1, j1):
+    """Sampling frame of a segment for :func:`joseph_segment` and :func:`.tof.joseph_segment_tof`.
 
     Returns ``(t_first, t_last, inner_first, inner_last, d0, dd, sd, a0, slope_a, na, sa, b0, slope_b, nb,
     sb, step_mm, length_mm)``: the planes ``t`` of the dominant axis ``d`` that have an interpolation
@@ -201,7 +201,7 @@ def _joseph_sample(image, base, t, inner, d0, sd, a0, slope_a, na, sa, b0, slope
 
 
 @register_jitable(_nrt=False)
-def _joseph_sample_call(image, base, t, inner, d0, sd, a0, slope_a, na, sa, b0, slope_b, nb, sb, value, transpose):
+def joseph_sample_call(image, base, t, inner, d0, sd, a0, slope_a, na, sa, b0, slope_b, nb, sb, value, transpose):
     """:func:`_joseph_sample` as a call (Numba's IR inlining of it into the TOF loop trips its IR checks)."""
     return _joseph_sample(image, base, t, inner, d0, sd, a0, slope_a, na, sa, b0, slope_b, nb, sb, value, transpose)
 
@@ -234,115 +234,13 @@ def joseph_segment(image, base, nz, ny, nx, dz, dy, dx, k0, i0, j0, k1, i1, j1, 
     their bounds checks are skipped.
     """
     (t_first, t_last, inner_first, inner_last, d0, dd, sd, a0, slope_a, na, sa, b0, slope_b, nb, sb, step_mm,
-     length_mm) = _joseph_frame(nz, ny, nx, dz, dy, dx, k0, i0, j0, k1, i1, j1)
+     length_mm) = joseph_frame(nz, ny, nx, dz, dy, dx, k0, i0, j0, k1, i1, j1)
     scaled_value = value * step_mm
     acc = 0.0
     for t in range(t_first, t_last + 1):
         acc += _joseph_sample(image, base, t, inner_first <= t <= inner_last, d0, sd, a0, slope_a, na, sa,
                               b0, slope_b, nb, sb, scaled_value, transpose)
     return acc * step_mm
-
-
-TOFBins = namedtuple("TOFBins", ["n_tof", "bin_width_mm", "sigma_mm", "limit_mm", "erf_table", "event_bins"])
-TOFBins.__doc__ = """Time-of-flight bins of a segment ray set: each ray's value is split into TOF bins.
-
-TOF bin ``b`` of ``n_tof`` covers the distances ``[(b - c - 1/2) w, (b - c + 1/2) w]`` (mm, ``c = (n_tof -
-1) / 2``, ``w = bin_width_mm``) from the segment's midpoint, positive towards its end point. A sample at
-distance ``d`` contributes to bin ``b`` the mass of a Gaussian of ``sigma_mm`` centred at ``d``, truncated
-to ``[d - limit_mm, d + limit_mm]`` and renormalised to 1, that falls inside the bin (:func:`tof_weights`).
-``erf_table`` holds :func:`erf_table` of ``limit_mm / (sqrt(2) sigma_mm)``. ``event_bins`` is empty for
-TOF sinograms (every ray has all ``n_tof`` bins) or holds one bin per ray
-(listmode: the value of ray ``r`` is its bin ``event_bins[r]`` only).
-"""
-
-# Points of the tabulated erf: linear interpolation on 8193 points of [0, n_sigmas / sqrt(2)] (n_sigmas <= 10)
-# is within 2e-8 of erf (error <= h**2 / 8 * max|erf''|, h <= 8.7e-4), and costs a few ns instead of a libm call.
-ERF_TABLE_POINTS = 8193
-
-
-def erf_table(x_max):
-    """``erf`` at ``ERF_TABLE_POINTS`` equally spaced points of ``[0, x_max]`` (float64), for :func:`tabulated_erf`."""
-    table = np.empty(ERF_TABLE_POINTS)
-    for i in range(ERF_TABLE_POINTS):
-        table[i] = math.erf(x_max * i / (ERF_TABLE_POINTS - 1))
-    return table
-
-
-@register_jitable(_nrt=False)
-def tabulated_erf(table, scale, x):
-    """``erf(x)`` by linear interpolation in ``table`` (``table[i] = erf(i / scale)``).
-
-    Odd in ``x``, clamped at the table's end.
-    """
-    position = abs(x) * scale
-    i = int(position)
-    if i >= table.size - 1:
-        value = table[table.size - 1]
-    else:
-        value = table[i] + (position - i) * (table[i + 1] - table[i])
-    return value if x >= 0.0 else -value
-
-
-
-@register_jitable(_nrt=False)
-def tof_weights(data, n, r, d, first, n_out, tof, value, spread):
-    """TOF-weighted sum of ``data[n, r, b - first]`` over bins ``b``, or (``spread``) add ``weight * value`` there.
-
-    The bins ``first .. first + n_out - 1`` are those of ray ``r``; only bins
-    within ``tof.limit_mm`` of distance ``d`` (mm) carry weight. Successive bins
-    share an edge, so one erf per edge (:func:`tabulated_erf`).
-    """
-    half = (tof.n_tof - 1) / 2.0
-    w = tof.bin_width_mm
-    lo_bin = max(int(math.floor((d - tof.limit_mm) / w + half - 0.5)) + 1, first)
-    hi_bin = min(int(math.ceil((d + tof.limit_mm) / w + half + 0.5)) - 1, first + n_out - 1)
-    inv = 1.0 / (math.sqrt(2.0) * tof.sigma_mm)
-    table = tof.erf_table
-    scale = (table.size - 1) / (tof.limit_mm * inv)
-    norm = 0.5 / table[table.size - 1]
-    edge = max((lo_bin - half - 0.5) * w, d - tof.limit_mm)
-    previous = tabulated_erf(table, scale, (edge - d) * inv)
-    acc = 0.0
-    for b in range(lo_bin, hi_bin + 1):
-        edge = min((b - half + 0.5) * w, d + tof.limit_mm)
-        current = tabulated_erf(table, scale, (edge - d) * inv)
-        weight = (current - previous) * norm
-        previous = current
-        if spread:
-            data[n, r, b - first] += weight * value
-        else:
-            acc += weight * data[n, r, b - first]
-    return acc
-
-
-@register_jitable(_nrt=False)
-def joseph_segment_tof(image, base, nz, ny, nx, dz, dy, dx, k0, i0, j0, k1, i1, j1, tof, data, n, r, first,
-                       n_out, transpose):
-    """TOF Joseph projection of one segment into ``data[n, r, :]``, or its transpose from there.
-
-    Every Joseph sample of :func:`joseph_segment` is split over the TOF bins
-    by :func:`tof_weights` at its distance from the segment midpoint. Forward
-    (``transpose`` False): adds to ``data[n, r, b - first]`` (zero it first).
-    Transpose: reads them and adds to ``image``. Summed over all bins, the
-    weights of a sample are 1 when its truncated Gaussian lies inside the TOF
-    bins, so the TOF sinogram sums to the non-TOF one.
-    """
-    (t_first, t_last, inner_first, inner_last, d0, dd, sd, a0, slope_a, na, sa, b0, slope_b, nb, sb, step_mm,
-     length_mm) = _joseph_frame(nz, ny, nx, dz, dy, dx, k0, i0, j0, k1, i1, j1)
-    for t in range(t_first, t_last + 1):
-        distance = ((t - d0) / dd - 0.5) * length_mm
-        inner = inner_first <= t <= inner_last
-        if transpose:
-            value = tof_weights(data, n, r, distance, first, n_out, tof, 0.0, False) * step_mm
-            if value != 0.0:
-                _joseph_sample_call(image, base, t, inner, d0, sd, a0, slope_a, na, sa, b0, slope_b, nb, sb,
-                                    value, True)
-        else:
-            sample = _joseph_sample_call(image, base, t, inner, d0, sd, a0, slope_a, na, sa, b0, slope_b, nb, sb,
-                                    0.0, False)
-            if sample != 0.0:
-                tof_weights(data, n, r, distance, first, n_out, tof, sample * step_mm, True)
-    return 0.0
 
 
 @register_jitable(_nrt=False)
@@ -534,69 +432,3 @@ def _ray_segment_mm_compiled(r, rays):
     def specialised(r, rays):
         return endpoints(r, rays)
     return specialised
-
-
-@register_jitable(_nrt=False)
-def trace_tof_ray(image, base, r, rays, tof, data, n, transpose):
-    """TOF projection of ray ``r`` of a segment ray set with :class:`TOFBins` into ``data[n, r, :]``, or its transpose.
-
-    ``data`` has shape ``(n_images, n_rays, n_tof)`` for TOF sinograms and
-    ``(n_images, n_rays, 1)`` for listmode (bin ``tof.event_bins[r]``).
-    """
-    x0, y0, z0, x1, y1, z1 = ray_segment_mm(r, rays)
-    if tof.event_bins.size > 0:
-        first, n_out = tof.event_bins[r], 1
-    else:
-        first, n_out = 0, tof.n_tof
-    joseph_segment_tof(image, base, rays.nz, rays.ny, rays.nx, rays.dz, rays.dy, rays.dx,
-                       z0 / rays.dz + rays.ck, y0 / rays.dy + rays.ci, x0 / rays.dx + rays.cj,
-                       z1 / rays.dz + rays.ck, y1 / rays.dy + rays.ci, x1 / rays.dx + rays.cj,
-                       tof, data, n, r, first, n_out, transpose)
-
-
-def project_ray(image, base, r, rays, tof, out, n):
-    """Forward projection of ray ``r`` of image block ``base`` into ``out[n, r]``.
-
-    ``tof`` is None (one value per ray) or :class:`TOFBins` (``out[n, r, :]``, zeroed beforehand).
-    Compiled callers get the branch for their ``tof`` type only (overload below).
-    """
-    if tof is None:
-        out[n, r] = trace_ray(image, base, r, rays, 0.0, False)
-    else:
-        trace_tof_ray(image, base, r, rays, tof, out, n, False)
-
-
-def back_project_ray(image, base, r, rays, tof, sinograms, n):
-    """Transposed projection of ``sinograms[n, r]`` (TOF: ``[n, r, :]``) added to image block ``base``."""
-    if tof is None:
-        value = sinograms[n, r]
-        if value != 0.0:
-            trace_ray(image, base, r, rays, value, True)
-    else:
-        trace_tof_ray(image, base, r, rays, tof, sinograms, n, True)
-
-
-@overload(project_ray, jit_options={"_nrt": False})
-def _project_ray_compiled(image, base, r, rays, tof, out, n):
-    if isinstance(tof, types.NoneType):
-        def ray(image, base, r, rays, tof, out, n):
-            out[n, r] = trace_ray(image, base, r, rays, 0.0, False)
-        return ray
-
-    def tof_ray(image, base, r, rays, tof, out, n):
-        trace_tof_ray(image, base, r, rays, tof, out, n, False)
-    return tof_ray
-
-
-@overload(back_project_ray, jit_options={"_nrt": False})
-def _back_project_ray_compiled(image, base, r, rays, tof, sinograms, n):
-    if isinstance(tof, types.NoneType):
-        def ray(image, base, r, rays, tof, sinograms, n):
-            value = sinograms[n, r]
-            if value != 0.0:
-                trace_ray(image, base, r, rays, value, True)
-        return ray
-
-    def tof_ray(image, base, r, rays, tof, sinograms, n):
-        trace_tof_ray(image, base, r, rays, tof, sinograms, n, True)
-    return tof_ray

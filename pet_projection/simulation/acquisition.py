@@ -43,7 +43,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..geometry import ParallelBeamGeometry
-from ..validation import positive_int
+from ..validation import check_finite_real, positive_int
 from ..grid import ImageGrid
 from ..operators import LinearOperator
 from ..physics import FWHM_PER_SIGMA, GaussianResolution, PETSystemModel, attenuation_factors
@@ -60,14 +60,6 @@ CLINICAL_SPAN = 1
 CLINICAL_MAX_RING_DIFFERENCE = 0
 
 Projector = Union[ParallelBeamProjector, PETSinogramProjector]
-
-
-def _fraction(name: str, value: Any, upper: float = 1.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise TypeError(f"{name} must be a finite real number, got {value!r}")
-    if not 0.0 <= value < upper:
-        raise ValueError(f"{name} must lie in [0, {upper:g}), got {value}")
-    return float(value)
 
 
 @dataclass(frozen=True)
@@ -96,11 +88,11 @@ class AcquisitionSettings:
     scatter_fwhm_mm: float = 150.0
 
     def __post_init__(self) -> None:
-        _fraction("scatter_fraction", self.scatter_fraction)
-        _fraction("randoms_fraction", self.randoms_fraction)
-        _fraction("efficiency_spread", self.efficiency_spread, upper=math.inf)
-        _fraction("fwhm_mm", self.fwhm_mm, upper=math.inf)
-        if _fraction("scatter_fwhm_mm", self.scatter_fwhm_mm, upper=math.inf) == 0.0:
+        check_finite_real("scatter_fraction", self.scatter_fraction, 0.0, 1.0, high_open=True)
+        check_finite_real("randoms_fraction", self.randoms_fraction, 0.0, 1.0, high_open=True)
+        check_finite_real("efficiency_spread", self.efficiency_spread, 0.0)
+        check_finite_real("fwhm_mm", self.fwhm_mm, 0.0)
+        if check_finite_real("scatter_fwhm_mm", self.scatter_fwhm_mm, 0.0) == 0.0:
             raise ValueError("scatter_fwhm_mm must be positive")
 
     def to_dict(self) -> dict:

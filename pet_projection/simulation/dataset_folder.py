@@ -34,7 +34,10 @@ from ..physics import GaussianResolution, PETSystemModel
 from .acquisition import describe_projector, projector_from_description, projector_grid
 from .kinetics import decay_constant_per_min
 from .phantoms import LESION_LABEL_OFFSET, MU_511KEV_PER_MM, REGION_LABELS
-from .task_samples import SimulationConfig, TaskSample, check_task, projector_for, sample_rng, simulate_sample
+from .config import SimulationConfig, check_task
+from .patient import projector_for
+from .sample import TaskSample
+from .task_samples import sample_rng, simulate_sample
 from .tracers import TRACERS
 
 PathLike = Union[str, os.PathLike]

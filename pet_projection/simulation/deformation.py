@@ -29,7 +29,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..grid import ImageGrid
-from .acquisition import _fraction
+from ..validation import check_finite_real
 
 __all__ = ["DeformationSettings", "random_deformation", "relocate_lesions", "warp_nearest", "warp_regions"]
 
@@ -56,10 +56,7 @@ class DeformationSettings:
     The defaults are a choice, not a measurement of anatomy: somewhat milder
     than the simulator's own variation between brain patients (rotation up
     to 0.25 rad, scale 0.9-1.1, shift 8 mm; ``phantoms.GLOBAL_JITTER``), so
-    that warped patients stay plausible. In an exploratory run on the
-    low-dose benchmark (``benchmarks/bench_training_phantoms.py``),
-    deformations twice as strong trained a worse network (README, demo
-    section).
+    that warped patients stay plausible. Measurements: docs/results/simulation.md.
     """
 
     rotation_rad: float = 0.15
@@ -70,7 +67,7 @@ class DeformationSettings:
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
-            _fraction(name, value, upper=math.inf)  # a finite number >= 0
+            check_finite_real(name, value, 0.0)
         if self.scale >= 1.0:
             raise ValueError(f"scale must be below 1, got {self.scale}")
         if self.correlation_mm == 0.0:

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..recon import osem
 from .dataset_folder import system_model
-from .task_samples import TaskSample
+from .sample import TaskSample
 
 PathLike = Union[str, pathlib.Path]
 

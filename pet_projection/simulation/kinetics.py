@@ -26,11 +26,12 @@ since the tracer arrives, so the convolution is computed in closed form
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
+
+from ..validation import check_finite_array, check_finite_real
 
 # Feng, Huang and Wang, Int J Biomed Comput 32:95, 1993: model of the FDG plasma
 # input function, Cp(u) = (A1 u - A2 - A3) exp(l1 u) + A2 exp(l2 u) + A3 exp(l3 u),
@@ -55,26 +56,6 @@ _MOMENT1_SERIES = tuple(1.0 / (math.factorial(n) * (n + 2)) for n in range(5))
 # of frame integrals.
 _QUADRATURE = np.polynomial.legendre.leggauss(16)
 _MAX_PANEL_MIN = 1.0
-
-
-def _real(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise TypeError(f"{name} must be a finite real number, got {value!r}")
-    return float(value)
-
-
-def _non_negative(name: str, value: Any) -> float:
-    value = _real(name, value)
-    if value < 0:
-        raise ValueError(f"{name} must be non-negative, got {value}")
-    return value
-
-
-def _times(t_min: Any) -> np.ndarray:
-    t = np.asarray(t_min, dtype=np.float64)
-    if not np.all(np.isfinite(t)):
-        raise ValueError("times t_min must be finite")
-    return t
 
 
 @dataclass(frozen=True, eq=False, init=False)
@@ -115,16 +96,16 @@ class ExponentialInput:
         object.__setattr__(self, "amplitudes", arrays[0])
         object.__setattr__(self, "slopes", arrays[1])
         object.__setattr__(self, "rates_per_min", arrays[2])
-        object.__setattr__(self, "delay_min", _non_negative("delay_min", delay_min))
+        object.__setattr__(self, "delay_min", check_finite_real("delay_min", delay_min, 0.0))
 
     def scaled(self, factor: float) -> "ExponentialInput":
         """The input function times ``factor`` (``>= 0``)."""
-        factor = _non_negative("factor", factor)
+        factor = check_finite_real("factor", factor, 0.0)
         return ExponentialInput(self.amplitudes * factor, self.slopes * factor, self.rates_per_min, self.delay_min)
 
     def __call__(self, t_min: Any) -> np.ndarray:
         """``Cp(t)`` at the times ``t_min`` (any shape)."""
-        u = _times(t_min)[..., None] - self.delay_min
+        u = check_finite_array("times t_min", t_min)[..., None] - self.delay_min
         values = (self.amplitudes + self.slopes * u) * np.exp(self.rates_per_min * np.maximum(u, 0.0))
         return np.where(u[..., 0] >= 0, values.sum(axis=-1), 0.0)
 
@@ -137,8 +118,8 @@ class ExponentialInput:
         ``int_0^u s exp(beta s) ds = u exp(beta u) / beta - (exp(beta u) - 1) / beta^2``
         (a power series where ``|beta u| < 0.01``).
         """
-        alpha = _non_negative("alpha_per_min", alpha_per_min)
-        u = np.maximum(_times(t_min) - self.delay_min, 0.0)[..., None]
+        alpha = check_finite_real("alpha_per_min", alpha_per_min, 0.0)
+        u = np.maximum(check_finite_array("times t_min", t_min) - self.delay_min, 0.0)[..., None]
         beta = self.rates_per_min + alpha
         z = beta * u
         small = np.abs(z) < _SERIES_LIMIT
@@ -185,7 +166,7 @@ class RateConstants:
 
     def __post_init__(self) -> None:
         for name in ("K1", "k2", "k3", "k4"):
-            object.__setattr__(self, name, _non_negative(name, getattr(self, name)))
+            object.__setattr__(self, name, check_finite_real(name, getattr(self, name), 0.0))
 
     def impulse_response(self) -> tuple[tuple[float, float], ...]:
         """``((c1, a1), (c2, a2))`` with ``h(t) = sum c_i exp(-a_i t)`` (one term when ``k3 = 0``)."""
@@ -208,18 +189,14 @@ def pet_curve(input_function: ExponentialInput, rates: RateConstants, blood_frac
 
     Whole blood is taken equal to plasma (an FDG approximation, Phelps et al. 1979).
     """
-    blood_fraction = _non_negative("blood_fraction", blood_fraction)
-    if blood_fraction > 1.0:
-        raise ValueError(f"blood_fraction must lie in [0, 1], got {blood_fraction}")
+    blood_fraction = check_finite_real("blood_fraction", blood_fraction, 0.0, 1.0)
     curve = tissue_curve(input_function, rates, t_min) if blood_fraction < 1.0 else 0.0
     return (1.0 - blood_fraction) * curve + blood_fraction * input_function(t_min)
 
 
 def decay_constant_per_min(half_life_min: float) -> float:
     """``ln 2 / T_1/2`` in 1/min."""
-    half_life_min = _real("half_life_min", half_life_min)
-    if half_life_min <= 0:
-        raise ValueError(f"half_life_min must be positive, got {half_life_min}")
+    half_life_min = check_finite_real("half_life_min", half_life_min, 0.0, low_open=True)
     return math.log(2.0) / half_life_min
 
 
@@ -229,7 +206,7 @@ def check_frame(frame_min: Any, name: str = "frame_min") -> tuple[float, float]:
         start, end = frame_min
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be a (start, end) pair in minutes, got {frame_min!r}") from None
-    start, end = _real(f"{name} start", start), _real(f"{name} end", end)
+    start, end = check_finite_real(f"{name} start", start), check_finite_real(f"{name} end", end)
     if not 0.0 <= start < end:
         raise ValueError(f"{name} must satisfy 0 <= start < end (minutes after injection), got ({start}, {end})")
     return start, end

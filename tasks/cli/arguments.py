@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from pet_projection.simulation import TASKS
-from pet_projection.simulation.task_samples import check_task
+from pet_projection.simulation.config import check_task
 
 __all__ = ["TASK_HELP", "task_name"]
 

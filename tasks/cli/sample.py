@@ -9,8 +9,8 @@ Examples::
 
 Inputs (``--input``): one ``.npz`` with arrays of shape ``(N, V, R)`` (or
 ``(V, R)`` for one sample), or a folder: an ``allpet simulate`` dataset (read
-as in training, :class:`ldm.training_data.SimulatedTaskDataset`) or one ``.npz`` per
-sample (:class:`ldm.training_data.PairedFolderDataset`). Arrays used: ``input`` (the
+as in training, :class:`ldm.folder_datasets.SimulatedTaskDataset`) or one ``.npz`` per
+sample (:class:`ldm.folder_datasets.PairedFolderDataset`). Arrays used: ``input`` (the
 task input, at the target's count scale as in training: e.g. low-dose counts
 times the dose reduction factor; a model trained with ``data.model_input:
 physics_prior`` or ``unmixing`` computes that prior of an ``allpet simulate``
@@ -86,14 +86,15 @@ def read_inputs(path: Any, labels: Sequence[str] = (), model_input: Any = None, 
     """Sampling inputs from a ``.npz`` file or a folder: ``(N, V, R)`` float32 sinograms, ``(N,)`` int64 labels.
 
     A folder written by ``allpet simulate`` is read as in training
-    (:class:`ldm.training_data.SimulatedTaskDataset`, with the ``labels`` asked for
+    (:class:`ldm.folder_datasets.SimulatedTaskDataset`, with the ``labels`` asked for
     and its ``model_input``, e.g. the physics prior, or the run's unmixing
     ``input_weights``); other inputs are used as they are. ``progress``: a
     tqdm bar over a folder's samples.
     """
     from tqdm.auto import tqdm
 
-    from ldm.training_data import PairedFolderDataset, SimulatedTaskDataset, collate, is_simulated
+    from ldm.batches import collate
+    from ldm.folder_datasets import PairedFolderDataset, SimulatedTaskDataset, is_simulated
 
     path = Path(path)
     if path.is_dir():
@@ -158,11 +159,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         import yaml
         from tqdm.auto import tqdm
 
-        from ldm.config import config_from_dict
-        from ldm.training_data import data_projector, is_simulated
-        from ldm.diffusion import SinogramLDM
-        from ldm.train import (AUTOCAST_DTYPES, CONFIG_FILE, find_checkpoint, load_weights, resolve_device,
-                               set_cpu_threads)
+        from ldm.checkpoints import CONFIG_FILE, find_checkpoint, load_weights
+        from ldm.experiment import config_from_dict
+        from ldm.folder_datasets import is_simulated
+        from ldm.model import SinogramLDM
+        from ldm.runtime import AUTOCAST_DTYPES, resolve_device, set_cpu_threads
+        from ldm.sampling import sample
+        from ldm.training_data import data_projector
         from tasks.model_inputs import folder_model_input
     except ImportError as error:
         print(f"allpet sample needs the ldm extra (pip install 'allpet[ldm]'): {error}", file=sys.stderr)
@@ -211,8 +214,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                      for key, value in inputs.items()}
             batch.update({key: batch[key].unsqueeze(1) for key in BATCH_SINOGRAMS if key in batch})
             with torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype is not None):
-                out = model.sample(batch, sampler=args.sampler, n_steps=args.steps, eta=args.eta,
-                                   generator=generator, guidance_scale=args.guidance_scale)
+                out = sample(model, batch, sampler=args.sampler, n_steps=args.steps, eta=args.eta,
+                             generator=generator, guidance_scale=args.guidance_scale)
             chunks.append(out[:, 0].float().cpu().numpy())
     except (KeyError, ValueError, TypeError) as error:
         print(f"allpet sample: the inputs do not fit the model: {error}", file=sys.stderr)

@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 from pet_projection.simulation.acquisition import AcquisitionSettings
 from pet_projection.simulation.dataset_folder import SimulatedDataset, write_dataset
 from pet_projection.simulation.phantoms import ANATOMIES
-from pet_projection.simulation.task_samples import DOSE_REDUCTION_FACTORS, SimulationConfig
+from pet_projection.simulation.config import DOSE_REDUCTION_FACTORS, SimulationConfig
 from pet_projection.simulation.tracers import TRACERS
 
 from .arguments import TASK_HELP, task_name

@@ -10,7 +10,7 @@ Examples::
         --rdzv_endpoint HOST:29500 -m tasks.cli.train --config paper         # 2 nodes
 
 The run folder gets ``config.yaml`` (the resolved config), ``log_<stage>.csv``
-and ``checkpoints/step_NNNNNNNN/`` (see :mod:`ldm.train`); ``allpet sample``
+and ``checkpoints/step_NNNNNNNN/`` (see :mod:`ldm.checkpoints`); ``allpet sample``
 reads a checkpoint folder.
 """
 
@@ -50,7 +50,7 @@ def _check_resumable(saved_path: Path, config: dict) -> None:
     """
     import yaml
 
-    from ldm.config import config_from_dict, config_to_dict
+    from ldm.experiment import config_from_dict, config_to_dict
 
     with open(saved_path, encoding="utf-8") as stream:
         saved = config_to_dict(config_from_dict(yaml.safe_load(stream) or {}))
@@ -69,7 +69,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         import yaml
 
-        from ldm.config import config_to_dict, load_config
+        from ldm.experiment import config_to_dict
+        from ldm.presets import load_config
     except ImportError as error:
         print(f"allpet train needs the ldm extra (pip install 'allpet[ldm]'): {error}", file=sys.stderr)
         return 2
@@ -88,9 +89,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     from ldm.training_data import UNMIXING_WEIGHTS_FILE, build_training_data
     from tasks.model_inputs import fit_unmixing_weights, folder_model_input
-    from ldm.diffusion import SinogramLDM
-    from ldm.train import (CONFIG_FILE, Trainer, find_checkpoint, init_distributed, seed_everything, seed_for,
-                        set_cpu_threads)
+    from ldm.checkpoints import CONFIG_FILE, find_checkpoint
+    from ldm.model import SinogramLDM
+    from ldm.runtime import init_distributed, seed_everything, seed_for, set_cpu_threads
+    from ldm.trainer import Trainer
 
     out_dir = Path(config.train.out_dir)
     try:

@@ -24,7 +24,7 @@ from pet_projection.attention import AttentionMaps, AttentionRegions, RoiEditSpe
 from pet_projection.io.files import atomic_write
 from pet_projection.simulation.acquisition import projector_from_description
 from pet_projection.simulation.dataset_folder import MANIFEST_NAME, SimulatedDataset, load_sample, system_model
-from pet_projection.simulation.task_samples import TaskSample
+from pet_projection.simulation.sample import TaskSample
 
 PathLike = Union[str, os.PathLike]
 

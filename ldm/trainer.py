@@ -1,40 +1,32 @@
 """Training loop for staged models: AdamW, autocast, EMA, atomic checkpoints, exact resume, DDP.
 
-:class:`Trainer` trains any ``torch.nn.Module`` with
-
-- ``stages``: tuple of stage names, trained in this order (e.g.
-  ``("autoencoder", "diffusion")``);
-- ``parameters_for(stage)``: the parameters that stage trains (the others are
-  frozen: ``requires_grad`` is switched off while the stage runs);
-- ``loss(batch, stage) -> dict``: ``"loss"`` (a scalar to minimise) plus
-  scalar components to log, deterministic given torch's global RNG state.
+:class:`Trainer` trains any ``torch.nn.Module`` with ``stages`` (stage names,
+trained in this order, e.g. ``("autoencoder", "diffusion")``),
+``parameters_for(stage)`` (the parameters that stage trains; the others are
+frozen while it runs) and ``loss(batch, stage) -> dict`` (``"loss"``, a scalar
+to minimise, plus scalar components to log, deterministic given torch's
+global RNG state).
 
 Each stage gets its own AdamW optimiser, warm-up + cosine learning-rate
-schedule (:class:`~ldm.config.StageConfig`) and exponential moving average
+schedule (:class:`~ldm.experiment.StageConfig`) and exponential moving average
 (EMA, :class:`diffusers.training_utils.EMAModel`) of its parameters. When a
 stage ends and another follows, its EMA weights are copied into the model, so
 the next stage (e.g. the diffusion stage with a frozen autoencoder) trains on
 exactly the weights that the EMA model will use at sampling time.
 
-Checkpoints (``OUT/checkpoints/step_NNNNNNNN/``, written to a temporary
-folder and renamed, so a kill never leaves a half-written checkpoint under a
-final name): ``model.safetensors`` (weights), ``ema.safetensors`` (the EMA
-model: the current stage's averaged weights, the other parameters as in the
-model), ``state.pt`` (optimiser, LR scheduler, gradient scaler, EMA counters,
-step and data position, and the RNG states of torch, CUDA, NumPy and Python
-for every process) and ``config.yaml`` (the run's configuration, if given).
-Resuming restores all of it, and the data order is a function of
-``(seed, epoch)`` (:class:`~ldm.training_data.EpochBatchSampler`), so on the CPU the
-steps after a resume are bit-identical to those of an uninterrupted run (on
-CUDA too when torch runs with deterministic algorithms).
+Checkpoints (:mod:`ldm.checkpoints`) hold the weights, the EMA model (the
+current stage's averaged weights, the other parameters as in the model), the
+optimiser, LR scheduler, gradient scaler, EMA counters, step, data position
+and every process's RNG states. Resuming restores all of it, and the data
+order is a function of ``(seed, epoch)`` (:class:`~ldm.batch_order.EpochBatchSampler`),
+so on the CPU the steps after a resume are bit-identical to those of an
+uninterrupted run (on CUDA too with torch's deterministic algorithms).
 
-Distributed data parallel: start one process per GPU with ``torchrun``
-(:func:`init_distributed` reads its ``env://`` variables; NCCL on CUDA, gloo
-on the CPU). Each process takes ``batch_size / world_size`` items of every
-global batch; gradients are averaged across processes, so the update equals
-that of one process on the whole batch. Process ``r`` draws its diffusion
-noise from its own seed ``(seed, r)``. Only process 0 writes files and shows
-the progress bar.
+Distributed data parallel (``torchrun``, :func:`ldm.runtime.init_distributed`):
+each process takes ``batch_size / world_size`` items of every global batch;
+gradients are averaged across processes, so the update equals that of one
+process on the whole batch. Process ``r`` draws its diffusion noise from its
+own seed ``(seed, r)``. Only process 0 writes files and shows the progress bar.
 """
 
 from __future__ import annotations
@@ -42,213 +34,24 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
-import os
-import random
-import shutil
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .config import StageConfig, TrainConfig
-from .training_data import EpochBatchSampler, collate
+from .batch_order import EpochBatchSampler
+from .batches import collate
+from .checkpoints import (CHECKPOINT_DIR, CONFIG_FILE, find_checkpoint, load_state, read_weights, save_checkpoint,
+                          write_config)
+from .experiment import StageConfig, TrainConfig
+from .runtime import AUTOCAST_DTYPES, current_env, rng_state, seed_everything, seed_for, set_rng_state
 
-__all__ = ["CHECKPOINT_DIR", "DistributedEnv", "TrainState", "Trainer", "checkpoint_step", "find_checkpoint",
-           "init_distributed", "load_weights", "lr_factor", "resolve_device", "seed_everything", "seed_for",
-           "set_cpu_threads"]
-
-CHECKPOINT_DIR = "checkpoints"
-CHECKPOINT_PREFIX = "step_"
-MODEL_FILE = "model.safetensors"
-EMA_FILE = "ema.safetensors"
-STATE_FILE = "state.pt"
-CONFIG_FILE = "config.yaml"
-STATE_FORMAT = 1
-AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-# ----------------------------------------------------------------------------------------------- seeds, RNG
-
-def set_cpu_threads(n: int) -> None:
-    """Use ``n`` CPU threads in torch and in Numba (the projectors).
-
-    Both must be set: with Numba's OpenMP threading layer every parallel
-    Numba call sets the thread count of the OpenMP runtime that torch shares,
-    which would undo ``torch.set_num_threads`` alone.
-    """
-    import numba
-
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"the number of CPU threads must be a positive integer, got {n!r}")
-    torch.set_num_threads(n)
-    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-
-
-def seed_for(*words: int) -> int:
-    """A 63-bit seed mixed from non-negative integers (NumPy ``SeedSequence``), e.g. ``seed_for(seed, rank)``."""
-    return int(np.random.SeedSequence(list(words)).generate_state(2, dtype=np.uint64)[0] >> np.uint64(1))
-
-
-def seed_everything(seed: int) -> None:
-    """Seed torch (CPU and CUDA), NumPy's global RNG and Python's ``random``."""
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-    random.seed(seed)
-
-
-def _rng_state() -> dict[str, Any]:
-    """This process's RNG states in types ``torch.load(weights_only=True)`` accepts."""
-    name, keys, position, has_gauss, cached = np.random.get_state()
-    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
-             "numpy": (name, torch.from_numpy(keys.astype(np.int64)), int(position), int(has_gauss), float(cached))}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: Mapping[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    name, keys, position, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, cached))
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-# ----------------------------------------------------------------------------------------------- distributed
-
-@dataclass(frozen=True)
-class DistributedEnv:
-    """This process's place in a (possibly single-process) run and its device."""
-
-    rank: int
-    world_size: int
-    local_rank: int
-    device: torch.device
-
-
-def resolve_device(device: str = "auto", local_rank: int = 0) -> torch.device:
-    """``"auto"`` (CUDA device ``local_rank`` if CUDA is present, else the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
-
-    A CUDA device becomes torch's current device.
-    """
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        chosen = torch.device(f"cuda:{local_rank}" if device == "cuda" else device)
-    except RuntimeError:
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from None
-    if chosen.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} was asked for, but torch sees no CUDA device")
-        torch.cuda.set_device(chosen)
-    return chosen
-
-
-def init_distributed(device: str = "auto") -> DistributedEnv:
-    """Join the ``torchrun`` process group (``env://``) when ``WORLD_SIZE > 1``, and pick this process's device.
-
-    Parameters
-    ----------
-    device : str
-        ``"auto"`` (CUDA device ``LOCAL_RANK`` if CUDA is present, else the
-        CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-
-    Uses NCCL for CUDA devices and gloo for the CPU. An already initialised
-    process group (e.g. from a test) is used as it is.
-    """
-    import torch.distributed as dist
-
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    chosen = resolve_device(device, local_rank)
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size > 1 and dist.is_available() and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if chosen.type == "cuda" else "gloo", init_method="env://")
-    if dist.is_available() and dist.is_initialized():
-        return DistributedEnv(dist.get_rank(), dist.get_world_size(), local_rank, chosen)
-    return DistributedEnv(0, 1, 0, chosen)
-
-
-def _current_env(device: Optional[torch.device]) -> DistributedEnv:
-    import torch.distributed as dist
-
-    device = torch.device("cpu") if device is None else torch.device(device)
-    if dist.is_available() and dist.is_initialized():
-        return DistributedEnv(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), device)
-    return DistributedEnv(0, 1, 0, device)
-
-
-# ----------------------------------------------------------------------------------------------- checkpoints
-
-def checkpoint_step(path: Path) -> int:
-    """Global step of checkpoint folder ``path`` (``step_NNNNNNNN``)."""
-    return int(Path(path).name[len(CHECKPOINT_PREFIX):])
-
-
-def find_checkpoint(path: Any) -> Optional[Path]:
-    """The checkpoint folder ``path`` names: itself, or the newest one in ``path`` or ``path/checkpoints``.
-
-    Returns None when there is none (only complete checkpoints count: the
-    unfinished ones have temporary names).
-    """
-    path = Path(path)
-    if (path / STATE_FILE).is_file() and (path / MODEL_FILE).is_file():
-        return path
-    for folder in (path / CHECKPOINT_DIR, path):
-        if folder.is_dir():
-            found = [child for child in folder.iterdir()
-                     if child.is_dir() and child.name.startswith(CHECKPOINT_PREFIX)
-                     and child.name[len(CHECKPOINT_PREFIX):].isdigit()]
-            if found:
-                return max(found, key=checkpoint_step)
-    return None
-
-
-def load_weights(model: nn.Module, checkpoint: Any, *, ema: bool = True) -> Path:
-    """Load a checkpoint's EMA (default) or raw weights into ``model``; returns the checkpoint folder used."""
-    from safetensors.torch import load_file
-
-    folder = find_checkpoint(checkpoint)
-    if folder is None:
-        raise ValueError(f"no checkpoint found at {checkpoint}")
-    weights = load_file(str(folder / (EMA_FILE if ema else MODEL_FILE)))
-    model.load_state_dict(weights, strict=True)
-    return folder
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb+") as stream:
-        os.fsync(stream.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        descriptor = os.open(path, os.O_RDONLY)
-    except OSError:  # not every platform can open a directory
-        return
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def _remove_tree(path: Path) -> None:
-    """Delete a folder so that a kill part-way leaves no half-deleted checkpoint under a valid name."""
-    trash = path.with_name(f".trash-{path.name}-{os.getpid()}")
-    os.replace(path, trash)
-    shutil.rmtree(trash, ignore_errors=True)
-
-
-def _plain_state_dict(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Contiguous CPU copies (safetensors refuses shared or strided storage)."""
-    return {name: tensor.detach().to("cpu", copy=True).contiguous() for name, tensor in tensors.items()}
+__all__ = ["TrainState", "Trainer", "lr_factor"]
 
 
 # ----------------------------------------------------------------------------------------------- schedule
@@ -346,17 +149,17 @@ class Trainer:
     config : TrainConfig
         Stages, batch size, optimiser, precision, EMA, checkpoint and log settings.
     dataset : torch Dataset
-        Items are dicts of tensors (one sample each; see :mod:`ldm.data`);
+        Items are dicts of tensors (one sample each; see :mod:`ldm.batches`);
         ``set_epoch(epoch)`` is called before each epoch when it exists.
     collate_fn : callable
-        Items to a batch dict (default :func:`ldm.training_data.collate`).
+        Items to a batch dict (default :func:`ldm.batches.collate`).
     out_dir : str or Path, optional
         Default ``config.out_dir``.
     run_config : mapping, optional
         Plain-data description of the run (e.g. the experiment config),
         written as ``config.yaml`` into the output folder and every checkpoint.
     device : torch.device or str, optional
-        Default: the CPU; use :func:`init_distributed` to pick the process's GPU.
+        Default: the CPU; use :func:`ldm.runtime.init_distributed` to pick the process's GPU.
     progress : bool
         Show a tqdm progress bar (process 0 only).
 
@@ -377,13 +180,13 @@ class Trainer:
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         for attribute in ("stages", "parameters_for", "loss"):
             if not hasattr(model, attribute):
-                raise TypeError(f"model must have {attribute!r} (see ldm.train); {type(model).__name__} has not")
+                raise TypeError(f"model must have {attribute!r} (see ldm.trainer); {type(model).__name__} has not")
         if not isinstance(config, TrainConfig):
             raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
         unknown = sorted(set(config.stages) - set(model.stages))
         if unknown:
             raise ValueError(f"train.stages names {unknown}, but the model's stages are {list(model.stages)}")
-        self.env = _current_env(device)
+        self.env = current_env(device)
         if config.precision == "fp16" and self.env.device.type != "cuda":
             raise ValueError("precision 'fp16' needs a CUDA device (loss scaling); use 'bf16' on the CPU")
         self.model = model.to(self.env.device)
@@ -402,8 +205,6 @@ class Trainer:
         self._ema_weights: Optional[dict[str, torch.Tensor]] = None
         self._logs: dict[str, _CsvLog] = {}
         self._tensorboard: Any = None
-
-    # ------------------------------------------------------------------ properties
 
     @property
     def is_main(self) -> bool:
@@ -598,13 +399,13 @@ class Trainer:
             return
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if self.run_config is not None and not (self.out_dir / CONFIG_FILE).exists():
-            self._write_config(self.out_dir / CONFIG_FILE)
+            write_config(self.out_dir / CONFIG_FILE, self.run_config)
         self._logs = {name: _CsvLog(self.out_dir / f"log_{name}.csv") for name in self.stage_names}
         if self._tensorboard is None:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:
-                print("ldm.train: tensorboard is not installed; logging to CSV only", file=sys.stderr)
+                print("ldm.trainer: tensorboard is not installed; logging to CSV only", file=sys.stderr)
                 self._tensorboard = False
             else:
                 self._tensorboard = SummaryWriter(str(self.out_dir / "tensorboard"))
@@ -632,12 +433,6 @@ class Trainer:
                     self._tensorboard.add_scalar(f"{stage}/{key}", row[key], self.state.step)
         return row
 
-    def _write_config(self, path: Path) -> None:
-        import yaml
-
-        with open(path, "w", encoding="utf-8") as stream:
-            yaml.safe_dump(self.run_config, stream, sort_keys=False)
-
     # ------------------------------------------------------------------ checkpoints
 
     def save_checkpoint(self) -> Optional[Path]:
@@ -645,49 +440,26 @@ class Trainer:
 
         Returns the folder on process 0, None on the others.
         """
-        from safetensors.torch import save_file
-
         if self._run is None:
             raise RuntimeError("save_checkpoint needs a running stage (call it from fit)")
-        rng = [_rng_state()]
+        rng = [rng_state()]
         if self.env.world_size > 1:
             import torch.distributed as dist
 
             rng = [None] * self.env.world_size
-            dist.all_gather_object(rng, _rng_state())
+            dist.all_gather_object(rng, rng_state())
         if not self.is_main:
             return None
         run = self._run
-        state = {"format": STATE_FORMAT, "state": dataclasses.asdict(self.state), "stage": run.name,
+        state = {"state": dataclasses.asdict(self.state), "stage": run.name,
                  "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
                  "scaler": run.scaler.state_dict(),
                  "ema": {key: value for key, value in run.ema.state_dict().items() if key != "shadow_params"},
                  "rng": rng, "world_size": self.env.world_size,
                  "sampler": {"seed": self.sampler.seed, "batch_size": self.sampler.batch_size,
                              "n_samples": self.sampler.n_samples}}
-        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        for stale in self.checkpoint_dir.glob(".tmp-*"):  # left by a kill during a save
-            shutil.rmtree(stale, ignore_errors=True)
-        final = self.checkpoint_dir / f"{CHECKPOINT_PREFIX}{self.state.step:08d}"
-        temporary = self.checkpoint_dir / f".tmp-{final.name}-{os.getpid()}"
-        temporary.mkdir()
-        save_file(_plain_state_dict(self.model.state_dict()), str(temporary / MODEL_FILE))
-        save_file(_plain_state_dict(self.ema_state_dict()), str(temporary / EMA_FILE))
-        torch.save(state, temporary / STATE_FILE)
-        if self.run_config is not None:
-            self._write_config(temporary / CONFIG_FILE)
-        for file in temporary.iterdir():
-            _fsync_file(file)
-        _fsync_dir(temporary)
-        if final.exists():
-            _remove_tree(final)
-        os.replace(temporary, final)
-        _fsync_dir(self.checkpoint_dir)
-        found = sorted((path for path in self.checkpoint_dir.iterdir()
-                        if path.is_dir() and path.name.startswith(CHECKPOINT_PREFIX)), key=checkpoint_step)
-        for old in found[:-self.config.keep_checkpoints]:
-            _remove_tree(old)
-        return final
+        return save_checkpoint(self.checkpoint_dir, self.state.step, self.model.state_dict(), self.ema_state_dict(),
+                               state, self.run_config, self.config.keep_checkpoints)
 
     def resume(self, checkpoint: Any = None) -> Optional[Path]:
         """Restore weights, optimiser, schedule, EMA, RNG and data position from a checkpoint.
@@ -700,30 +472,26 @@ class Trainer:
 
         Returns the checkpoint folder, or None when there is none (a fresh start).
         """
-        from safetensors.torch import load_file
-
         folder = find_checkpoint(self.out_dir if checkpoint is None else checkpoint)
         if folder is None:
             if checkpoint is not None:
                 raise ValueError(f"no checkpoint found at {checkpoint}")
             return None
-        saved = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
-        if saved.get("format") != STATE_FORMAT:
-            raise ValueError(f"{folder / STATE_FILE} has format {saved.get('format')!r}, expected {STATE_FORMAT}")
+        saved = load_state(folder)
         sampler = saved["sampler"]
         if sampler["n_samples"] != self.sampler.n_samples or sampler["batch_size"] != self.sampler.batch_size:
             raise ValueError(f"checkpoint {folder} was trained with {sampler['n_samples']} samples per epoch and "
                              f"batch size {sampler['batch_size']}; this run has {self.sampler.n_samples} and "
                              f"{self.sampler.batch_size}, so its data order cannot continue")
-        self.model.load_state_dict(load_file(str(folder / MODEL_FILE), device=str(self.env.device)), strict=True)
-        self._ema_weights = load_file(str(folder / EMA_FILE))
+        self.model.load_state_dict(read_weights(folder, ema=False, device=str(self.env.device)), strict=True)
+        self._ema_weights = read_weights(folder, ema=True)
         self.state = TrainState(**saved["state"])
         self._resumed = saved
         self._run = None
         if saved["world_size"] == self.env.world_size:
-            _set_rng_state(saved["rng"][self.env.rank])
+            set_rng_state(saved["rng"][self.env.rank])
         else:
-            print(f"ldm.train: checkpoint saved by {saved['world_size']} processes, resumed by "
+            print(f"ldm.trainer: checkpoint saved by {saved['world_size']} processes, resumed by "
                   f"{self.env.world_size}: RNG streams restart from the seed (not bit-identical)", file=sys.stderr)
             seed_everything(seed_for(self.config.seed, self.env.rank, self.state.step))
         if self.is_main:

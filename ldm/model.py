@@ -1,4 +1,4 @@
-"""Sinogram latent diffusion model (LDM): autoencoder + conditional latent denoiser + schedulers + constraints.
+"""Sinogram latent diffusion model (LDM): autoencoder + conditional latent denoiser + constraints, as one nn.Module.
 
 :class:`SinogramLDM` generates PET sinograms ``(B, 1, n_views, n_radial)``
 (views ``theta_v = v * pi / n_views`` in ``[0, pi)``, radial bins centred on
@@ -20,16 +20,13 @@ Modes (``LDMConfig.mode``):
   (Ho et al. 2020), sampled by diffusers' DDPM, DDIM or DPM-Solver++
   schedulers with clipping and thresholding off (latents are not bounded).
 - ``"bridge"``: a diffusion bridge from the task input's latent ``y`` to the
-  target's ``z0`` (DDBM, Zhou et al., ICLR 2024, VP bridge) on the same
-  ``abar_t``: with ``snr_t = abar_t / (1 - abar_t)``, ``T = n_train_timesteps - 1``
-  and ``r_t = snr_T / snr_t``, ``z_t = a_t z0 + b_t y + c_t eps`` where
-  ``a_t = sqrt(abar_t) (1 - r_t)``, ``b_t = r_t sqrt(abar_t / abar_T)`` and
-  ``c_t = sqrt((1 - abar_t)(1 - r_t))``, so ``z_T = y`` exactly. The network
-  predicts ``z0``; sampling walks ``T -> 0`` with the implicit bridge sampler
-  (DBIM, Zheng et al., ICLR 2025): ``eps_hat = (z_t - a_t z0_hat - b_t y) / c_t``,
-  ``z_s = a_s z0_hat + b_s y + c_s (sqrt(1 - eta^2) eps_hat + eta eps')``
-  with fresh noise ``eps'`` (and fresh noise on the first step, where
-  ``c_T = 0``); the last step returns ``z0_hat``.
+  target's ``z0`` on the same ``abar_t`` (:class:`~ldm.schedulers.BridgeScheduler`);
+  the network predicts ``z0``.
+
+The model holds the losses, the encoding of batches and conditions, the
+calibration of its scales and the decoding of final latents
+(:meth:`SinogramLDM.decode_latents`); the reverse process lives in
+:mod:`ldm.sampling` and the training loop in :mod:`ldm.trainer`.
 
 TMA (transparent medical attention, parameter-free attention maps ``a`` in
 ``[0, 1]``, :mod:`pet_projection.attention`), when ``use_tma``:
@@ -38,11 +35,8 @@ TMA (transparent medical attention, parameter-free attention maps ``a`` in
   the autoencoder's L1 per ray, the denoising loss per latent pixel (``a``
   average-pooled to the latent grid);
 - is a condition channel, zeroed for a random ``attention_dropout`` fraction
-  of training samples, so the model also learns the attention-free prediction;
-- guides sampling: ``out = out(a) + s (out(a) - out(0))`` with
-  ``s = guidance_scale`` (classifier-free guidance, Ho and Salimans 2022,
-  with the attention map as the condition). ``s = 0`` (default) is plain
-  conditional sampling; no parameter is learned for guidance.
+  of training samples, so the model also learns the attention-free prediction,
+  which TMA guidance (:func:`ldm.sampling.sample`) uses.
 
 Constraints, when ``use_constraints``: the autoencoder loss and (decoded from
 the predicted ``z0``) the diffusion loss add the penalties of
@@ -59,31 +53,27 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Mapping, Optional
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from pet_projection.validation import positive_int
+from pet_projection.config_dicts import config_from_mapping
+from pet_projection.validation import check_bool, check_choice, check_non_negative, positive_int
 
-from .autoencoder import (AutoencoderConfig, SinogramAutoencoder, attention_weights, check_bool, check_choice,
-                          check_non_negative, config_from_mapping, crop_sinogram, pad_sinogram)
+from .autoencoder import AutoencoderConfig, SinogramAutoencoder, attention_weights, crop_sinogram, pad_sinogram
+from .batches import LABEL_KEYS, SINOGRAM_KEYS
 from .constraints import PAIR_CHANNELS, constraint_losses, insert_known, pair_from_full, project_pair
 from .denoiser import DenoiserConfig, LatentDenoiser
+from .schedulers import BridgeScheduler, make_scheduler
 
-__all__ = ["BridgeSchedule", "LDMConfig", "SinogramLDM", "batch_from_rmas", "make_scheduler",
-           "run_reverse_process", "sample_bridge"]
+__all__ = ["LDMConfig", "SinogramLDM"]
 
 MODES = ("ddpm", "bridge")
 PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
-SAMPLERS = ("ddpm", "ddim", "dpm-solver")
 STAGES = ("autoencoder", "diffusion")
-SINOGRAM_KEYS = ("target", "input", "known", "mask", "attention", "support")
-LABEL_KEYS = ("tracer", "region")
-
-Predictor = Callable[[Tensor, Tensor], Tensor]
 
 
 @dataclass(frozen=True)
@@ -125,16 +115,15 @@ class LDMConfig:
         Bridge mode: return ``input + D(z0) - D(y)`` (``D`` the decoder, ``y``
         the input's latent) instead of ``D(z0)``, so the bridge's latent
         correction is added to the input at full resolution and the
-        autoencoder's own error on the input cancels (on low-dose at the demo
-        scale: +1.0 dB sinogram PSNR, +0.5 dB image PSNR; benchmarks/results/
-        physics_prior_low_dose.md). Off by default: it suits a smooth input
+        autoencoder's own error on the input cancels (measurements:
+        docs/results/ldm.md). Off by default: it suits a smooth input
         that estimates the target (the low-dose physics prior, with which
-        :class:`tasks.pipeline.PipelineConfig` turns it on); a raw measured
+        :class:`tasks.pipeline_config.PipelineConfig` turns it on); a raw measured
         input's Poisson noise would pass straight through to the output, and
         an autoencoder trained on targets only reconstructs an input of
         another kind (another frame) poorly, so that ``D(y)`` is wrong
-        (``autoencode_inputs`` trains it on the inputs too). ddpm mode, which does not start from
-        the input, always decodes ``D(z0)``.
+        (``autoencode_inputs`` trains it on the inputs too). ddpm mode, which
+        does not start from the input, always decodes ``D(z0)``.
     autoencode_inputs : bool
         Train the autoencoder on the batch's ``"input"`` sinograms as well as
         its targets, so that it also reconstructs inputs of another kind than
@@ -219,138 +208,6 @@ class LDMConfig:
         return latent + int(self.condition_on_mask) + int(self.use_tma)
 
 
-# ----------------------------------------------------------------------------------------- schedulers
-
-def make_scheduler(config: LDMConfig, sampler: str = "ddpm") -> Any:
-    """A diffusers scheduler for ``config``'s noise schedule: ``"ddpm"``, ``"ddim"`` or ``"dpm-solver"`` (++, order 2).
-
-    Clipping and thresholding are off (latents are unbounded); timesteps are
-    spaced ``"trailing"`` so sampling starts at ``t = T - 1``, where training
-    puts the most noise (Lin et al., WACV 2024); DDIM's last step lands on the
-    clean sample (``set_alpha_to_one``).
-    """
-    from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
-
-    check_choice("sampler", sampler, SAMPLERS)
-    common = {"num_train_timesteps": config.n_train_timesteps, "beta_start": config.beta_start,
-              "beta_end": config.beta_end, "beta_schedule": config.beta_schedule,
-              "prediction_type": config.prediction_type, "timestep_spacing": "trailing"}
-    if sampler == "ddpm":
-        return DDPMScheduler(**common, clip_sample=False, thresholding=False, variance_type="fixed_small")
-    if sampler == "ddim":
-        return DDIMScheduler(**common, clip_sample=False, thresholding=False, set_alpha_to_one=True)
-    return DPMSolverMultistepScheduler(**common, thresholding=False, algorithm_type="dpmsolver++", solver_order=2)
-
-
-def run_reverse_process(predict: Predictor, z_T: Tensor, scheduler: Any, n_steps: int, *, eta: float = 0.0,
-                        generator: Optional[torch.Generator] = None) -> Tensor:
-    """Integrate a diffusers scheduler from ``z_T`` (noise) to ``z_0`` with ``n_steps`` network calls.
-
-    Parameters
-    ----------
-    predict : callable ``(z_t, t) -> output``
-        The model output (of the scheduler's ``prediction_type``) for latents
-        ``z_t`` at the integer timestep ``t`` (0-d int64 tensor).
-    z_T : tensor
-        Start latents (unit Gaussian noise; scaled by ``init_noise_sigma``).
-    scheduler : DDPMScheduler, DDIMScheduler or DPMSolverMultistepScheduler
-    eta : float
-        DDIM's stochasticity (0: deterministic); used by DDIM only.
-    generator : torch.Generator, optional
-        Source of the samplers' fresh noise.
-    """
-    from diffusers import DDIMScheduler
-
-    scheduler.set_timesteps(positive_int("n_steps", n_steps), device=z_T.device)
-    z = z_T * scheduler.init_noise_sigma
-    extra = {"eta": check_non_negative("eta", eta)} if isinstance(scheduler, DDIMScheduler) else {}
-    for t in scheduler.timesteps:
-        output = predict(scheduler.scale_model_input(z, t), t)
-        z = scheduler.step(output, t, z, generator=generator, **extra).prev_sample
-    return z
-
-
-class BridgeSchedule:
-    """Coefficients ``z_t = a_t z0 + b_t y + c_t eps`` of the VP diffusion bridge (module docstring).
-
-    Parameters
-    ----------
-    alphas_cumprod : tensor ``(T + 1,)``
-        ``abar_t`` of the training schedule, decreasing; the bridge ends at ``t = T``.
-    """
-
-    def __init__(self, alphas_cumprod: Tensor) -> None:
-        abar = alphas_cumprod.double()
-        snr = abar / (1.0 - abar)
-        ratio = snr[-1] / snr
-        self.a = (abar.sqrt() * (1.0 - ratio)).float()
-        self.b = (ratio * (abar / abar[-1]).sqrt()).float()
-        self.c = ((1.0 - abar) * (1.0 - ratio)).clamp(min=0.0).sqrt().float()  # c_T = 0 exactly: z_T = y
-        self.last = len(abar) - 1
-
-    def coefficients(self, t: Tensor, like: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """``(a_t, b_t, c_t)`` for timesteps ``t`` ``(B,)``, shaped to broadcast against ``like`` ``(B, ...)``."""
-        shape = (-1,) + (1,) * (like.ndim - 1)
-        t = t.to("cpu")
-        return tuple(coef[t].to(like.device, like.dtype).reshape(shape) for coef in (self.a, self.b, self.c))
-
-    def marginal(self, z0: Tensor, y: Tensor, noise: Tensor, t: Tensor) -> Tensor:
-        """A draw ``z_t`` of the bridge between ``z0`` (``t = 0``) and ``y`` (``t = T``)."""
-        a, b, c = self.coefficients(t, z0)
-        return a * z0 + b * y + c * noise
-
-
-def sample_bridge(predict: Predictor, y: Tensor, schedule: BridgeSchedule, n_steps: int, *, eta: float = 0.0,
-                  generator: Optional[torch.Generator] = None) -> Tensor:
-    """Walk the bridge from ``y`` at ``t = T`` to the final ``z0`` estimate with ``n_steps`` network calls.
-
-    ``predict(z_t, t)`` returns the ``z0`` estimate; timesteps are
-    ``round(linspace(T, 0, n_steps))``; ``eta`` in ``[0, 1]`` mixes fresh noise
-    into each step (0: deterministic after the first step, 1: ancestral).
-    """
-    n_steps = positive_int("n_steps", n_steps)
-    eta = check_non_negative("eta", eta)
-    if eta > 1.0:
-        raise ValueError(f"eta must lie in [0, 1] for the bridge sampler, got {eta}")
-    times = torch.linspace(schedule.last, 0, n_steps).round().long()
-    z = y
-    for t, s in zip(times[:-1], times[1:]):
-        z0 = predict(z, t.to(y.device))
-        a, b, c = schedule.coefficients(t.expand(y.shape[0]), z)
-        if t == schedule.last or eta:
-            fresh = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
-        if t == schedule.last:  # c_T = 0: z_T = y carries no noise to reuse
-            noise = fresh
-        else:
-            noise = (z - a * z0 - b * y) / c
-            if eta:
-                noise = math.sqrt(1.0 - eta**2) * noise + eta * fresh
-        a, b, c = schedule.coefficients(s.expand(y.shape[0]), z)
-        z = a * z0 + b * y + c * noise
-    return predict(z, times[-1].to(y.device))
-
-
-# ----------------------------------------------------------------------------------------- batches
-
-def batch_from_rmas(item_batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Map a collated :class:`~ldm.RMASDataset` batch to the :class:`SinogramLDM` batch format.
-
-    ``full`` becomes ``target``; ``positive`` (the rays inside the mask)
-    becomes both the task ``input`` and the ``known`` data; ``mask`` and
-    ``attention`` keep their names; sinograms gain the channel axis
-    ``(B, 1, n_views, n_radial)`` as float32; ``tracer`` and ``region``
-    labels pass through as int64 when present.
-    """
-    for key in ("full", "positive", "mask", "attention"):
-        if key not in item_batch:
-            raise KeyError(f"RMAS batch has no {key!r}; it has {sorted(item_batch)}")
-    sinogram = {"target": "full", "input": "positive", "known": "positive", "mask": "mask",
-                "attention": "attention"}
-    batch = {name: item_batch[key].unsqueeze(1).float() for name, key in sinogram.items()}
-    batch.update({key: item_batch[key].long() for key in LABEL_KEYS if key in item_batch})
-    return batch
-
-
 # ----------------------------------------------------------------------------------------- model
 
 def _mean_square_all_ranks(x: Tensor) -> Tensor:
@@ -383,7 +240,7 @@ class SinogramLDM(nn.Module):
         self.denoiser = LatentDenoiser(config.denoiser, config.autoencoder.latent_channels, config.cond_channels,
                                        config.n_tracers, config.n_regions)
         self.train_scheduler = make_scheduler(config, "ddpm")
-        self.bridge = BridgeSchedule(self.train_scheduler.alphas_cumprod)
+        self.bridge = BridgeScheduler(self.train_scheduler.alphas_cumprod)
         # 0 means "not calibrated yet"; buffers travel with state_dict and checkpoints
         self.register_buffer("sinogram_scale", torch.tensor(config.sinogram_scale or 0.0, dtype=torch.float64))
         self.register_buffer("latent_scale", torch.tensor(config.latent_scale or 0.0, dtype=torch.float64))
@@ -412,7 +269,7 @@ class SinogramLDM(nn.Module):
 
     # ------------------------------------------------------------------ batch handling
 
-    def _batch(self, batch: Mapping[str, Tensor], need_target: bool) -> dict[str, Any]:
+    def prepare_batch(self, batch: Mapping[str, Tensor], need_target: bool) -> dict[str, Any]:
         """Validated batch on the model's device and dtype, with ``size`` (V, R) and ``pair_mask`` (ones if none)."""
         if not isinstance(batch, Mapping):
             raise TypeError(f"batch must be a mapping of names to tensors, got {type(batch).__name__}")
@@ -478,7 +335,7 @@ class SinogramLDM(nn.Module):
         return nn.functional.avg_pool2d(pad_sinogram(sinogram, self.size_multiple),
                                         self.config.autoencoder.downsampling_factor)
 
-    def _prepare_conditions(self, data: dict[str, Any]) -> None:
+    def prepare_conditions(self, data: dict[str, Any]) -> None:
         """Add ``input_latent`` and the pooled ``mask_latent`` / ``attention_latent`` that the config uses."""
         if self.config.condition_on_input:
             if "input" not in data:
@@ -490,7 +347,7 @@ class SinogramLDM(nn.Module):
         if self.config.use_tma:
             data["attention_latent"] = self._pool(data.get("attention", torch.zeros_like(data["pair_mask"])))
 
-    def _cond(self, data: dict[str, Any], attention_keep: Optional[Tensor] = None) -> Optional[Tensor]:
+    def conditions(self, data: dict[str, Any], attention_keep: Optional[Tensor] = None) -> Optional[Tensor]:
         """Spatial conditions ``(B, cond_channels, H, W)``: input latent, mask, attention (last), as configured.
 
         ``attention_keep`` ``(B,)`` multiplies the attention channel (0 drops it).
@@ -512,7 +369,7 @@ class SinogramLDM(nn.Module):
         calibrates uncalibrated scales (see :class:`LDMConfig`).
         """
         check_choice("stage", stage, STAGES)
-        data = self._batch(batch, need_target=True)
+        data = self.prepare_batch(batch, need_target=True)
         self._scale("sinogram_scale", data["target"])
         if stage == "autoencoder":
             scale = self.sinogram_scale.to(data["target"].dtype)
@@ -528,7 +385,7 @@ class SinogramLDM(nn.Module):
     def _diffusion_loss(self, data: dict[str, Any]) -> dict[str, Tensor]:
         config = self.config
         z0 = self._latent(self._pair(data, "target"))
-        self._prepare_conditions(data)
+        self.prepare_conditions(data)
         batch = z0.shape[0]
         noise = torch.randn_like(z0)
         t = torch.randint(0, config.n_train_timesteps, (batch,), device=z0.device)
@@ -543,7 +400,7 @@ class SinogramLDM(nn.Module):
         keep = None
         if config.use_tma and config.attention_dropout:
             keep = (torch.rand(batch, device=z0.device) >= config.attention_dropout).to(z0.dtype)
-        prediction = self.denoiser(z_t, t, self._cond(data, keep), data.get("tracer"), data.get("region"))
+        prediction = self.denoiser(z_t, t, self.conditions(data, keep), data.get("tracer"), data.get("region"))
         error = (prediction.float() - target.float()).square()
         if config.use_tma:
             error = error * attention_weights(data["attention_latent"])
@@ -577,91 +434,45 @@ class SinogramLDM(nn.Module):
         pair = self.autoencoder.decode(z / self.latent_scale.to(z.dtype), padded)
         return crop_sinogram(pair, size)
 
-    # ------------------------------------------------------------------ sampling
+    # ------------------------------------------------------------------ decoding (the sampling loop: ldm.sampling)
 
-    @torch.no_grad()
-    def sample(self, batch: Mapping[str, Tensor], sampler: str = "ddim", n_steps: int = 50, eta: float = 0.0,
-               generator: Optional[torch.Generator] = None, guidance_scale: float = 0.0) -> Tensor:
-        """Generate sinograms ``(B, 1, n_views, n_radial)`` for a batch (``"target"`` is not needed).
-
-        Parameters
-        ----------
-        batch : dict
-            Conditions as in the class docstring; the sinogram size comes from them.
-        sampler : {"ddim", "ddpm", "dpm-solver"}
-            ``"bridge"`` mode takes ``"ddim"`` (``eta`` as given) or ``"ddpm"`` (``eta = 1``).
-        n_steps : int
-            Network evaluations (twice that with TMA guidance).
-        eta : float
-            DDIM / bridge stochasticity; 0 is deterministic given ``generator``.
-        generator : torch.Generator, optional
-            Source of all noise (on the model's device); torch's global RNG when omitted.
-        guidance_scale : float
-            TMA guidance ``s >= 0`` (module docstring); needs ``use_tma``.
-
-        Returns
-        -------
-        tensor ``(B, 1, n_views, n_radial)`` in sinogram units, after the
-        projections: constraints (``use_constraints``), then the known rays
-        (``"known"``), exactly.
-        """
-        check_choice("sampler", sampler, SAMPLERS)
-        guidance_scale = check_non_negative("guidance_scale", guidance_scale)
-        if guidance_scale and not self.config.use_tma:
-            raise ValueError("guidance_scale > 0 needs LDMConfig.use_tma=true (TMA guidance)")
-        data = self._batch(batch, need_target=False)
+    def check_calibrated(self) -> None:
+        """Raise ``RuntimeError`` unless both scales are calibrated (trained, or set in the config)."""
         self._scale("sinogram_scale")
         self._scale("latent_scale")
-        self._prepare_conditions(data)
-        cond = self._cond(data)
+
+    def latent_shape(self, data: Mapping[str, Any]) -> tuple[int, int, int, int]:
+        """Shape ``(B, latent_channels, H, W)`` of the latents of a prepared batch (:meth:`prepare_batch`)."""
         batch_size = data["pair_mask"].shape[0]
         padded = [math.ceil(n / self.size_multiple) * self.size_multiple for n in data["size"]]
         factor = self.config.autoencoder.downsampling_factor
-        shape = (batch_size, self.config.autoencoder.latent_channels, padded[0] // factor, padded[1] // factor)
-        tracer, region = data.get("tracer"), data.get("region")
-
-        def predict(z: Tensor, t: Tensor) -> Tensor:
-            timestep = t.reshape(1).expand(z.shape[0]).to(z.device)
-            if not guidance_scale:
-                return self.denoiser(z, timestep, cond, tracer, region)
-            plain = cond.clone()
-            plain[:, -1:] = 0.0  # the attention channel is the last condition
-            doubled = [None if label is None else label.repeat(2) for label in (tracer, region)]
-            both = self.denoiser(z.repeat(2, 1, 1, 1), timestep.repeat(2), torch.cat([cond, plain]), *doubled)
-            guided, unguided = both.chunk(2)
-            return guided + guidance_scale * (guided - unguided)
-
-        if self.config.mode == "bridge":
-            if sampler == "dpm-solver":
-                raise ValueError("bridge mode samples with 'ddim' or 'ddpm', not 'dpm-solver'")
-            z0 = sample_bridge(predict, data["input_latent"], self.bridge, n_steps,
-                               eta=1.0 if sampler == "ddpm" else eta, generator=generator)
-        else:
-            z_T = torch.randn(shape, generator=generator, device=data["pair_mask"].device,
-                              dtype=data["pair_mask"].dtype)
-            z0 = run_reverse_process(predict, z_T, make_scheduler(self.config, sampler), n_steps, eta=eta,
-                                     generator=generator)
-        return self._output(z0, data)
+        return (batch_size, self.config.autoencoder.latent_channels, padded[0] // factor, padded[1] // factor)
 
     @torch.no_grad()
     def autoencoder_ceiling(self, batch: Mapping[str, Tensor]) -> Tensor:
         """The output ``(B, 1, n_views, n_radial)`` of a perfect denoiser: the target's own latent, decoded.
 
         The target's scaled latent goes through the same decoding as a
-        sample's ``z0`` in :meth:`sample` (residual decode, constraints, known
-        rays), so the distance of this output from the truth bounds what the
-        diffusion stage can reach with this autoencoder. Needs ``"target"``
-        (and ``"input"`` in bridge mode with ``residual_decode``).
+        sample's ``z0`` (:meth:`decode_latents`: residual decode, constraints,
+        known rays), so the distance of this output from the truth bounds what
+        the diffusion stage can reach with this autoencoder. Needs
+        ``"target"`` (and ``"input"`` in bridge mode with ``residual_decode``).
         """
-        data = self._batch(batch, need_target=True)
-        self._scale("sinogram_scale")
-        self._scale("latent_scale")
+        data = self.prepare_batch(batch, need_target=True)
+        self.check_calibrated()
         if self.config.mode == "bridge" and self.config.residual_decode:
-            self._prepare_conditions(data)
-        return self._output(self._latent(self._pair(data, "target")), data)
+            self.prepare_conditions(data)
+        return self.decode_latents(self._latent(self._pair(data, "target")), data)
 
-    def _output(self, z0: Tensor, data: dict[str, Any]) -> Tensor:
-        """Full sinograms ``(B, 1, V, R)`` of final latents ``z0`` (:meth:`sample`'s Returns)."""
+    def decode_latents(self, z0: Tensor, data: dict[str, Any]) -> Tensor:
+        """Full sinograms ``(B, 1, V, R)`` in sinogram units of final latents ``z0`` ``(B, L, H, W)``.
+
+        ``data`` is the prepared batch (:meth:`prepare_batch`, with
+        :meth:`prepare_conditions` in bridge mode with ``residual_decode``).
+        The decoded pair is projected onto the constraints
+        (``use_constraints``) and the known rays (``"known"``) are inserted,
+        both exactly.
+        """
         scale = self.sinogram_scale.to(data["pair_mask"].dtype)
         pair = self._decode(z0, data["size"]) * scale
         if self.config.mode == "bridge" and self.config.residual_decode:

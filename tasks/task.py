@@ -1,4 +1,4 @@
-"""What makes one PET task: its model input, targets, system models and the input-only baseline.
+"""What makes one PET task: its model input, targets, system models, its scans, prior and classical baseline.
 
 :class:`PETTask` is the shared definition; each task module
 (:mod:`tasks.low_dose`, :mod:`tasks.attenuation_correction`,
@@ -9,6 +9,13 @@ Units: every sinogram the model sees or makes is in the target's counts
 (``TaskSample.target``); every image is in the target's expected-count units
 (``TaskSample.target_image``), so one system model per output channel maps
 images to the model's sinograms (:meth:`PETTask.target_system`).
+
+What :func:`tasks.pipeline.run_task` asks of a task, so that it runs every
+task the same way: :attr:`PETTask.n_outputs` and :meth:`PETTask.tracer_labels`
+(the models' output channels), :meth:`PETTask.physics_prior` and
+:attr:`PETTask.prior_model_input` (what the models are conditioned on), and
+:meth:`PETTask.classical_baseline` (the estimate without a learnt model, which
+tracer separation's prior refines).
 """
 
 from __future__ import annotations
@@ -16,16 +23,18 @@ from __future__ import annotations
 import dataclasses
 import json
 from functools import lru_cache
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
 from pet_projection.physics import PETSystemModel
-from pet_projection.simulation import (Acquisition, AcquisitionSettings, TaskSample, poisson_counts,
+from pet_projection.simulation import (Acquisition, AcquisitionSettings, TaskSample, scan_independent,
                                       system_model)
 from pet_projection.simulation.acquisition import projector_from_description, projector_grid
 from pet_projection.simulation.deformation import (DeformationSettings, random_deformation, relocate_lesions,
                                                    warp_nearest, warp_regions)
+
+from .classical_baselines import ClassicalBaseline, InputReconstruction
 
 __all__ = ["PETTask", "sample_projector"]
 
@@ -60,35 +69,33 @@ class PETTask:
         the delayed frame (the first frame), attenuation correction (the
         attenuation-free forward model of the NAC image) and tracer
         separation (each tracer's linear-unmixing estimate,
-        :func:`tasks.examples.with_unmixed_inputs`). Tracer conversion's input
-        has about 4.6 times the target's counts (residual decode: 13.3 dB
-        instead of 19.0 dB at the demo scale), so its LDM decodes ``D(z0)``
-        directly.
+        :func:`tasks.classical_baselines.with_unmixed_inputs`). Tracer
+        conversion's input has about 4.6 times the target's counts, so its
+        LDM decodes ``D(z0)`` directly. Measurements: docs/results/tasks.md.
     autoencode_inputs : bool
         Whether the autoencoder also learns the model inputs
         (``LDMConfig.autoencode_inputs``), so that it reconstructs an input of
         another kind than the targets and the residual decode's ``D(y)`` is
-        right. Needed for the delayed frame (23.8 dB with the residual decode
-        off, 25.1 dB with it and this on) and attenuation correction (23.3
-        and 23.6 dB), and kept for tracer separation (22.69 dB with the
-        residual decode alone, 22.87 dB with this too); low dose's prior is
-        already like its targets (23.36 against 23.33 dB with it on), so it
-        stays off there.
+        right: on for the delayed frame, attenuation correction and tracer
+        separation; low dose's prior is already like its targets, so it stays
+        off there. Measurements: docs/results/tasks.md.
     latent_factor : int
         The LDM autoencoder's downsampling factor for this task when
         ``PipelineConfig.latent_factor`` is None (the default): 2, which keeps
-        more of the target's detail than the tiny preset's 4. At the demo
-        scale (one run each, image PSNR, factor 2 against 4) it scored 25.11
-        against 23.60 dB for attenuation correction, 25.52 against 25.09 dB
-        for the delayed frame, 23.17 against 22.87 dB for tracer separation
-        and 21.02 against 19.04 dB for tracer conversion. Low dose keeps 4
-        (:mod:`tasks.low_dose`).
+        more of the target's detail than the tiny preset's 4; low dose keeps 4
+        (:mod:`tasks.low_dose`). Measurements: docs/results/tasks.md.
     prior_fwhm_voxels : float
         Post-filter FWHM (voxels) of this task's physics prior when
         ``PipelineConfig.prior_fwhm_voxels`` is None (the default): 2, the
         FWHM that the post-filter tuning picks for low dose at the demo scale,
         or 0 (no filter) for attenuation correction, whose input holds
         full-dose counts.
+    prior_model_input : str
+        What the models are conditioned on when ``PipelineConfig.physics_prior``
+        is on, as ``ldm.experiment.DataConfig.model_input`` names it:
+        ``"physics_prior"`` (:meth:`physics_prior` of each sample) or, for
+        tracer separation, ``"unmixing"`` (each channel's linear unmixing of
+        the measured sum, :meth:`classical_baseline`).
     """
 
     name = ""
@@ -98,6 +105,20 @@ class PETTask:
     autoencode_inputs = False
     latent_factor = 2
     prior_fwhm_voxels = 2.0
+    prior_model_input = "physics_prior"
+
+    @property
+    def n_labels(self) -> int:
+        """Classes of the models' ``tracer`` label: ``n_outputs`` for several outputs, else 0 (no label)."""
+        return self.n_outputs if self.n_outputs > 1 else 0
+
+    def tracer_labels(self, examples: Any) -> Optional[np.ndarray]:
+        """The models' ``tracer`` label ``(N,)`` int64 of each example (its output channel); None without labels."""
+        return examples.channel if self.n_labels else None
+
+    def classical_baseline(self) -> ClassicalBaseline:
+        """The task's estimate without a learnt model: here OSEM of the measured input by its own physics."""
+        return InputReconstruction(self)
 
     def check_sample(self, sample: TaskSample) -> None:
         """``ValueError`` unless ``sample`` is a 2D sample of this task with matching array shapes."""
@@ -193,18 +214,18 @@ class PETTask:
         Returns the sample's new arrays (``input``, ``target``, ``input_image``,
         ``target_image``, ``input_background``, ``target_background``) and
         metadata entries to update. Here (delayed frame, tracer conversion) the
-        input and target are independent Poisson scans of their images, as
-        the simulator draws them (:mod:`pet_projection.simulation.tasks`);
-        tasks with other physics override it.
+        input and target are independent Poisson scans of their images, drawn
+        as the simulator draws them
+        (:func:`pet_projection.simulation.scan_independent`); tasks with other
+        physics override it.
         """
         first, second = acquisition.expected(input_image), acquisition.expected(target_image)
-        arrays = {"input": poisson_counts(first.prompts, rng), "target": poisson_counts(second.prompts, rng),
-                  "input_image": input_image, "target_image": target_image, "input_background": first.background,
-                  "target_background": second.background}
+        scan = scan_independent(first, second, rng)
+        arrays = {**scan.arrays(), "input_image": input_image, "target_image": target_image}
         metadata = {"expected_counts": [float(first.prompts.sum()), float(second.prompts.sum())]}
         return arrays, ({} if "expected_counts" not in sample.metadata else metadata)
 
-    # ------------------------------------------------------------------ input-only baseline
+    # ------------------------------------------------------------------ input-only baseline and physics prior
     def input_system(self, sample: TaskSample) -> Optional[PETSystemModel]:
         """System model to reconstruct the input by itself (None: no input-only baseline)."""
         return system_model(sample, "input")

@@ -1,0 +1,163 @@
+"""The LDM of a task run: its experiment config, its training and its sampling.
+
+:func:`ldm_experiment` derives the model and training settings from the
+``tiny`` preset (:mod:`ldm.presets`) and a :class:`~tasks.pipeline_config.PipelineConfig`;
+:func:`train_ldm` trains it on a task's examples (:mod:`tasks.examples`),
+keeping a checkpoint that ``allpet sample`` can apply (:func:`ldm_data_config`);
+:func:`sample_ldm` draws its sinograms for test examples.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .examples import ExampleDataset, Examples, MixedDataset
+from .pipeline_config import PipelineConfig
+from .task import PETTask
+
+__all__ = ["ldm_data_config", "ldm_experiment", "sample_ldm", "torch_device", "train_ldm", "training_logs"]
+
+
+def torch_device(config: PipelineConfig) -> Any:
+    """The torch device of ``config.device`` (``"auto"``: CUDA when torch sees it); ``ValueError`` if absent."""
+    import torch
+
+    if config.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if str(config.device).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {config.device!r} was asked for, but torch sees no CUDA device")
+    return torch.device(config.device)
+
+
+def ldm_experiment(task: PETTask, config: PipelineConfig, n_items: int, out_dir: Path):
+    """``(LDMConfig, TrainConfig)`` of ``task``'s LDM from the tiny preset and the pipeline settings.
+
+    ``n_items`` is the training set's size (the batch is at most that), ``out_dir`` the run folder.
+    """
+    from ldm.experiment import StageConfig
+    from ldm.presets import load_config
+
+    preset = load_config("tiny")
+    mode = {"mode": "bridge", "prediction_type": "sample"} if config.ldm_mode == "bridge" else {"mode": "ddpm"}
+    preset_model = preset.model_config()
+    factor = task.latent_factor if config.latent_factor is None else config.latent_factor
+    levels = (1,) + (2,) * (factor.bit_length() - 1)  # one stride-2 level per factor of 2
+    autoencoder = dataclasses.replace(preset_model.autoencoder, channel_mults=levels)
+    denoiser = preset_model.denoiser
+    if config.denoiser_channels is not None:
+        denoiser = dataclasses.replace(denoiser, base_channels=config.denoiser_channels)
+    # the residual decode adds the input's full-resolution content to the output: right for the smooth physics
+    # prior of an input like the target (PETTask.residual_decode), wrong for a raw noisy input, whose Poisson noise
+    # it would pass through (ablation "no physics prior")
+    residual = config.physics_prior and task.residual_decode
+    model = dataclasses.replace(preset_model, autoencoder=autoencoder, denoiser=denoiser,
+                                use_tma=config.use_tma, use_constraints=config.use_constraints,
+                                n_tracers=task.n_labels,
+                                residual_decode=residual, autoencode_inputs=residual and task.autoencode_inputs,
+                                **mode)
+    stages = {}
+    for name, steps in (("autoencoder", config.autoencoder_steps), ("diffusion", config.diffusion_steps)):
+        base = preset.train.stages[name]
+        stages[name] = StageConfig(steps=steps, lr=base.lr, warmup_steps=min(base.warmup_steps, steps // 10),
+                                   min_lr_ratio=base.min_lr_ratio)
+    total = config.autoencoder_steps + config.diffusion_steps
+    train = dataclasses.replace(preset.train, stages=stages, batch_size=min(config.batch_size, n_items),
+                                out_dir=str(out_dir), seed=config.seed, checkpoint_every=max(total, 1),
+                                log_every=max(1, min(10, total // 20 or 1)), keep_checkpoints=1,
+                                cpu_threads=config.threads, num_workers=0)
+    return model, train
+
+
+def ldm_data_config(task: PETTask, config: PipelineConfig, projector: Any):
+    """The ``ldm.experiment.DataConfig`` under which ``allpet sample`` conditions new inputs as this pipeline does.
+
+    It names the samples' parallel-beam geometry (``projector``) and the
+    model input: the task's prior with ``config.physics_prior``
+    (:attr:`~tasks.task.PETTask.prior_model_input`: ``"physics_prior"`` with
+    the pipeline's filter and OSEM settings, or ``"unmixing"`` for tracer
+    separation, whose run keeps the weights in ``unmixing_weights.npy``),
+    else ``"measured"``. Its ``path`` is ``config.train_data``, or a note
+    that the training samples were simulated in memory. With ``use_tma`` off the pipeline filters the
+    lesions too, which a folder's prior does not: such a model's inputs differ
+    from ``allpet sample``'s at the lesions.
+    """
+    from ldm.experiment import DataConfig
+
+    geometry = projector.geometry
+    model_input = task.prior_model_input if config.physics_prior else "measured"
+    return DataConfig(source="folder", task="paired",
+                      path=config.train_data or "(simulated in memory by tasks.pipeline.run_task)",
+                      image_size=int(geometry.grid.shape[-1]), voxel_size_mm=float(geometry.grid.voxel_size_mm[-1]),
+                      n_views=int(geometry.n_views), n_bins=int(geometry.n_bins),
+                      bin_width_mm=float(geometry.bin_width_mm), seed=config.seed, model_input=model_input,
+                      prior_fwhm_voxels=float(config.prior_fwhm_voxels_for(task)),
+                      prior_osem=(config.osem_subsets, config.osem_iterations))
+
+
+def train_ldm(task: PETTask, examples: Examples, config: PipelineConfig, out_dir: Path, projector: Any,
+              progress: bool = True):
+    """Train the tiny sinogram LDM on ``examples`` (+ RMAS/DMM samples if ``use_rmas``); returns the model.
+
+    Its checkpoint in ``out_dir/checkpoints`` holds ``config.yaml`` (model,
+    training and :func:`ldm_data_config`), so ``allpet sample`` can apply it.
+    """
+    from ldm.experiment import ExperimentConfig, config_to_dict
+    from ldm.model import SinogramLDM
+    from ldm.runtime import seed_everything, seed_for
+    from ldm.trainer import Trainer
+
+    dataset = ExampleDataset(examples, labels=task.n_labels > 0)
+    if config.use_rmas:
+        dataset = MixedDataset(dataset, projector, config.rmas_per_example, seed=config.seed)
+    model_config, train_config = ldm_experiment(task, config, len(dataset), out_dir)
+    run_config = config_to_dict(ExperimentConfig(model_config, train_config, ldm_data_config(task, config, projector)))
+    seed_everything(seed_for(config.seed))
+    model = SinogramLDM(model_config)
+    trainer = Trainer(model, train_config, dataset, out_dir=out_dir, run_config=run_config, device=torch_device(config),
+                      progress=progress)
+    trainer.fit()
+    model.eval()
+    return model
+
+
+def sample_ldm(model: Any, task: PETTask, examples: Examples, config: PipelineConfig,
+               progress: bool = True) -> np.ndarray:
+    """LDM sinograms ``(N, n_views, n_bins)`` for the examples' inputs (deterministic in ``config.seed``)."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from ldm.batches import collate
+    from ldm.sampling import sample
+
+    dataset = ExampleDataset(examples, labels=task.n_labels > 0, with_target=False)
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    size = max(1, min(16, len(dataset)))
+    out = []
+    for start in tqdm(range(0, len(dataset), size), desc=f"LDM sampling ({config.sampler}, {config.sampling_steps} "
+                      "steps)", disable=not progress, unit="batch"):
+        batch = collate([dataset[i] for i in range(start, min(start + size, len(dataset)))])
+        batch = {key: value.to(device) for key, value in batch.items()}
+        sinograms = sample(model, batch, sampler=config.sampler, n_steps=config.sampling_steps, generator=generator,
+                           guidance_scale=config.guidance_scale)
+        out.append(sinograms[:, 0].float().cpu().numpy())
+    return np.concatenate(out)
+
+
+def training_logs(run_dir: Path) -> dict[str, dict[str, list[float]]]:
+    """The LDM's training curves in ``run_dir``: ``"LDM autoencoder"``, ``"LDM diffusion"`` (step, loss; {} if none)."""
+    return {f"LDM {stage}": _read_log(Path(run_dir) / f"log_{stage}.csv") for stage in ("autoencoder", "diffusion")}
+
+
+def _read_log(path: Path) -> dict:
+    import csv
+
+    if not path.is_file():
+        return {}
+    with open(path, newline="", encoding="utf-8") as stream:
+        rows = list(csv.DictReader(stream))
+    return {"step": [float(r["step"]) for r in rows], "loss": [float(r["loss"]) for r in rows]}
