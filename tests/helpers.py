@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -68,3 +68,25 @@ def dot_test_error(op, x: np.ndarray, y: np.ndarray) -> float:
     rhs = np.vdot(x.astype(np.float64), aty)
     scale = max(np.linalg.norm(ax) * np.linalg.norm(y), np.linalg.norm(x) * np.linalg.norm(aty), 1e-300)
     return abs(lhs - rhs) / scale
+
+
+# overrides of the tiny LDM preset that make `allpet train` runs of a few seconds in the tests
+TINY_OVERRIDES = ["data.image_size=16", "data.n_views=16", "data.n_bins=16", "data.n_bases=4",
+                  "train.batch_size=2", "train.stages.autoencoder.steps=2", "train.stages.diffusion.steps=2",
+                  "train.checkpoint_every=2", "train.log_every=1", "train.cpu_threads=1"]
+
+
+def load_safetensors(path: Any) -> dict:
+    """The tensors of a ``.safetensors`` file (a checkpoint's weights)."""
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def assert_same_tensors(first: dict, second: dict) -> None:
+    """Two dicts of tensors hold the same names and bit-identical values."""
+    import torch
+
+    assert first.keys() == second.keys()
+    for key in first:
+        assert torch.equal(first[key], second[key]), key

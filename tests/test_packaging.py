@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -31,8 +32,12 @@ assert (pathlib.Path(server.__file__).parent / "page.html").is_file()
 def installed(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     """The wheel, installed (without dependencies: the test environment has them) into a folder of its own."""
     folder = tmp_path_factory.mktemp("wheel")
+    source = folder / "source"  # a copy: the build writes build/ and *.egg-info next to pyproject.toml
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", ".parallelproj", "build", "dist",
+                                                                "*.egg-info", "__pycache__", ".hypothesis",
+                                                                ".pytest_cache", "test-artifacts"))
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(folder / "dist"),
-                            str(ROOT)], capture_output=True, text=True)
+                            str(source)], capture_output=True, text=True)
     if built.returncode != 0 and "Could not find a version that satisfies" in built.stderr:
         pytest.skip("pip could not fetch the build backend (setuptools) for the wheel")
     assert built.returncode == 0, built.stderr[-2000:]

@@ -18,7 +18,7 @@ cd "$(dirname "$0")/../.."
 OUT=${OUT:-$PWD/gpu-out}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 NUMBA_CACHE_DIR=/tmp/allpet-numba MPLBACKEND=Agg NUMBA_ENABLE_CUDASIM=0 \
-    ALLPET_LIVE_FAILURES=1  # tests/conftest.py prints each failure at once: a stage limit may cut pytest's summary
+    ALLPET_LIVE_FAILURES=1  # conftest.py prints each failure at once: a stage limit may cut pytest's summary
 SITE=/tmp/site
 STAGES=${*:-env tests projectors pet augmentation ldm suite host profile demo}
 
@@ -59,8 +59,9 @@ for name in $STAGES; do
     tests)  # the CUDA paths: kernels, dispatch, every projector on the device, GPU-marked tests
         wait $WARM_PID
         PYTHONPATH=$WITH_SITE stage tests 220 python3 -m pytest -v -p no:cacheprovider -p no:benchmark -n 8 \
-            -rA --tb=short tests/test_gpu_projectors.py tests/test_gpu_recon.py tests/test_cuda.py tests/test_cuda_dispatch.py \
-            tests/test_masks.py::test_cell_basis_on_the_gpu_equals_the_cpu
+            -rA --tb=short tests/pet_projection/test_gpu_projectors.py tests/pet_projection/test_gpu_recon.py \
+            tests/pet_projection/test_cuda.py tests/pet_projection/test_cuda_dispatch.py \
+            tests/pet_projection/test_masks.py::test_cell_basis_on_the_gpu_equals_the_cpu
         ;;
     projectors)
         PYTHONPATH=$WITH_SITE stage projectors 150 python3 -m benchmarks.bench_projectors_gpu --repeat 30 \

@@ -26,7 +26,7 @@ __all__ = ["DEFAULT_THRESHOLD_PIXELS", "body_support", "default_threshold_mm", "
 # and half-width one pixel, which reaches half a pixel length exactly where the
 # ray leaves the pixel's square; at 45 degrees the footprint is the exact chord of
 # the square. A ray marked by a single pixel passes within half a pixel of its
-# centre (tests/test_masks.py); a ray running alongside a long mask edge sums
+# centre (tests/pet_projection/test_masks.py); a ray running alongside a long mask edge sums
 # interpolation weight over many planes and can be marked up to one pixel out.
 DEFAULT_THRESHOLD_PIXELS = 0.5
 

@@ -1,7 +1,8 @@
 """The projectors' properties on a real GPU: analytic references, linearity, float32 adjointness, CPU agreement,
 bitwise determinism at full size, every segment projector (LOR, listmode TOF, sinogram, sinogram TOF), autograd.
 
-Skipped without a CUDA device (CI runs the kernels in the CUDA simulator instead: ``tests/test_cuda.py``).
+Skipped without a CUDA device (CI runs the kernels in the CUDA simulator instead:
+``tests/pet_projection/test_cuda.py``).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers import ellipse_projection, ray_coordinates, supersample
+from tests.helpers import ellipse_projection, ray_coordinates, supersample
 from pet_projection import (ImageGrid, ListmodeProjector, LORProjector, ParallelBeamGeometry, ParallelBeamProjector,
                             PETSinogramProjector, RingScannerGeometry, SinogramLayout, TOFParameters)
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import ellipse_projection, ray_coordinates
+from tests.helpers import ellipse_projection, ray_coordinates
 from pet_projection import DiagonalOperator, ImageGrid, LinearOperator, ParallelBeamGeometry, ParallelBeamProjector
 from pet_projection.attention import (
     DEFAULT_HYPER_RATIO,

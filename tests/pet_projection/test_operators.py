@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import dot_test_error
+from tests.helpers import dot_test_error
 
 from pet_projection import (AdjointOperator, ComposedOperator, DiagonalOperator, ImageGrid, ParallelBeamGeometry,
                             ParallelBeamProjector)

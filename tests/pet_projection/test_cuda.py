@@ -1,6 +1,6 @@
 """CUDA kernels: equal to the CPU kernels, exact adjoint, bitwise deterministic.
 
-Without a GPU these run in Numba's CUDA simulator (``tests/conftest.py`` sets
+Without a GPU these run in Numba's CUDA simulator (the root ``conftest.py`` sets
 ``NUMBA_ENABLE_CUDASIM=1`` when the machine has no NVIDIA device), at tiny sizes,
 so a broken kernel fails CI on a CPU-only machine. On a GPU machine the same
 tests run on the device.

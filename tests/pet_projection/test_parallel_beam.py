@@ -7,7 +7,7 @@ import math
 import numba
 import numpy as np
 import pytest
-from helpers import box_projection, dot_test_error, ellipse_projection, ray_coordinates, supersample
+from tests.helpers import box_projection, dot_test_error, ellipse_projection, ray_coordinates, supersample
 from hypothesis import given
 from hypothesis import strategies as st
 

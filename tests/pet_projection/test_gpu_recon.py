@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_recon import phantom_problem
+from tests.pet_projection.test_recon import phantom_problem
 
 from pet_projection.recon import fbp, map_tv, mlem, osem
 

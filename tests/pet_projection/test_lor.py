@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from helpers import dot_test_error
+from tests.helpers import dot_test_error
 from hypothesis import given
 from hypothesis import strategies as st
 

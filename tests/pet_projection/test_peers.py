@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import supersample
+from tests.helpers import supersample
 
 from pet_projection import ImageGrid, ParallelBeamGeometry, ParallelBeamProjector
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from helpers import ellipse_projection, ray_coordinates, supersample
+from tests.helpers import ellipse_projection, ray_coordinates, supersample
 
 from pet_projection import (ImageGrid, LORProjector, ParallelBeamGeometry, ParallelBeamProjector,
                             PETSinogramProjector, RingScannerGeometry, SinogramLayout)

@@ -2,7 +2,7 @@
 
 The CUDA simulator that runs the kernels in CI executes them as Python, so a
 kernel that does not type-check for the device would pass there; this test
-compiles each one with NVVM (see ``tests/compile_cuda_kernels.py``), in a
+compiles each one with NVVM (see ``tests/pet_projection/compile_cuda_kernels.py``), in a
 subprocess because the simulator may be active in this one.
 """
 
@@ -16,15 +16,15 @@ import sys
 
 import pytest
 
-SCRIPT = pathlib.Path(__file__).with_name("compile_cuda_kernels.py")
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SCRIPT = "tests.pet_projection.compile_cuda_kernels"
 
 
 def test_every_cuda_kernel_compiles_to_ptx() -> None:
     pytest.importorskip("numba.cuda", reason="numba-cuda is not installed")
-    environment = {**os.environ, "NUMBA_ENABLE_CUDASIM": "0",
-                   "PYTHONPATH": os.pathsep.join([str(SCRIPT.parent.parent), os.environ.get("PYTHONPATH", "")])}
-    result = subprocess.run([sys.executable, str(SCRIPT)], capture_output=True, text=True, env=environment,
-                            timeout=600)
+    environment = {**os.environ, "NUMBA_ENABLE_CUDASIM": "0"}
+    result = subprocess.run([sys.executable, "-m", SCRIPT], capture_output=True, text=True, env=environment,
+                            cwd=ROOT, timeout=600)
     if result.returncode == 2:
         pytest.skip(result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr[-500:])
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]

@@ -13,7 +13,7 @@ libraries are missing.
 
 Usage::
 
-    NUMBA_ENABLE_CUDASIM=0 python tests/compile_cuda_kernels.py
+    NUMBA_ENABLE_CUDASIM=0 python -m tests.pet_projection.compile_cuda_kernels
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from pet_projection import ImageGrid, LORProjector, PETSinogramProjector
 from pet_projection.projdata import CylindricalScanner, ProjDataLayout, known_scanner
 
-from helpers import dot_test_error
+from tests.helpers import dot_test_error
 
 
 def _scanner(n_rings: int = 5, n_detectors: int = 24, view_offset_rad: float = 0.0) -> CylindricalScanner:

@@ -26,7 +26,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Chromium on a machine with a closed network: no sandbox as root, no GPU, no background connections
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-ARTIFACTS = pathlib.Path(__file__).resolve().parent.parent / "test-artifacts" / "viewer"
+ARTIFACTS = pathlib.Path(__file__).resolve().parents[3] / "test-artifacts" / "viewer"
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
 

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from helpers import dot_test_error, ellipse_projection, ray_coordinates, supersample
+from tests.helpers import dot_test_error, ellipse_projection, ray_coordinates, supersample
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import special, stats
