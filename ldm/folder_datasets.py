@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from pet_projection import ParallelBeamProjector
+from pet_projection.io.numpy_files import open_npz
 
 from .batches import LABEL_KEYS, SINOGRAM_KEYS
 
@@ -84,7 +85,7 @@ class PairedFolderDataset(Dataset):
 
     def _load(self, index: int) -> dict[str, np.ndarray]:
         file = self.files[index]
-        with np.load(file) as archive:
+        with open_npz(file) as archive:  # sizes checked before anything is allocated; no pickles
             arrays = {key: archive[key] for key in SINOGRAM_KEYS + LABEL_KEYS if key in archive.files}
         absent = [key for key in self.required if key not in arrays]
         if absent or not any(key in arrays for key in SINOGRAM_KEYS):

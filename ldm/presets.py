@@ -15,11 +15,11 @@ import copy
 import importlib.resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any, Mapping, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 from .experiment import ExperimentConfig, config_from_dict, config_to_dict
 
-__all__ = ["PRESETS", "apply_overrides", "load_config", "load_config_dict", "preset_path"]
+__all__ = ["PRESETS", "apply_overrides", "load_config", "load_config_dict", "preset_path", "read_config_file"]
 
 PRESETS = ("tiny", "paper")
 
@@ -41,14 +41,36 @@ def _deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, An
     return merged
 
 
+def read_config_file(path: Union[Path, Traversable], where: Optional[str] = None) -> dict[str, Any]:
+    """The mapping in a YAML config file (empty file: ``{}``); a broken file raises one line naming it.
+
+    ``ValueError`` for text that is not UTF-8 or not YAML, ``TypeError`` for
+    YAML that is not a mapping, ``OSError`` (with the file name) for a file
+    that cannot be read. ``where`` names the file in messages (default: its path).
+    """
+    import yaml
+
+    where = str(path) if where is None else where
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"config {where} is not a YAML file (not UTF-8 text)") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ValueError(f"config {where} is not valid YAML: {' '.join(str(error).split())}") from None
+    data = {} if data is None else data
+    if not isinstance(data, Mapping):
+        raise TypeError(f"config {where} must hold a mapping at the top level, got {type(data).__name__}")
+    return dict(data)
+
+
 def load_config_dict(source: Union[str, Path], _seen: tuple[str, ...] = ()) -> dict[str, Any]:
     """The raw mapping of a preset name or YAML file, with ``base:`` files merged in (base first).
 
     A relative ``base`` path is relative to the file that names it; a
     preset's ``base`` must be another preset.
     """
-    import yaml
-
     if str(source) in PRESETS:
         path: Union[Path, Traversable] = preset_path(str(source))
         where = f"preset {source}"
@@ -60,14 +82,7 @@ def load_config_dict(source: Union[str, Path], _seen: tuple[str, ...] = ()) -> d
         where = str(path)
     if where in _seen:
         raise ValueError(f"config {where} includes itself through 'base'")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise ValueError(f"config {where} is not valid YAML: {error}") from None
-    data = {} if data is None else data
-    if not isinstance(data, Mapping):
-        raise TypeError(f"config {where} must hold a mapping at the top level, got {type(data).__name__}")
-    data = dict(data)
+    data = read_config_file(path, where)
     base = data.pop("base", None)
     if base is None:
         return data

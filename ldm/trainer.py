@@ -46,7 +46,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .batch_order import EpochBatchSampler
 from .batches import collate
-from .checkpoints import (CHECKPOINT_DIR, CONFIG_FILE, find_checkpoint, load_state, read_weights, save_checkpoint,
+from .checkpoints import (CHECKPOINT_DIR, CONFIG_FILE, print_skipped, read_newest_checkpoint, save_checkpoint,
                           write_config)
 from .experiment import StageConfig, TrainConfig
 from .runtime import AUTOCAST_DTYPES, current_env, rng_state, seed_everything, seed_for, set_rng_state
@@ -467,24 +467,23 @@ class Trainer:
         Parameters
         ----------
         checkpoint : path, optional
-            A checkpoint folder or a run folder (its newest checkpoint);
-            default: the newest in ``out_dir``.
+            A checkpoint folder or a run folder (its newest checkpoint); default: the newest in ``out_dir``
+            that loads (newer ones with broken files are skipped, each with a line on stderr saying why).
 
         Returns the checkpoint folder, or None when there is none (a fresh start).
         """
-        folder = find_checkpoint(self.out_dir if checkpoint is None else checkpoint)
-        if folder is None:
-            if checkpoint is not None:
-                raise ValueError(f"no checkpoint found at {checkpoint}")
+        loaded = read_newest_checkpoint(self.out_dir if checkpoint is None else checkpoint, str(self.env.device),
+                                        print_skipped if self.is_main else None, fall_back=checkpoint is None)
+        if loaded is None:
             return None
-        saved = load_state(folder)
+        folder, saved = loaded.folder, loaded.state
         sampler = saved["sampler"]
         if sampler["n_samples"] != self.sampler.n_samples or sampler["batch_size"] != self.sampler.batch_size:
             raise ValueError(f"checkpoint {folder} was trained with {sampler['n_samples']} samples per epoch and "
                              f"batch size {sampler['batch_size']}; this run has {self.sampler.n_samples} and "
                              f"{self.sampler.batch_size}, so its data order cannot continue")
-        self.model.load_state_dict(read_weights(folder, ema=False, device=str(self.env.device)), strict=True)
-        self._ema_weights = read_weights(folder, ema=True)
+        self.model.load_state_dict(loaded.weights, strict=True)
+        self._ema_weights = loaded.ema_weights
         self.state = TrainState(**saved["state"])
         self._resumed = saved
         self._run = None

@@ -24,7 +24,7 @@ for name in PRESETS:
     config = load_config(name)
     print(name, config.model.autoencoder.downsampling_factor)
 from tasks.viewer import server
-assert (pathlib.Path(server.__file__).parent / "page.html").is_file()
+assert all((pathlib.Path(server.__file__).parent / name).is_file() for name in ("page.html", "page.js", "page.css"))
 """
 
 

@@ -180,12 +180,12 @@ class RoiEditSpec:
             raise TypeError(f"spec JSON must be str or bytes, got {type(text).__name__}")
         try:
             data = json.loads(text, parse_constant=_reject_constant)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"spec is not valid JSON: {error}") from None
         except UnicodeDecodeError:
             raise ValueError("spec bytes are not UTF-8/16/32 encoded JSON") from None
         except RecursionError:
             raise ValueError("spec JSON is nested too deeply") from None
+        except ValueError as error:  # JSONDecodeError, NaN/Infinity, integers of more than 4300 digits
+            raise ValueError(f"spec is not valid JSON: {error}") from None
         return cls.from_dict(data)
 
     def apply(self, regions: AttentionRegions, grid: ImageGrid) -> AttentionRegions:

@@ -107,3 +107,52 @@ def atomic_directory(path: PathLike) -> Iterator[pathlib.Path]:
     os.replace(temporary, final)
     if old.exists():
         shutil.rmtree(old, ignore_errors=True)
+
+
+# --- output checks before long work (used by the allpet commands) -------------------------------------------------
+
+def target_of_temporary(path: PathLike) -> pathlib.Path:
+    """The file that a temporary path of :func:`atomic_paths` stands for (``DIR/.NAME.PID.tmp`` -> ``DIR/NAME``).
+
+    Other paths come back unchanged; error messages use it to name the user's file, not the temporary one.
+    """
+    path = pathlib.Path(path)
+    parts = path.name.split(".")
+    if len(parts) >= 4 and parts[0] == "" and parts[-1] == "tmp" and parts[-2].isdigit():
+        return path.with_name(".".join(parts[1:-2]))
+    return path
+
+
+def check_writable_folder(path: PathLike) -> pathlib.Path:
+    """``path`` if files can be written in it: a writable folder, or one that can be created there.
+
+    Raises ``NotADirectoryError`` or ``PermissionError`` naming ``path`` (nothing is created).
+    """
+    import errno
+
+    path = pathlib.Path(path)
+    existing = next(folder for folder in (path, *path.absolute().parents) if folder.exists())
+    if not existing.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "is not a folder" if existing == path
+                                 else f"cannot be created: {existing} is a file", str(path))
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, "is a folder that cannot be written" if existing == path
+                              else f"cannot be created: {existing} cannot be written", str(path))
+    return path
+
+
+def check_output_file(path: PathLike, *, overwrite: bool = False) -> pathlib.Path:
+    """``path`` if a file can be written there: not a folder, in a writable folder, and new unless ``overwrite``.
+
+    Raises ``IsADirectoryError``, ``FileExistsError``, ``NotADirectoryError`` or ``PermissionError``
+    naming ``path``; call it before long work, so that a bad output path fails at once.
+    """
+    import errno
+
+    path = pathlib.Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder; give a file name", str(path))
+    if (path.exists() or path.is_symlink()) and not overwrite:
+        raise FileExistsError(errno.EEXIST, "already exists (nothing was overwritten)", str(path))
+    check_writable_folder(path.parent)
+    return path

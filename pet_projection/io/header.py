@@ -9,6 +9,7 @@ and every error names the header file and the key.
 
 from __future__ import annotations
 
+import math
 import os
 import pathlib
 import re
@@ -17,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Iterable, Optional, Union
 
 import numpy as np
+
+from .reading import MAX_AXIS_SIZE, MAX_ELEMENTS, MAX_HEADER_BYTES, open_regular, resolve_inside
 
 PathLike = Union[str, os.PathLike]
 
@@ -39,7 +42,7 @@ class InterfileError(ValueError):
 
 def normalise_key(key: str) -> str:
     """STIR's key matching: ``'!Matrix  Size [ 1]'`` -> ``'matrix size [1]'``."""
-    key = key.strip().lstrip("!%").strip().lower()
+    key = " ".join(key.strip().lstrip("!%").lower().split())  # one space per run first: no slow regex on long runs
     index = _INDEX.search(key)
     suffix = f" [{index.group(1)}]" if index else ""
     if index:
@@ -107,6 +110,21 @@ class InterfileHeader:
         except ValueError:
             raise self.error(f"'{key} := {value}' must be a list of integers such as {{1, 2, 3}}") from None
 
+    def size(self, key: str, default: Optional[int] = None, maximum: int = MAX_AXIS_SIZE, minimum: int = 1) -> int:
+        """The value of ``key`` as a count of entries (a matrix size, views, rings): an integer in ``minimum`` ..
+        ``maximum`` (default 1 .. :data:`~pet_projection.io.reading.MAX_AXIS_SIZE`)."""
+        value = self.integer(key, default)
+        if not minimum <= value <= maximum:
+            raise self.error(f"'{key} := {value}' must lie in {minimum} .. {maximum}")
+        return value
+
+    def sizes(self, key: str, maximum: int = MAX_AXIS_SIZE) -> list[int]:
+        """A list value ``{a, b, c}`` of counts (see :meth:`size`)."""
+        values = self.integers(key)
+        if not all(1 <= value <= maximum for value in values):
+            raise self.error(f"'{key} := {self.text(key)}' must hold integers in 1 .. {maximum}")
+        return values
+
     def lowercase(self, key: str, default: Optional[str] = None) -> str:
         """The value of ``key`` lower-cased with spaces collapsed (for keywords such as ``LITTLEENDIAN``)."""
         return " ".join(self.text(key, default).lower().split())
@@ -124,8 +142,21 @@ class InterfileHeader:
                           + ", ".join(repr(key) for key in unknown), stacklevel=3)
 
     def data_path(self) -> pathlib.Path:
-        """``name of data file``, relative to the header's folder."""
-        return self.path.parent / self.text("name of data file").strip()
+        """``name of data file``, resolved against the header's folder.
+
+        A name that leaves that folder (``../../etc/passwd``, or an absolute
+        path elsewhere) raises :class:`InterfileError` naming the header and
+        the file: a header cannot make a reader open files outside its own
+        folder. Links placed in the folder are followed, so data kept
+        elsewhere can be linked into the header's folder.
+        """
+        name = self.text("name of data file").strip()
+        try:
+            return resolve_inside(self.path.parent, name)
+        except ValueError as error:
+            raise self.error(f"'name of data file := {name}' is refused: {error} (the header's folder); a data "
+                             f"file must lie in its header's folder or below it (link it there if it lives "
+                             f"elsewhere)") from None
 
     def dtype(self) -> np.dtype:
         """The data file's element type from ``number format``, ``number of bytes per pixel`` and byte order."""
@@ -149,9 +180,16 @@ def read_header(path: PathLike) -> InterfileHeader:
     """
     path = pathlib.Path(path)
     try:
-        text = path.read_text(encoding="latin-1")
+        with open_regular(path) as (handle, _):
+            raw = handle.read(MAX_HEADER_BYTES + 1)
     except OSError as error:
-        raise InterfileError(f"cannot read the Interfile header {path}: {error.strerror}") from None
+        raise InterfileError(f"cannot read the Interfile header {path}: {error.strerror or error}") from None
+    except ValueError as error:
+        raise InterfileError(f"cannot read the Interfile header: {error}") from None
+    if len(raw) > MAX_HEADER_BYTES:
+        raise InterfileError(f"{path} is larger than {MAX_HEADER_BYTES} bytes (MAX_HEADER_BYTES), not an Interfile "
+                             f"header (headers are a few kB of text)")
+    text = raw.decode("latin-1")
     entries: dict[str, str] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         content = line.split(";", 1)[0].strip()
@@ -173,24 +211,37 @@ def read_raw(header: InterfileHeader, shape: tuple[int, ...]) -> np.ndarray:
     """The data file of ``header`` as an array of ``shape`` in native float32 (or float64), scaled.
 
     Honours ``data offset in bytes[1]``, the number format, byte order and
-    ``image scaling factor[1]``. A data file shorter than the header's sizes
-    say raises :class:`InterfileError` naming both sizes.
+    ``image scaling factor[1]``. Reads only a regular file, and only the
+    bytes the header's sizes call for; a data file shorter than they say
+    raises :class:`InterfileError` naming both sizes before anything is
+    allocated, as does an array of more than
+    :data:`~pet_projection.io.reading.MAX_ELEMENTS` elements.
     """
     dtype = header.dtype()
     offset = header.integer("data offset in bytes [1]", 0)
     scale = header.number("image scaling factor [1]", 1.0)
+    if offset < 0:
+        raise header.error(f"'data offset in bytes [1] := {offset}' must not be negative")
     data_path = header.data_path()
-    count = int(np.prod(shape))
+    count = math.prod(shape)
+    if count > MAX_ELEMENTS:
+        raise header.error(f"the header's sizes {shape} ask for {count} values, more than the {MAX_ELEMENTS} an "
+                           f"allpet reader allocates (MAX_ELEMENTS)")
     try:
-        size = data_path.stat().st_size
+        with open_regular(data_path) as (handle, size):
+            needed = offset + count * dtype.itemsize
+            if size < needed:
+                raise header.error(f"the data file {data_path} is truncated: the header's sizes {shape} of "
+                                   f"{dtype.itemsize}-byte values from offset {offset} need {needed} bytes, "
+                                   f"the file has {size}")
+            handle.seek(offset)
+            data = np.fromfile(handle, dtype=dtype, count=count).reshape(shape)
     except OSError as error:
-        raise header.error(f"cannot open the data file {data_path}: {error.strerror}") from None
-    needed = offset + count * dtype.itemsize
-    if size < needed:
-        raise header.error(f"the data file {data_path} is truncated: the header's sizes {shape} of "
-                           f"{dtype.itemsize}-byte values from offset {offset} need {needed} bytes, "
-                           f"the file has {size}")
-    data = np.fromfile(data_path, dtype=dtype, count=count, offset=offset).reshape(shape)
+        raise header.error(f"cannot open the data file {data_path}: {error.strerror or error}") from None
+    except InterfileError:
+        raise
+    except ValueError as error:
+        raise header.error(f"cannot read the data file: {error}") from None
     native = np.float64 if dtype.itemsize == 8 else np.float32
     data = data.astype(native)
     if scale != 1.0:

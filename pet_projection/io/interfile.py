@@ -33,6 +33,7 @@ from ..grid import ImageGrid
 from ..projdata import STORAGE_ORDERS, CylindricalScanner, ProjDataLayout, known_scanner
 from .files import atomic_paths
 from .header import InterfileError, InterfileHeader, read_header, read_raw
+from .reading import MAX_ELEMENTS
 
 PathLike = Union[str, os.PathLike]
 
@@ -112,7 +113,7 @@ def read_image(path: PathLike) -> tuple[np.ndarray, ImageGrid]:
         if found != label:
             raise header.error(f"'matrix axis label [{index}] := {found}' is not supported: expected {label}")
     _check_frames(header)
-    sizes = [header.integer(f"matrix size [{index}]") for index in (1, 2, 3)]
+    sizes = [header.size(f"matrix size [{index}]") for index in (1, 2, 3)]
     voxel = [header.number(f"scaling factor (mm/pixel) [{index}]", 1.0) for index in (1, 2, 3)]
     if min(sizes) < 1 or min(voxel) <= 0:
         raise header.error(f"matrix sizes {sizes} and voxel sizes {voxel} mm must be positive")
@@ -121,9 +122,13 @@ def read_image(path: PathLike) -> tuple[np.ndarray, ImageGrid]:
               if f"first pixel offset (mm) [{index}]" in header else ((n - 1) / 2.0 - n // 2) * d
               for index, n, d in ((1, nx, dx), (2, ny, dy)))
     oz = header.number("first pixel offset (mm) [3]", 0.0)
+    try:
+        grid = ImageGrid((nz, ny, nx), (dz, dy, dx), (oz, oy, ox))
+    except (TypeError, ValueError) as error:
+        raise header.error(f"the header describes no valid image grid: {error}") from None
     image = read_raw(header, (nz, ny, nx))
     header.warn_unknown(INFORMATIONAL_KEYS)
-    return image, ImageGrid((nz, ny, nx), (dz, dy, dx), (oz, oy, ox))
+    return image, grid
 
 
 def write_image(path: PathLike, image: np.ndarray, grid: ImageGrid) -> pathlib.Path:
@@ -138,7 +143,7 @@ def write_image(path: PathLike, image: np.ndarray, grid: ImageGrid) -> pathlib.P
         raise ValueError(f"grid must be a 3D ImageGrid (nz, ny, nx), got {grid!r}")
     if image.shape != grid.shape:
         raise ValueError(f"image has shape {image.shape}, but the grid has shape {grid.shape}")
-    data = _little_endian_float(image, "image")
+    data = _little_endian_float(image, "image", path)
     (nz, ny, nx), (dz, dy, dx), (oz, oy, ox) = grid.shape, grid.voxel_size_mm, grid.origin_mm
     data_path = path.with_suffix(".v")
     lines = ["!INTERFILE  :=", f"name of data file := {data_path.name}", "!GENERAL DATA :=",
@@ -156,9 +161,10 @@ def write_image(path: PathLike, image: np.ndarray, grid: ImageGrid) -> pathlib.P
     return path
 
 
-def _little_endian_float(array: np.ndarray, name: str) -> np.ndarray:
+def _little_endian_float(array: np.ndarray, name: str, path: pathlib.Path) -> np.ndarray:
     if array.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be real numbers, got dtype {array.dtype}")
+        raise ValueError(f"cannot write {path}: Interfile holds real numbers (float32 or float64), but the {name} "
+                         f"has dtype {array.dtype}")
     dtype = "<f8" if array.dtype == np.float64 else "<f4"
     return np.ascontiguousarray(array, dtype=dtype)
 
@@ -180,29 +186,37 @@ def _scanner(header: InterfileHeader) -> CylindricalScanner:
     name = header.text("scanner type", header.text("originating system", "unknown"))
     known = known_scanner(name)
 
-    def value(key: str, known_value: float | None, scale: float = 1.0, integer: bool = False) -> float:
+    def value(key: str, known_value: float | None, scale: float = 1.0, integer: bool = False,
+              minimum: int = 1) -> float:
         if key in header:
-            return header.integer(key) if integer else header.number(key) * scale
+            return header.size(key, minimum=minimum) if integer else header.number(key) * scale
         if known_value is None:
             raise header.error(f"the key '{key}' is missing and STIR knows no scanner named {name!r} to take it from")
         return known_value
 
-    return CylindricalScanner(
-        name=known.name if known and "scanner type" not in header else name,
-        n_rings=int(value("number of rings", known and known.n_rings, integer=True)),
-        n_detectors_per_ring=int(value("number of detectors per ring", known and known.n_detectors_per_ring,
-                                       integer=True)),
-        inner_ring_radius_mm=value("inner ring diameter (cm)", known and known.inner_ring_radius_mm, 5.0),
-        average_doi_mm=value("average depth of interaction (cm)", known and known.average_doi_mm, 10.0),
-        ring_spacing_mm=value("distance between rings (cm)", known and known.ring_spacing_mm, 10.0),
-        default_bin_size_mm=value("default bin size (cm)", known and known.default_bin_size_mm, 10.0),
-        view_offset_rad=math.radians(header.number("view offset (degrees)", 0.0)),  # STIR's parser default is 0
-        max_non_arc_corrected_bins=int(value("maximum number of non-arc-corrected bins",
-                                             known and known.max_non_arc_corrected_bins or 0, integer=True)),
-        default_arc_corrected_bins=int(value("default number of arc-corrected bins",
-                                             known and known.default_arc_corrected_bins or 0, integer=True)),
-        details=tuple((key, header.text(key)) for key in SCANNER_DETAIL_KEYS if key in header),
-    )
+    try:
+        return CylindricalScanner(
+            name=known.name if known and "scanner type" not in header else name,
+            n_rings=int(value("number of rings", known and known.n_rings, integer=True)),
+            n_detectors_per_ring=int(value("number of detectors per ring", known and known.n_detectors_per_ring,
+                                           integer=True)),
+            inner_ring_radius_mm=value("inner ring diameter (cm)", known and known.inner_ring_radius_mm, 5.0),
+            average_doi_mm=value("average depth of interaction (cm)", known and known.average_doi_mm, 10.0),
+            ring_spacing_mm=value("distance between rings (cm)", known and known.ring_spacing_mm, 10.0),
+            default_bin_size_mm=value("default bin size (cm)", known and known.default_bin_size_mm, 10.0),
+            view_offset_rad=math.radians(header.number("view offset (degrees)", 0.0)),  # STIR's parser default is 0
+            max_non_arc_corrected_bins=int(value("maximum number of non-arc-corrected bins",
+                                                 known and known.max_non_arc_corrected_bins or 0, integer=True,
+                                                 minimum=0)),
+            default_arc_corrected_bins=int(value("default number of arc-corrected bins",
+                                                 known and known.default_arc_corrected_bins or 0, integer=True,
+                                                 minimum=0)),
+            details=tuple((key, header.text(key)) for key in SCANNER_DETAIL_KEYS if key in header),
+        )
+    except InterfileError:
+        raise
+    except (TypeError, ValueError) as error:
+        raise header.error(f"the header describes no valid scanner: {error}") from None
 
 
 def _projdata_layout(header: InterfileHeader) -> ProjDataLayout:
@@ -219,14 +233,18 @@ def _projdata_layout(header: InterfileHeader) -> ProjDataLayout:
                            + ": expected [4] segment, [3]/[2] view and axial coordinate, [1] tangential coordinate")
     view_index = 2 if labels[2] == "view" else 3
     storage = STORAGE_ORDERS[0] if view_index == 2 else STORAGE_ORDERS[1]
-    n_segments = header.integer("matrix size [4]")
-    n_axial = header.integers(f"matrix size [{5 - view_index}]")
+    n_segments = header.size("matrix size [4]")
+    n_axial = header.sizes(f"matrix size [{5 - view_index}]")
     low, high = header.integers("minimum ring difference per segment"), header.integers(
         "maximum ring difference per segment")
     if not len(n_axial) == len(low) == len(high) == n_segments:
         raise header.error(f"'matrix size [4] := {n_segments}' segments, but {len(n_axial)} axial sizes, "
                            f"{len(low)} minimum and {len(high)} maximum ring differences")
     _check_frames(header)
+    bins = sum(n_axial) * header.size(f"matrix size [{view_index}]") * header.size("matrix size [1]")
+    if bins > MAX_ELEMENTS:
+        raise header.error(f"the matrix sizes ask for {bins} bins, more than the {MAX_ELEMENTS} an allpet reader "
+                           f"allocates (MAX_ELEMENTS)")
     corrections = header.lowercase("applied corrections", "{arc correction}")  # STIR assumes arc-corrected
     arc_corrected = "arc correct" in corrections
     scanner = _scanner(header)
@@ -234,8 +252,8 @@ def _projdata_layout(header: InterfileHeader) -> ProjDataLayout:
     if arc_corrected and "effective central bin size (cm)" in header:
         bin_size = header.number("effective central bin size (cm)") * 10.0
     try:
-        return ProjDataLayout(scanner, list(zip(low, high)), n_axial, header.integer(f"matrix size [{view_index}]"),
-                              header.integer("matrix size [1]"), arc_corrected, bin_size, storage_order=storage)
+        return ProjDataLayout(scanner, list(zip(low, high)), n_axial, header.size(f"matrix size [{view_index}]"),
+                              header.size("matrix size [1]"), arc_corrected, bin_size, storage_order=storage)
     except (TypeError, ValueError) as error:
         raise header.error(f"the header describes no valid projection data: {error}") from None
 
@@ -307,7 +325,7 @@ def write_projdata(path: PathLike, data: np.ndarray, layout: ProjDataLayout) -> 
     if data.shape != layout.shape:
         raise ValueError(f"data has shape {data.shape}, but the layout has shape {layout.shape} "
                          f"in axis order {layout.axis_order}")
-    stir = _little_endian_float(np.asarray(layout.to_stir(data)), "data")
+    stir = _little_endian_float(np.asarray(layout.to_stir(data)), "data", path)
     scanner = layout.scanner
     data_path = path.with_suffix(".s")
     view_index, axial_index = (2, 3) if layout.storage_order == STORAGE_ORDERS[0] else (3, 2)

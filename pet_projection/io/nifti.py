@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import os
 import pathlib
+import struct
+import zlib
 from typing import Any, Union
 
 import numpy as np
 
 from ..grid import ImageGrid
+from .reading import DEFLATE_MAX_RATIO, check_elements, regular_file_size
 
 PathLike = Union[str, os.PathLike]
 
@@ -83,8 +86,24 @@ def write_nifti(path: PathLike, image: np.ndarray, grid: ImageGrid) -> pathlib.P
     return path
 
 
+def _content_errors(nibabel: Any) -> tuple[type, ...]:
+    """What nibabel raises for a damaged or truncated file (its own errors, and those of gzip, zlib and struct)."""
+    from nibabel.filebasedimages import ImageFileError
+    from nibabel.spatialimages import HeaderDataError
+    from nibabel.wrapstruct import WrapStructError
+
+    return (ImageFileError, HeaderDataError, WrapStructError, EOFError, OSError, ValueError, OverflowError,
+            struct.error, zlib.error)
+
+
 def read_nifti(path: PathLike) -> tuple[np.ndarray, ImageGrid]:
     """Read a NIfTI-1/2 image.
+
+    Only a regular file is read. The header's sizes are checked against the
+    file's size (for ``.gz`` files against the most that many compressed
+    bytes can hold, :data:`~pet_projection.io.reading.DEFLATE_MAX_RATIO`)
+    and :data:`~pet_projection.io.reading.MAX_ELEMENTS` before the data are
+    read; a damaged, empty or truncated file raises ``ValueError`` naming it.
 
     Returns
     -------
@@ -97,7 +116,15 @@ def read_nifti(path: PathLike) -> tuple[np.ndarray, ImageGrid]:
         (NIfTI stores its affine in float32).
     """
     nibabel = _nibabel()
-    nifti = nibabel.load(str(path))
+    path = pathlib.Path(path)
+    size = regular_file_size(path)
+    errors = _content_errors(nibabel)
+    try:
+        nifti = nibabel.load(str(path))
+    except errors as error:
+        raise ValueError(f"{path} is not a readable NIfTI file: {error}") from None
+    if not isinstance(nifti, (nibabel.Nifti1Image, nibabel.Nifti2Image)):
+        raise ValueError(f"{path} is a {type(nifti).__name__}, not a NIfTI-1/2 image")
     shape = nifti.shape
     if len(shape) == 4 and shape[3] == 1:
         shape = shape[:3]
@@ -105,11 +132,32 @@ def read_nifti(path: PathLike) -> tuple[np.ndarray, ImageGrid]:
         shape = shape + (1,)
     if len(shape) != 3:
         raise ValueError(f"{path}: only single 3D volumes are read, got shape {nifti.shape}")
-    dtype = np.float64 if nifti.get_data_dtype() == np.float64 else np.float32
-    data = np.asarray(nifti.get_fdata(dtype=dtype)).reshape(shape)
-    lps_affine = LPS_TO_RAS @ nifti.affine  # voxel -> LPS mm
+    if min(shape) < 1:
+        raise ValueError(f"{path}: the header's 'dim' gives the shape {nifti.shape}; every size must be positive")
+    try:
+        stored = np.dtype(nifti.get_data_dtype())
+        offset = int(nifti.header.get_data_offset())
+    except errors as error:
+        raise ValueError(f"{path}: the header's data type or offset cannot be read: {error}") from None
+    compressed = path.name.lower().endswith(".gz")
+    check_elements(path, "the header's 'dim'", nifti.shape, stored.itemsize,
+                   size * DEFLATE_MAX_RATIO if compressed else size, offset)
+    if stored.kind not in "biuf":
+        raise ValueError(f"{path}: the image holds {stored} values; only real numbers are read")
+    dtype = np.float64 if stored == np.float64 else np.float32
+    try:
+        data = np.asarray(nifti.get_fdata(dtype=dtype)).reshape(shape)
+    except errors as error:
+        raise ValueError(f"{path}: the image data cannot be read (the file is truncated or damaged): {error}") from None
+    affine = np.asarray(nifti.affine, dtype=np.float64)
+    if not np.all(np.isfinite(affine)):
+        raise ValueError(f"{path}: the affine holds values that are not finite:\n{affine}")
+    lps_affine = LPS_TO_RAS @ affine  # voxel -> LPS mm
     # reorient so that voxel axis a runs along +LPS axis a
     orientation = nibabel.orientations.io_orientation(lps_affine)
+    if np.isnan(orientation).any():
+        raise ValueError(f"{path}: the affine is singular (a voxel size of 0), so the image has no orientation:"
+                         f"\n{affine}")
     target = nibabel.orientations.axcodes2ornt(("R", "A", "S"))  # in the LPS-flipped frame R/A/S mean +x/+y/+z
     transform = nibabel.orientations.ornt_transform(orientation, target)
     data = nibabel.orientations.apply_orientation(data, transform)
@@ -123,5 +171,8 @@ def read_nifti(path: PathLike) -> tuple[np.ndarray, ImageGrid]:
     first = lps_affine[:3, 3]
     centre = first + (np.array([nx, ny, nz]) - 1) / 2.0 * voxel
     voxel, centre = np.round(voxel, READ_DECIMALS) + 0.0, np.round(centre, READ_DECIMALS) + 0.0  # + 0.0: no -0.0
-    grid = ImageGrid((nz, ny, nx), (voxel[2], voxel[1], voxel[0]), (centre[2], centre[1], centre[0]))
+    try:
+        grid = ImageGrid((nz, ny, nx), (voxel[2], voxel[1], voxel[0]), (centre[2], centre[1], centre[0]))
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path}: the affine gives no valid image grid: {error}") from None
     return np.ascontiguousarray(data.transpose(2, 1, 0)), grid

@@ -25,7 +25,9 @@ from typing import Iterator, Optional, Union
 import numpy as np
 
 from ..projdata import ProjDataLayout, known_scanner
+from ..validation import check_pair, check_real, positive_int
 from .header import InterfileError, read_header
+from .reading import open_regular
 
 PathLike = Union[str, os.PathLike]
 
@@ -120,19 +122,33 @@ class PETLINKListmode:
         if not 0 <= max_difference < scanner.n_rings:
             raise header.error(f"'%maximum ring difference := {max_difference}' must lie in 0 .. {scanner.n_rings - 1}")
         differences = [0] + [sign * d for d in range(1, max_difference + 1) for sign in (-1, 1)]
+        half = scanner.n_detectors_per_ring // 2
+        n_views = header.size("number of views", half)
+        if n_views != half:
+            raise header.error(f"'%number of views := {n_views}' must be the {scanner.name}'s {half}: listmode "
+                               f"events address the scanner's unmashed views")
+        n_projections = header.size("number of projections", scanner.max_non_arc_corrected_bins,
+                                    maximum=scanner.n_detectors_per_ring)
         self.scanner = scanner
-        self.layout = ProjDataLayout(scanner, [(d, d) for d in differences],
-                                     [scanner.n_rings - abs(d) for d in differences],
-                                     header.integer("number of views", scanner.n_detectors_per_ring // 2),
-                                     header.integer("number of projections", scanner.max_non_arc_corrected_bins),
-                                     arc_corrected=False)
+        try:
+            self.layout = ProjDataLayout(scanner, [(d, d) for d in differences],
+                                         [scanner.n_rings - abs(d) for d in differences], n_views, n_projections,
+                                         arc_corrected=False)
+        except ValueError as error:
+            raise header.error(f"the header describes no valid sinogram: {error}") from None
         self.data_path = header.data_path()
         self.offset = header.integer("data offset in bytes", 0)
-        self.chunk_words = int(chunk_words)
+        self.chunk_words = positive_int("chunk_words", chunk_words)
         try:
-            size = self.data_path.stat().st_size
+            with open_regular(self.data_path) as (_, size):
+                pass
         except OSError as error:
-            raise header.error(f"cannot open the listmode file {self.data_path}: {error.strerror}") from None
+            raise header.error(f"cannot open the listmode file {self.data_path}: {error.strerror or error}") from None
+        except ValueError as error:
+            raise header.error(f"cannot read the listmode file: {error}") from None
+        if not 0 <= self.offset <= size:
+            raise header.error(f"'data offset in bytes := {self.offset}' must lie in 0 .. {size}, the size of "
+                               f"{self.data_path}")
         if (size - self.offset) % 4:
             raise header.error(f"the listmode file {self.data_path} holds {size - self.offset} bytes after the "
                                f"offset, not a whole number of 32-bit words (truncated?)")
@@ -143,12 +159,14 @@ class PETLINKListmode:
         n_views, n_radial = self.layout.n_views, self.layout.n_radial
         n_bins = self.layout.n_planes * n_views * n_radial
         time_ms = 0
-        with open(self.data_path, "rb") as handle:
+        left = self.n_words  # never more than the words there were when the file was opened (a growing file)
+        with open_regular(self.data_path) as (handle, _):
             handle.seek(self.offset)
-            while True:
-                words = np.fromfile(handle, dtype="<u4", count=self.chunk_words)
+            while left:
+                words = np.fromfile(handle, dtype="<u4", count=min(self.chunk_words, left))
                 if words.size == 0:
-                    return
+                    raise InterfileError(f"{self.data_path} ends {left} words early: it shrank while being read")
+                left -= words.size
                 tag = (words >> 31).astype(bool)
                 time_tag = tag & ((words >> 29) & 3 == 0)
                 clock = np.where(time_tag, (words & TIME_MASK).astype(np.int64), -1)
@@ -184,6 +202,18 @@ class PETLINKListmode:
             keep = keep & (chunk.time_ms >= time_window_ms[0]) & (chunk.time_ms < time_window_ms[1])
         return keep
 
+    @staticmethod
+    def _time_window(time_window_ms: Optional[tuple[float, float]]) -> Optional[tuple[float, float]]:
+        """``(start, end)`` in ms, finite, ``start < end`` (or None)."""
+        if time_window_ms is None:
+            return None
+        start, end = check_pair("time_window_ms", time_window_ms)
+        start, end = check_real("time_window_ms start", start), check_real("time_window_ms end", end)
+        if not start < end:
+            raise ValueError(f"time_window_ms must run forwards, start < end (ms after the scan start), got "
+                             f"({start:g}, {end:g})")
+        return start, end
+
     def histogram(self, template: ProjDataLayout, prompts: bool = True,
                   time_window_ms: Optional[tuple[float, float]] = None) -> np.ndarray:
         """Histogram prompts (or, with ``prompts=False``, delayeds) into ``template``'s sinogram.
@@ -198,6 +228,7 @@ class PETLINKListmode:
         -------
         ndarray of float32, shape ``template.shape`` (in ``template.axis_order``)
         """
+        time_window_ms = self._time_window(time_window_ms)
         if not isinstance(template, ProjDataLayout):
             raise TypeError(f"template must be a ProjDataLayout (e.g. read_projdata_header(...)), "
                             f"got {type(template).__name__}")
@@ -221,6 +252,7 @@ class PETLINKListmode:
                    time_window_ms: Optional[tuple[float, float]] = None) -> tuple[np.ndarray, np.ndarray]:
         """Detector positions ``(xstart_mm, xend_mm)`` of the selected events, each ``(n_events, 3)`` float32,
         for :class:`~pet_projection.ListmodeProjector` (ring 1's detector first, as STIR orders the LOR)."""
+        time_window_ms = self._time_window(time_window_ms)
         starts, ends = [], []
         for chunk in self.chunks():
             keep = self._selected(chunk, prompts, time_window_ms)

@@ -1,8 +1,8 @@
 """What defines a simulated dataset apart from the task, the seed and the number of samples.
 
 :data:`TASKS` names the five tasks (:func:`check_task` accepts ``low-dose``
-for ``low_dose``); :class:`SimulationConfig` holds the scanner size, anatomy,
-counts, dose levels, tracers and frames, and reads and writes itself as a
+for ``low_dose``); :class:`SimulationConfig` holds the scanner size, body
+region, counts, dose levels, tracers and frames, and reads and writes itself as a
 plain dict (the dataset manifest's ``config``).
 """
 
@@ -17,9 +17,9 @@ import numpy as np
 from ..config_dicts import dataclass_from_dict, dataclass_to_dict
 from ..validation import check_non_negative, positive_int
 from .acquisition import AcquisitionSettings, check_dose_reduction_factor, check_total_counts
-from .image_phantom import MU_UNITS, ImagePhantomSource, cached_image_phantom
+from .anatomy import ANATOMIES, MIXED_ANATOMIES
+from .image_phantom import MU_UNITS, ImagePhantomSource, cached_image_phantom, image_region
 from .kinetics import check_frame
-from .phantoms import ANATOMIES
 from .tracers import get_tracer
 
 __all__ = ["ANATOMY_CHOICES", "DEFAULT_TOTAL_COUNTS", "DOSE_REDUCTION_FACTORS", "TASKS", "SimulationConfig",
@@ -50,7 +50,7 @@ class SimulationConfig:
         2 (axial slices, :class:`~pet_projection.ParallelBeamProjector`) or 3
         (volumes, :func:`~.acquisition.reduced_clinical_projector`).
     size : int
-        Pixels across the transaxial field of view (256 mm brain, 500 mm trunk).
+        Pixels across the transaxial field of view (256 mm brain; 500 mm trunk, chest and abdomen).
     n_views : int
         Parallel-beam views over 180 degrees (2D); bins = ``size`` of the pixel width.
     n_slices : int
@@ -59,8 +59,11 @@ class SimulationConfig:
         Keep every ``view_step``-th view of the clinical scanner (3D).
     span, max_ring_difference : int
         Michelogram of the clinical scanner (3D; default direct planes only).
-    anatomy : {"brain", "trunk", "mixed"}
-        ``"mixed"`` draws one per sample.
+    anatomy : {"brain", "trunk", "chest", "abdomen", "mixed"}
+        The body region (:data:`~.anatomy.ANATOMIES`; ``allpet simulate
+        --region``). ``"mixed"`` draws brain or trunk per sample
+        (:data:`~.anatomy.MIXED_ANATOMIES`), or for an image phantom detects
+        the image's region (:func:`~.image_segmentation.detect_region`).
     total_counts : float, optional
         Expected prompts of the full-dose / first / reference scan (default
         :data:`DEFAULT_TOTAL_COUNTS` by ``dim``).
@@ -88,10 +91,10 @@ class SimulationConfig:
         An image phantom instead of the procedural ones: paths of an activity
         image (the first tracer's reference frame) and its mu-map (Interfile
         ``.hv``, NIfTI or ``.npz``), e.g. the STIR-exercises thorax; see
-        :mod:`.image_phantom`. ``size`` pixels span the images' extent, 3D
-        keeps their slices (``n_slices`` is ignored), ``n_lesions`` and
-        ``texture`` are ignored (the image has its own), and ``anatomy``
-        says what it shows (``"mixed"`` means ``"trunk"``).
+        :mod:`.image_phantom`. Any grid and field of view: the images are
+        resampled onto the region's grid (``size`` pixels, in 3D ``n_slices``
+        slices), ``n_lesions`` and ``texture`` are ignored (the image has its
+        own), and ``anatomy`` says what it shows (``"mixed"``: detected).
     mu_map_unit : {"1/cm", "1/mm"}
         Unit of ``mu_map_image`` (default 1/cm, as STIR's and CT-derived maps).
     """
@@ -129,7 +132,7 @@ class SimulationConfig:
         if self.size < 8:
             raise ValueError(f"size must be at least 8 pixels, got {self.size}")
         if self.anatomy not in ANATOMY_CHOICES:
-            raise ValueError(f"anatomy must be one of {ANATOMY_CHOICES}, got {self.anatomy!r}")
+            raise ValueError(f"anatomy (body region) must be one of {ANATOMY_CHOICES}, got {self.anatomy!r}")
         if self.total_counts is not None:
             check_total_counts(self.total_counts)
         factors = tuple(self.dose_reduction_factors)
@@ -169,11 +172,22 @@ class SimulationConfig:
         return cached_image_phantom(self.activity_image, self.mu_map_image, self.mu_map_unit)
 
     @property
-    def anatomies(self) -> tuple[str, ...]:
-        """The anatomies samples are drawn from."""
+    def image_region(self) -> Optional[tuple[str, str]]:
+        """The image phantom's body region and a sentence on where it came from (given or detected); ``None``
+        for procedural phantoms."""
+        source = self.image_source
+        if source is None:
+            return None
         if self.anatomy != "mixed":
-            return (self.anatomy,)
-        return ("trunk",) if self.activity_image is not None else ANATOMIES
+            return self.anatomy, f"region {self.anatomy!r} given for the image"
+        return image_region(source)
+
+    @property
+    def anatomies(self) -> tuple[str, ...]:
+        """The body regions samples are drawn from (an image phantom's one region)."""
+        if self.activity_image is not None:
+            return (self.image_region[0],)
+        return MIXED_ANATOMIES if self.anatomy == "mixed" else (self.anatomy,)
 
     @property
     def counts(self) -> float:

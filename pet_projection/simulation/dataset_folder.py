@@ -10,8 +10,20 @@ Sample ``i`` is simulated from ``numpy.random.SeedSequence(seed, spawn_key=(i,))
 so the data do not depend on the number of workers or on the order in which
 samples are written. A sample file is written under a temporary name and
 renamed into place (``os.replace``, atomic on POSIX), so a killed run leaves
-only complete files (and perhaps a hidden ``.tmp`` file, removed on resume);
-rerunning the same command skips the samples already on disk.
+only complete files (and perhaps a hidden ``.tmp`` file, removed on resume).
+
+The manifest's ``sample_files`` records each sample file's size in bytes and
+SHA-256 (``null`` for samples not written yet); during a run it is rewritten
+when a sample is finished and :data:`~.manifest.MANIFEST_INTERVAL_S` seconds have passed
+since the last rewrite, and at the end of the run, also after an error or
+Ctrl-C. Rerunning the same command keeps a sample only if its file
+matches its record, and rebuilds every other one: a missing, truncated or
+foreign file, and one without a record (from a run killed before its record
+was written, or a folder written before records existed); the simulation is
+deterministic, so a rebuilt file equals the one a finished run would hold.
+:class:`SimulatedDataset` checks each sample's size and SHA-256 against the
+manifest lazily, the first time it reads the sample, and all of them at once
+on request (:meth:`SimulatedDataset.verify`).
 """
 
 from __future__ import annotations
@@ -28,11 +40,13 @@ import numpy as np
 
 from ..attention import LESION_PREFIX, AttentionRegions, TransparentMedicalAttention
 from ..io.files import atomic_write
+from ..io.numpy_files import open_npz
 from ..masks import body_support
 from ..io.nifti import write_nifti
 from ..physics import GaussianResolution, PETSystemModel
 from .acquisition import describe_projector, projector_from_description, projector_grid
 from .kinetics import decay_constant_per_min
+from .manifest import ManifestWriter, file_record, read_manifest, record_mismatch, sample_records
 from .phantoms import LESION_LABEL_OFFSET, MU_511KEV_PER_MM, REGION_LABELS
 from .config import SimulationConfig, check_task
 from .patient import projector_for
@@ -77,18 +91,39 @@ def save_sample(path: PathLike, sample: TaskSample, extra_metadata: Optional[dic
 
 
 def load_sample(path: PathLike) -> TaskSample:
-    """Read a sample written by :func:`save_sample`."""
-    with np.load(path, allow_pickle=False) as data:
-        metadata = json.loads(str(data["metadata"]))
+    """Read a sample written by :func:`save_sample`.
+
+    Raises ``ValueError`` naming the file if it is not such a sample (not an
+    ``.npz``, truncated, arrays or metadata missing).
+    """
+    with open_npz(path) as data:
+        missing = [key for key in TaskSample.ARRAY_KEYS + ("metadata",) if key not in data]
+        if missing:
+            raise ValueError(f"{path} is not a sample written by allpet simulate: it lacks the arrays {missing}")
+        text = data["metadata"]
         arrays = {key: data[key] for key in TaskSample.ARRAY_KEYS}
-    return TaskSample(metadata["task"], names=dict(metadata["region_names"]), metadata=metadata, **arrays)
+    try:
+        metadata = json.loads(str(text)) if text.dtype.kind == "U" and text.ndim == 0 else None
+    except (ValueError, RecursionError):
+        metadata = None
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("task"), str) \
+            or not isinstance(metadata.get("region_names"), dict):
+        raise ValueError(f"{path}: its 'metadata' is not the JSON object of an allpet sample (task, region_names)")
+    try:
+        return TaskSample(metadata["task"], names=dict(metadata["region_names"]), metadata=metadata, **arrays)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path} holds no valid sample: {error}") from None
 
 
 # --- NIfTI ---------------------------------------------------------------------------------------
 
-def export_sample_nifti(sample: TaskSample, folder: PathLike, stem: str) -> list[pathlib.Path]:
+def export_sample_nifti(sample: TaskSample, folder: PathLike, stem: str, missing_only: bool = False
+                        ) -> list[pathlib.Path]:
     """NIfTI files of the sample's images (``input_image``, ``target_image`` (one per tracer if stacked),
-    ``mu_map``, ``labels``) as ``folder/{stem}_{name}.nii.gz``; returns the paths."""
+    ``mu_map``, ``labels``) as ``folder/{stem}_{name}.nii.gz``; returns the paths.
+
+    With ``missing_only``, files already there are kept (not written again).
+    """
     grid = projector_grid(projector_from_description(sample.metadata["projector"]))
     images = {"input_image": sample.input_image, "mu_map": sample.mu_map, "labels": sample.labels}
     if sample.target_image.shape == grid.shape:
@@ -101,7 +136,8 @@ def export_sample_nifti(sample: TaskSample, folder: PathLike, stem: str) -> list
     paths = []
     for name, image in images.items():
         path = folder / f"{stem}_{name}.nii.gz"
-        write_nifti(path, image, grid)
+        if not (missing_only and path.is_file()):
+            write_nifti(path, image, grid)
         paths.append(path)
     return paths
 
@@ -144,13 +180,20 @@ class _Job:
     compress: bool
 
 
-def _write_one(job: _Job, index: int) -> int:
+def _write_one(job: _Job, index: int, simulate: bool = True) -> tuple[int, Optional[dict]]:
+    """Simulate and write sample ``index`` (returns its index and manifest record) or, with ``simulate=False``,
+    write the NIfTI files it lacks from its file (returns its index and None)."""
+    path = sample_path(job.root, index)
+    if not simulate:
+        export_sample_nifti(load_sample(path), pathlib.Path(job.root) / NIFTI_DIR, f"sample_{index:05d}",
+                            missing_only=True)
+        return index, None
     sample = simulate_sample(job.task, job.config, sample_rng(job.seed, index))
-    save_sample(sample_path(job.root, index), sample, {"sample_index": index, "dataset_seed": job.seed},
-                job.compress)
+    save_sample(path, sample, {"sample_index": index, "dataset_seed": job.seed}, job.compress)
+    record = file_record(path)
     if job.nifti:
         export_sample_nifti(sample, pathlib.Path(job.root) / NIFTI_DIR, f"sample_{index:05d}")
-    return index
+    return index, record
 
 
 def _single_thread_worker() -> None:
@@ -162,11 +205,13 @@ def _single_thread_worker() -> None:
 
 @dataclass(frozen=True)
 class WriteSummary:
-    """What :func:`write_dataset` did."""
+    """What :func:`write_dataset` did: samples simulated and written (``n_written``, of which ``n_rebuilt``
+    replaced a file that did not match the manifest) and samples kept (``n_skipped``)."""
 
     root: pathlib.Path
     n_written: int
     n_skipped: int
+    n_rebuilt: int = 0
 
 
 def write_dataset(root: PathLike, task: str, n_samples: int, config: Optional[SimulationConfig] = None, *,
@@ -188,17 +233,24 @@ def write_dataset(root: PathLike, task: str, n_samples: int, config: Optional[Si
         Processes (1: in this process; 0: one per CPU). Each worker runs
         Numba with one thread.
     nifti : bool
-        Also write NIfTI images (needs nibabel).
+        Also write NIfTI images (needs nibabel); on a rerun also for the
+        samples kept, where their NIfTI files are missing.
     compress : bool
         ``np.savez_compressed`` (about 2.5 times smaller files for 2D samples, 6 times
         slower to write) or ``np.savez`` (default).
     progress : bool
         Show a tqdm progress bar.
 
+    Returns
+    -------
+    WriteSummary
+        Samples written (and of those, rebuilt: see the module notes) and kept.
+
     Raises
     ------
     ValueError
-        If ``root`` holds a dataset with another task, seed or config.
+        If ``root`` holds a dataset with another task, seed or config, or a
+        manifest that is not a JSON object.
     """
     from tqdm import tqdm
 
@@ -216,41 +268,70 @@ def write_dataset(root: PathLike, task: str, n_samples: int, config: Optional[Si
     (root / SAMPLES_DIR).mkdir(parents=True, exist_ok=True)
     manifest = build_manifest(task, n_samples, config, seed)
     manifest_path = root / MANIFEST_NAME
+    old: dict = {}
     if manifest_path.exists():
-        old = json.loads(manifest_path.read_text())
+        old = read_manifest(manifest_path)
         if not _same_dataset(old, manifest):
             raise ValueError(f"{root} holds a dataset with other parameters (task {old.get('task')!r}, seed "
                              f"{old.get('seed')!r} or config); write to another folder or remove it")
-        manifest["n_samples"] = max(n_samples, int(old.get("n_samples", 0)))
-    atomic_write(manifest_path, lambda handle: handle.write(json.dumps(manifest, indent=1).encode()))
+        old_n = old.get("n_samples")
+        manifest["n_samples"] = max(n_samples, old_n if isinstance(old_n, int) and not isinstance(old_n, bool)
+                                    else 0)
+    records = sample_records(old, manifest["n_samples"])
     for stale in (root / SAMPLES_DIR).glob(".*.tmp"):
         stale.unlink()
-    todo = [i for i in range(n_samples) if not sample_path(root, i).exists()]
-    job = _Job(str(root), task, config, int(seed), bool(nifti), bool(compress))
-    with tqdm(total=len(todo), disable=not progress, desc=f"allpet simulate {task}", unit="sample") as bar:
-        if workers == 1 or len(todo) <= 1:
-            for index in todo:
-                _write_one(job, index)
-                bar.update()
+    todo, kept, n_rebuilt = [], [], 0
+    for index in range(n_samples):
+        if not sample_path(root, index).exists():
+            todo.append(index)
+        elif record_mismatch(sample_path(root, index), records[index]) is None:
+            kept.append(index)
         else:
-            pool = ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=get_context("spawn"),
-                                       initializer=_single_thread_worker)
-            try:
-                pending = {pool.submit(_write_one, job, index) for index in todo}
-                while pending:
-                    done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-                    for future in done:
-                        future.result()  # re-raises a worker's error
-                        bar.update()
-            finally:  # after an error (or Ctrl-C) drop the samples not started yet
-                pool.shutdown(wait=True, cancel_futures=True)
-    return WriteSummary(root, len(todo), n_samples - len(todo))
+            todo.append(index)
+            n_rebuilt += 1
+    for index in todo:
+        records[index] = None
+    run = ManifestWriter(manifest_path, manifest, records)
+    run.write()
+    jobs = [(index, True) for index in todo] + [(index, False) for index in kept if nifti]
+    job = _Job(str(root), task, config, int(seed), bool(nifti), bool(compress))
+    try:
+        with tqdm(total=len(jobs), disable=not progress, desc=f"allpet simulate {task}", unit="sample") as bar:
+            if workers == 1 or len(jobs) <= 1:
+                for index, simulate in jobs:
+                    run.record(*_write_one(job, index, simulate))
+                    bar.update()
+            else:
+                pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=get_context("spawn"),
+                                           initializer=_single_thread_worker)
+                futures = {pool.submit(_write_one, job, index, simulate) for index, simulate in jobs}
+                try:
+                    pending = set(futures)
+                    while pending:
+                        done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                        for future in done:
+                            run.record(*future.result())  # re-raises a worker's error
+                            bar.update()
+                finally:  # after an error (or Ctrl-C) drop the samples not started yet, record those finished
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    for future in futures:
+                        if future.done() and not future.cancelled() and future.exception() is None:
+                            run.record(*future.result())
+    finally:  # the records of every sample written so far, also after an error or Ctrl-C
+        run.write()
+    return WriteSummary(root, len(todo), len(kept), n_rebuilt)
 
 
 # --- reading -------------------------------------------------------------------------------------
 
 class SimulatedDataset(Sequence):
     """Read a dataset written by :func:`write_dataset`: ``len``, indexing (-> :class:`~.tasks.TaskSample`), iteration.
+
+    Each sample file is checked against the manifest's record (size and
+    SHA-256) the first time this object reads it; a file that does not match
+    raises ``ValueError`` naming it (rerun the ``allpet simulate`` command to
+    rebuild it). :meth:`verify` checks every sample at once. Samples without
+    a record (folders written before records existed) are read unchecked.
 
     Parameters
     ----------
@@ -265,12 +346,21 @@ class SimulatedDataset(Sequence):
         manifest_path = self.root / MANIFEST_NAME
         if not manifest_path.exists():
             raise ValueError(f"{self.root} is not a simulated dataset (no {MANIFEST_NAME})")
-        self.manifest = json.loads(manifest_path.read_text())
+        self.manifest = read_manifest(manifest_path)
         if self.manifest.get("format") != FORMAT or self.manifest.get("version") != FORMAT_VERSION:
             raise ValueError(f"{manifest_path} is not a {FORMAT} version {FORMAT_VERSION} manifest")
-        self.task: str = self.manifest["task"]
-        self.config = SimulationConfig.from_dict(self.manifest["config"])
-        self._n = int(self.manifest["n_samples"])
+        task, n = self.manifest.get("task"), self.manifest.get("n_samples")
+        if not isinstance(task, str) or isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"{manifest_path}: 'task' must be a task name and 'n_samples' a non-negative integer, "
+                             f"got {task!r} and {n!r}")
+        self.task: str = task
+        try:
+            self.config = SimulationConfig.from_dict(self.manifest.get("config"))
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{manifest_path}: its 'config' is not a simulation config: {error}") from None
+        self._n = n
+        self._records = sample_records(self.manifest, n)
+        self._verified: set[int] = set()
         missing = self.missing()
         if missing and require_complete:
             raise ValueError(f"{self.root} misses {len(missing)} of {self._n} samples (first: {missing[0]}); rerun "
@@ -280,15 +370,41 @@ class SimulatedDataset(Sequence):
         """Indices of the manifest's samples that have no file yet."""
         return [i for i in range(self._n) if not sample_path(self.root, i).exists()]
 
+    def _checked(self, index: int) -> pathlib.Path:
+        """The file of sample ``index``, checked against its record the first time (see the class notes)."""
+        path = sample_path(self.root, index)
+        if index not in self._verified and self._records[index] is not None:
+            problem = record_mismatch(path, self._records[index])
+            if problem is not None:
+                raise ValueError(f"{path} does not match the manifest: {problem}; rerun the allpet simulate command "
+                                 f"that wrote {self.root} to rebuild it")
+            self._verified.add(index)
+        return path
+
+    def verify(self) -> None:
+        """Check every sample file against the manifest now; ``ValueError`` naming those that do not match."""
+        problems = []
+        for index in range(self._n):
+            try:
+                self._checked(index)
+            except ValueError as error:
+                problems.append(str(error))
+        if problems:
+            raise ValueError(f"{len(problems)} of {self._n} samples of {self.root} do not match the manifest: "
+                             + "; ".join(problems[:3]))
+
     def __len__(self) -> int:
         return self._n
 
-    def __getitem__(self, index: int) -> TaskSample:  # type: ignore[override]
+    def _index(self, index: int) -> int:
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
             raise TypeError(f"index must be an integer, got {index!r}")
         if not -self._n <= index < self._n:
             raise IndexError(f"index {index} out of range for a dataset of {self._n} samples")
-        return load_sample(sample_path(self.root, int(index) % self._n))
+        return int(index) % self._n
+
+    def __getitem__(self, index: int) -> TaskSample:  # type: ignore[override]
+        return load_sample(self._checked(self._index(index)))
 
     def __iter__(self) -> Iterator[TaskSample]:
         return (self[i] for i in range(self._n))
@@ -297,7 +413,10 @@ class SimulatedDataset(Sequence):
         """One array of sample ``index`` (only that array is read and decompressed)."""
         if key not in TaskSample.ARRAY_KEYS:
             raise ValueError(f"unknown array {key!r}; arrays: {TaskSample.ARRAY_KEYS}")
-        with np.load(sample_path(self.root, index), allow_pickle=False) as data:
+        path = self._checked(self._index(index))
+        with open_npz(path) as data:
+            if key not in data:
+                raise ValueError(f"{path} is not a sample written by allpet simulate: it lacks the array {key!r}")
             return data[key]
 
     def stack(self, key: str, indices: Optional[Sequence[int]] = None) -> np.ndarray:

@@ -55,7 +55,7 @@ class DeformationSettings:
     -----
     The defaults are a choice, not a measurement of anatomy: somewhat milder
     than the simulator's own variation between brain patients (rotation up
-    to 0.25 rad, scale 0.9-1.1, shift 8 mm; ``phantoms.GLOBAL_JITTER``), so
+    to 0.25 rad, scale 0.9-1.1, shift 8 mm; ``anatomy.VARIATION``), so
     that warped patients stay plausible. Measurements: docs/results/simulation.md.
     """
 

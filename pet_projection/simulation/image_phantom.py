@@ -1,60 +1,55 @@
-"""Phantoms from images: an activity image and a mu-map (e.g. the STIR-exercises thorax) as simulator input.
+"""Phantoms from a user's images: an activity image and a mu-map of any grid and field of view as simulator input.
 
-The simulator's tasks need regions with kinetics, not only one activity image,
-so an image phantom is segmented into the regions the tracer tables know and
-keeps its own detail as a texture:
+The simulator's tasks need regions with kinetics, not one activity image, so
+an image phantom (e.g. the STIR-exercises thorax, or a brain scan) becomes:
 
-- **regions** from the mu-map at 511 keV (midpoints between the tabulated
-  values of :data:`~.phantoms.MU_511KEV_PER_MM`): air (``mu < 0.0015 /mm`` and
-  no activity), ``lungs`` (below 0.006 /mm), ``spine`` (bone, from 0.0113
-  /mm) and ``soft_tissue`` (the rest of the body);
-- **hot lesions**: hypermetabolic regions outside bone
-  and its one-voxel rim (:func:`~pet_projection.segment_metabolic`, over
-  :data:`HYPER_RATIO` times the soft-tissue mean, connected components at least as large as a disc or
-  ball of :data:`MIN_LESION_MM`), one ``lesion_hot_k`` per component, with
-  the tracer's lesion kinetics (in the STIR thorax: the lung nodule, and
-  parts of the myocardium, whose FDG uptake is as high);
-- **texture**: the activity divided by the reference tracer's uptake of each
-  voxel's region, so that the reference tracer's reference frame reproduces
-  the activity image (up to the per-sample kinetic jitter), and other frames
-  and tracers scale each region by their own uptake.
-
-The images are resampled (linear interpolation) to ``size`` pixels across
-their transaxial extent; 3D keeps their slices, 2D takes one slice per sample
-(drawn among the slices that hold body).
+- **a region**: the body region it shows, given (``SimulationConfig.anatomy``,
+  ``allpet simulate --region``) or detected from the body's size and the lungs
+  (:func:`~.image_segmentation.detect_region`);
+- **a grid**: the simulation grid of that region, the procedural phantoms'
+  (:func:`~.phantoms.anatomy_grid`, e.g. 256 mm across for a brain), so its
+  samples share the projector of the region's other data. The image's
+  field-of-view centre goes to the grid's centre; 2D samples take one of the
+  image's axial slices that hold body (drawn per sample), 3D ones the grid's
+  slices around the image's axial centre. The images are resampled by
+  :mod:`.image_resampling`: a voxel-exact copy (crop or pad) along axes whose
+  voxel size agrees, elsewhere a conservative remap that keeps the total
+  activity (and mean mu) of the part of the image inside the grid;
+- **regions and lesions** segmented following the region
+  (:func:`~.image_segmentation.segment_image`: a brain gets skull, scalp, grey
+  and white matter and CSF, no lungs; a trunk lungs, bone and soft tissue;
+  hot and cold lesions by their ratio to the region's reference tissue);
+- **a texture**: the activity divided by the reference tracer's uptake of
+  each voxel's region (a lesion's: its host's uptake times the tracer's mean
+  hot or cold contrast), so that the reference tracer's reference frame
+  reproduces the activity image (up to the per-sample kinetic jitter), and
+  other frames and tracers scale each region by their own uptake.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Union
+from typing import Mapping, Union
 
 import numpy as np
-from scipy import ndimage
 
-from ..attention import segment_metabolic
 from ..grid import ImageGrid
-from .phantoms import LESION_LABEL_OFFSET, REGION_LABELS, Lesion, Phantom
+from .image_resampling import placement_shift_mm, resample_to_grid
+from .image_segmentation import MU_AIR_PER_MM, MU_LUNG_PER_MM, detect_region, segment_image
+from .phantoms import Phantom
 
 PathLike = Union[str, os.PathLike]
 
 MU_UNITS = {"1/mm": 1.0, "1/cm": 0.1}
-# region boundaries of the mu-map (1/mm): midpoints of lung 0.0030, soft tissue 0.0096 and vertebra 0.0130 (phantoms.py)
-MU_AIR_PER_MM = 0.0015
-MU_LUNG_PER_MM = 0.006
-MU_BONE_PER_MM = 0.0113
 # largest plausible mu at 511 keV (1/mm): cortical bone is about 0.017; metal implants are not modelled
 MU_MAX_PER_MM = 0.05
-HYPER_RATIO = 3.0
-MIN_LESION_MM = 10.0
 
 
 @dataclass(frozen=True, eq=False)
 class ImagePhantomSource:
-    """An activity image and its mu-map on one 3D grid.
+    """An activity image and its mu-map on one 3D grid (any voxel size and field of view).
 
     Attributes
     ----------
@@ -75,7 +70,8 @@ class ImagePhantomSource:
 
 def load_image_phantom(activity_path: PathLike, mu_map_path: PathLike, mu_map_unit: str = "1/cm"
                        ) -> ImagePhantomSource:
-    """Read an activity image and a mu-map (Interfile ``.hv``, NIfTI or ``.npz``) on the same grid.
+    """Read an activity image and a mu-map (Interfile ``.hv``, NIfTI, ``.npz``, or a folder holding a PET DICOM
+    series, read in Bq/ml: :func:`~pet_projection.io.read_dicom_series`) on the same grid.
 
     ``mu_map_unit`` is ``"1/cm"`` (STIR's and most CT-derived maps) or
     ``"1/mm"``. Raises ``ValueError`` when the grids differ, values are
@@ -109,106 +105,68 @@ def cached_image_phantom(activity_path: str, mu_map_path: str, mu_map_unit: str)
     return load_image_phantom(activity_path, mu_map_path, mu_map_unit)
 
 
-def phantom_grid(source: ImagePhantomSource, size: int, dim: int) -> ImageGrid:
-    """The simulation grid: ``size`` x ``size`` pixels over the images' transaxial extent (the larger of x, y);
-    3D keeps the images' slices, 2D is one slice at ``z = 0``."""
-    grid = source.grid
-    pixel = max(grid.extent_mm[1:]) / size
-    if dim == 2:
-        return ImageGrid((size, size), pixel, grid.origin_mm[1:])
-    return ImageGrid((grid.shape[0], size, size), (grid.voxel_size_mm[0], pixel, pixel), grid.origin_mm)
+@lru_cache(maxsize=2)
+def image_region(source: ImagePhantomSource) -> tuple[str, str]:
+    """The body region ``source`` shows and why (:func:`~.image_segmentation.detect_region`), once per source."""
+    return detect_region(source.activity, source.mu_map_per_mm, source.grid)
 
 
-def _resample(image: np.ndarray, source: ImageGrid, grid: ImageGrid, slice_index: int | None) -> np.ndarray:
-    """Linear interpolation of ``image`` (on ``source``) at the voxel centres of ``grid`` (0 outside)."""
-    coordinates = []
-    axes = range(3) if slice_index is None else (1, 2)
-    target_axes = [a - (3 - grid.ndim) for a in axes]
-    for axis, target in zip(axes, target_axes):
-        centres = grid.centers_mm(target)
-        coordinates.append((centres - source.origin_mm[axis]) / source.voxel_size_mm[axis]
-                           + (source.shape[axis] - 1) / 2.0)
-    mesh = np.meshgrid(*coordinates, indexing="ij")
-    if slice_index is not None:
-        image = image[slice_index]
-    return ndimage.map_coordinates(image, mesh, order=1, mode="constant", cval=0.0)
+def _placed(source: ImagePhantomSource, grid: ImageGrid, rng: np.random.Generator
+            ) -> tuple[np.ndarray, np.ndarray, float]:
+    """Activity and mu-map on ``grid`` and the axial position (module notes); 2D draws the slice with ``rng``."""
+    if grid.ndim == 3:
+        shift = placement_shift_mm(source.grid, grid)
+        return (resample_to_grid(source.activity, source.grid, grid, shift),
+                resample_to_grid(source.mu_map_per_mm, source.grid, grid, shift), shift[0])
+    body_slices = np.flatnonzero((source.mu_map_per_mm > MU_AIR_PER_MM).any(axis=(1, 2)))
+    k = int(rng.choice(body_slices))
+    plane = ImageGrid(source.grid.shape[1:], source.grid.voxel_size_mm[1:], source.grid.origin_mm[1:])
+    shift = placement_shift_mm(plane, grid)
+    return (resample_to_grid(source.activity[k], plane, grid, shift),
+            resample_to_grid(source.mu_map_per_mm[k], plane, grid, shift), float(source.grid.centers_mm(0)[k]))
 
 
-def image_phantom(source: ImagePhantomSource, grid: ImageGrid, rng: np.random.Generator, anatomy: str,
-                  reference_uptake: dict[str, float], lesion_contrast: float) -> tuple[Phantom, np.ndarray]:
+def image_phantom(source: ImagePhantomSource, grid: ImageGrid, rng: np.random.Generator, region: str,
+                  reference_uptake: Mapping[str, float], hot_contrast: float, cold_contrast: float
+                  ) -> tuple[Phantom, np.ndarray]:
     """A :class:`~.phantoms.Phantom` and its texture from an image phantom (see the module notes).
 
     Parameters
     ----------
     source : ImagePhantomSource
     grid : ImageGrid
-        From :func:`phantom_grid` (2D: a slice is drawn with ``rng``).
+        The simulation grid of ``region`` (:func:`~.phantoms.anatomy_grid`; 2D: a slice is drawn with ``rng``).
     rng : numpy.random.Generator
-    anatomy : {"brain", "trunk"}
-        What the image shows (for the model's region label).
-    reference_uptake : dict of str to float
-        The reference tracer's reference-frame uptake of ``soft_tissue``, ``lungs`` and ``spine``.
-    lesion_contrast : float
-        The reference tracer's mean hot-lesion-to-host uptake ratio: a
-        lesion's texture is its activity over ``host uptake * lesion_contrast``,
-        so samples draw lesion contrasts around the image's own.
+    region : {"brain", "chest", "abdomen", "trunk"}
+        What the image shows; the segmentation follows it.
+    reference_uptake : mapping of str to float
+        The reference tracer's reference-frame uptake per region name.
+    hot_contrast, cold_contrast : float
+        The reference tracer's mean hot- and cold-lesion-to-host uptake
+        ratios: a lesion's texture is its activity over ``host uptake *
+        contrast``, so samples draw lesion contrasts around the image's own.
 
     Returns
     -------
     phantom : Phantom
-        Labels, the resampled mu-map, hot lesions; ``axial_position_mm`` is the slice's ``z`` (2D) or 0.
+        Labels, the resampled mu-map, lesions; ``axial_position_mm`` is the
+        image's ``z`` of the slice (2D) or of the grid's centre (3D).
     texture : ndarray, float64, shape ``grid.shape``
     """
-    slice_index = None
-    axial = 0.0
-    if grid.ndim == 2:
-        body_slices = np.flatnonzero((source.mu_map_per_mm > MU_AIR_PER_MM).any(axis=(1, 2)))
-        slice_index = int(rng.choice(body_slices))
-        axial = float(source.grid.centers_mm(0)[slice_index])
-    activity = np.clip(_resample(source.activity, source.grid, grid, slice_index), 0.0, None)
-    mu = np.clip(_resample(source.mu_map_per_mm, source.grid, grid, slice_index), 0.0, None)
-    body = (mu > MU_AIR_PER_MM) | (activity > 1e-6 * max(float(activity.max()), 1e-30))
-    labels = np.zeros(grid.shape, dtype=np.int16)
-    labels[body] = REGION_LABELS["soft_tissue"]
-    labels[body & (mu < MU_LUNG_PER_MM)] = REGION_LABELS["lungs"]
-    labels[body & (mu >= MU_BONE_PER_MM)] = REGION_LABELS["spine"]
-    soft = labels == REGION_LABELS["soft_tissue"]
-    names = {name: REGION_LABELS[name] for name in ("soft_tissue", "lungs", "spine")
-             if np.any(labels == REGION_LABELS[name])}
-    lesions = []
-    if soft.any():
-        # bone and its rim (partial volume of bone uptake and mu) never count as lesions
-        not_bone = body & ~ndimage.binary_dilation(labels == REGION_LABELS["spine"])
-        hyper = segment_metabolic(activity, soft, not_bone, grid, hyper_ratio=HYPER_RATIO).mask("hyper") & not_bone
-        components, n = ndimage.label(hyper)
-        voxel_volume = math.prod(grid.voxel_size_mm)
-        smallest = (math.pi * MIN_LESION_MM ** 2 / 4.0 if grid.ndim == 2 else math.pi * MIN_LESION_MM ** 3 / 6.0)
-        for k in range(1, n + 1):
-            mask = components == k
-            if mask.sum() * voxel_volume < smallest:
-                continue
-            host_labels = labels[ndimage.binary_dilation(mask) & ~mask]
-            host = "soft_tissue" if host_labels.size == 0 else next(
-                name for name, label in REGION_LABELS.items() if label == np.bincount(host_labels).argmax())
-            label = LESION_LABEL_OFFSET + len(lesions) + 1
-            labels[mask] = label
-            centre = [float((axis * mask).sum() / mask.sum()) for axis in grid.meshgrid_mm()]
-            volume = mask.sum() * voxel_volume
-            diameter = (2.0 * math.sqrt(volume / math.pi) if grid.ndim == 2
-                        else (6.0 * volume / math.pi) ** (1.0 / 3.0))
-            lesion = Lesion(f"lesion_hot_{len(lesions) + 1}", label, "hot", host,
-                            (centre[0], centre[1], centre[2] if grid.ndim == 3 else axial), diameter, int(mask.sum()))
-            lesions.append(lesion)
-            names[lesion.name] = label
+    activity, mu, axial = _placed(source, grid, rng)
+    activity, mu = np.clip(activity, 0.0, None), np.clip(mu, 0.0, None)
+    regions = segment_image(activity, mu, grid, region, axial)
+    labels = regions.labels
     uptake = np.zeros(grid.shape)
-    for name, label in names.items():
+    for name, label in regions.names.items():
         if not name.startswith("lesion"):
             uptake[labels == label] = reference_uptake[name]
-    for lesion in lesions:
-        uptake[labels == lesion.label] = reference_uptake[lesion.host] * lesion_contrast
+    for lesion in regions.lesions:
+        contrast = hot_contrast if lesion.kind == "hot" else cold_contrast
+        uptake[labels == lesion.label] = reference_uptake[lesion.host] * contrast
     texture = np.divide(activity, uptake, out=np.zeros(grid.shape), where=uptake > 0)
     inside = labels > 0
     if inside.any():
         texture /= texture[inside].mean()
-    phantom = Phantom(grid, anatomy, labels, names, mu.astype(np.float32), tuple(lesions), axial)
+    phantom = Phantom(grid, region, labels, regions.names, mu.astype(np.float32), regions.lesions, axial)
     return phantom, texture

@@ -1,8 +1,8 @@
 """One simulated patient: its phantom, its acquisition physics and activity texture, and its tracers' images.
 
 :func:`make_patient` draws a patient from a :class:`~.config.SimulationConfig`
-(a procedural phantom of a drawn anatomy, or the config's image phantom) on
-the config's (cached) projector; :func:`tracer_images` gives a tracer's
+(a procedural phantom of a drawn body region, or the config's image phantom)
+on the (cached) projector of the region's grid; :func:`tracer_images` gives a tracer's
 activity x time images of the patient's frames, with per-sample kinetics
 (:func:`region_kinetics`, :func:`frame_images`).
 """
@@ -17,24 +17,16 @@ import numpy as np
 from ..grid import ImageGrid
 from .acquisition import (Acquisition, Projector, parallel_beam_projector, projector_grid,
                           reduced_clinical_projector)
+from .anatomy import MIXED_ANATOMIES
 from .config import SimulationConfig
-from .image_phantom import image_phantom, phantom_grid
-from .phantoms import ANATOMIES, Phantom, anatomy_grid, make_phantom, smooth_texture
+from .image_phantom import image_phantom
+from .phantoms import LYMPH_NODE_PREFIX, Phantom, anatomy_grid, make_phantom, smooth_texture
 from .tracers import RegionKinetics, Tracer, get_tracer
 
 __all__ = ["Patient", "frame_images", "make_patient", "projector_for", "region_kinetics", "tracer_images"]
 
 
 @lru_cache(maxsize=8)
-def _projector(dim: int, anatomy: str, size: int, n_views: int, n_slices: int, view_step: int, span: int,
-               max_ring_difference: int) -> Projector:
-    grid = anatomy_grid(anatomy, size, n_slices if dim == 3 else None)
-    if dim == 2:
-        return parallel_beam_projector(grid, n_views)
-    return reduced_clinical_projector(grid, view_step, span, max_ring_difference)
-
-
-@lru_cache(maxsize=4)
 def _grid_projector(grid: ImageGrid, n_views: int, view_step: int, span: int, max_ring_difference: int) -> Projector:
     if grid.ndim == 2:
         return parallel_beam_projector(grid, n_views)
@@ -42,13 +34,12 @@ def _grid_projector(grid: ImageGrid, n_views: int, view_step: int, span: int, ma
 
 
 def projector_for(config: SimulationConfig, anatomy: str) -> Projector:
-    """The (cached) projector of ``config`` for ``anatomy`` (or for its image phantom)."""
-    source = config.image_source
-    if source is not None:
-        return _grid_projector(phantom_grid(source, config.size, config.dim), config.n_views, config.view_step,
-                               config.span, config.max_ring_difference)
-    return _projector(config.dim, anatomy, config.size, config.n_views, config.n_slices, config.view_step,
-                      config.span, config.max_ring_difference)
+    """The (cached) projector of ``config`` for the body region ``anatomy`` (procedural or image phantom).
+
+    Regions of one field of view (trunk, chest, abdomen) share one projector.
+    """
+    grid = anatomy_grid(anatomy, config.size, config.n_slices if config.dim == 3 else None)
+    return _grid_projector(grid, config.n_views, config.view_step, config.span, config.max_ring_difference)
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,24 +62,30 @@ class Patient:
 
 
 def make_patient(config: SimulationConfig, rng: np.random.Generator) -> Patient:
-    """A new patient of ``config`` drawn with ``rng`` (anatomy, phantom, acquisition, texture, in this order)."""
+    """A new patient of ``config`` drawn with ``rng`` (region, phantom, acquisition, texture, in this order).
+
+    Lymph nodes are hot with the first tracer's ``hot_node_probability``.
+    """
     if config.image_source is not None:
         return _image_patient(config, rng)
-    anatomy = config.anatomy if config.anatomy != "mixed" else ANATOMIES[int(rng.integers(len(ANATOMIES)))]
+    anatomy = config.anatomy
+    if anatomy == "mixed":
+        anatomy = MIXED_ANATOMIES[int(rng.integers(len(MIXED_ANATOMIES)))]
     projector = projector_for(config, anatomy)
-    phantom = make_phantom(anatomy, projector_grid(projector), rng, n_lesions=config.n_lesions)
+    phantom = make_phantom(anatomy, projector_grid(projector), rng, n_lesions=config.n_lesions,
+                           hot_node_probability=get_tracer(config.tracer).hot_node_probability)
     acquisition = Acquisition(projector, phantom.mu_map, config.acquisition, rng)
     return Patient(phantom, acquisition, smooth_texture(phantom.grid, rng, config.texture))
 
 
 def _image_patient(config: SimulationConfig, rng: np.random.Generator) -> Patient:
     """A patient from the image phantom: the first tracer's uptake table turns the activity into a texture."""
-    anatomy = config.anatomies[0]
-    projector = projector_for(config, anatomy)
+    region = config.anatomies[0]
+    projector = projector_for(config, region)
     tracer = get_tracer(config.tracer)
-    uptake = {name: tracer.uptake[name].suv for name in ("soft_tissue", "lungs", "spine")}
-    phantom, texture = image_phantom(config.image_source, projector_grid(projector), rng, anatomy, uptake,
-                                     float(np.mean(tracer.hot_contrast)))
+    uptake = {name: kinetics.suv for name, kinetics in tracer.uptake.items()}
+    phantom, texture = image_phantom(config.image_source, projector_grid(projector), rng, region, uptake,
+                                     float(np.mean(tracer.hot_contrast)), float(np.mean(tracer.cold_contrast)))
     return Patient(phantom, Acquisition(projector, phantom.mu_map, config.acquisition, rng), texture)
 
 
@@ -100,7 +97,9 @@ def region_kinetics(phantom: Phantom, tracer: Tracer, rng: np.random.Generator, 
     constants: relative spread ``variability``; uptake: half of it). A hot
     lesion takes the tracer's lesion template and ``contrast`` times its
     host's uptake (contrast uniform in ``tracer.hot_contrast``); a cold lesion
-    keeps its host's template with a contrast in ``tracer.cold_contrast``.
+    keeps its host's template with a contrast in ``tracer.cold_contrast``. A
+    hot lymph node (a hot lesion hosted by a node station) looks like its
+    station with a tracer whose ``hot_node_probability`` is 0.
     """
     out: dict[str, RegionKinetics] = {}
     lesion_names = {lesion.name for lesion in phantom.lesions}
@@ -114,7 +113,8 @@ def region_kinetics(phantom: Phantom, tracer: Tracer, rng: np.random.Generator, 
         host = out[lesion.host]
         if lesion.kind == "hot":
             contrast = rng.uniform(*tracer.hot_contrast)
-            out[lesion.name] = RegionKinetics(host.suv * contrast, *tracer.hot_lesion)
+            avid = tracer.hot_node_probability > 0.0 or not lesion.host.startswith(LYMPH_NODE_PREFIX)
+            out[lesion.name] = RegionKinetics(host.suv * contrast, *tracer.hot_lesion) if avid else host
         else:
             contrast = rng.uniform(*tracer.cold_contrast)
             out[lesion.name] = replace(host, suv=host.suv * contrast)

@@ -1,21 +1,21 @@
-"""Procedural, randomised brain and trunk phantoms: label maps, lesions and 511 keV mu-maps, 2D or 3D.
+"""Procedural, randomised phantoms of the body regions: label maps, lesions and 511 keV mu-maps, 2D or 3D.
 
-An anatomy is a list of superquadrics (ellipsoids, rounded boxes, elliptic
-cylinders) in an anatomy frame (mm): ``x`` left-right, ``y`` posterior (-) to
-anterior (+), ``z`` inferior to superior (the scanner axis). Each phantom
-draws a random global scale, rotation about ``z`` and shift, jitters every
-organ's position, size and orientation, and paints the organs in order (later
-ones overwrite earlier ones) into an integer label map on an
-:class:`~pet_projection.ImageGrid`. A 3D grid samples the anatomy around an
-axial position (the bed position); a 2D grid is the axial slice at one
-``z`` (both drawn at random unless given). Random hot and cold lesions are
-then painted inside host organs (only over the host's voxels).
+Each phantom draws a random anatomy of its region (:mod:`.anatomy`: organ
+shapes, their number, sizes, positions and orientations) and paints it into
+an integer label map on an :class:`~pet_projection.ImageGrid`. A 3D grid
+samples the anatomy around an axial position (the bed position); a 2D grid
+is the axial slice at one ``z`` (both drawn at random within the region's
+range unless given). Random hot and cold lesions are then painted inside
+host organs (only over the host's voxels), and lymph nodes become hot
+(metastatic) nodes with a probability the caller gives (the tracer's).
 
 Label values are fixed (:data:`REGION_LABELS`); lesion ``k`` (1, 2, ...) has
 label ``LESION_LABEL_OFFSET + k`` and the name ``"lesion_hot_k"`` or
 ``"lesion_cold_k"``, so ``RegionTable(phantom.labels, phantom.names)`` gives
 TMA the organs and every lesion (names starting with ``"lesion"`` get
-attention weight 1 by default). Label 0 is air.
+attention weight 1 by default). Label 0 is air. The names of a phantom are
+every region its family can hold (:func:`~.anatomy.anatomy_regions`; some
+may be absent from a slice) and its lesions: the ROI menu of the sample.
 """
 
 from __future__ import annotations
@@ -29,19 +29,24 @@ from scipy import ndimage
 
 from ..attention import RegionTable
 from ..grid import ImageGrid
-
-ANATOMIES = ("brain", "trunk")
+from ..validation import check_real
+from .anatomy import (ANATOMY_FAMILY, BED_RANGE_MM, FIELD_OF_VIEW_MM, SLICE_RANGE_MM, Superquadric,
+                      anatomy_regions, check_anatomy, draw_anatomy)
 
 REGION_LABELS: dict[str, int] = {
-    # brain
+    # brain; "grey_matter" is the cortex of image phantoms (not split into lobes)
     "scalp": 1, "skull": 2, "csf": 3, "grey_matter": 4, "white_matter": 5, "deep_grey_matter": 6,
     "ventricles": 7, "cerebellum": 8, "brainstem": 9,
+    "frontal_lobe": 10, "parietal_lobe": 11, "temporal_lobe": 12, "occipital_lobe": 13,
     # trunk
     "fat": 20, "soft_tissue": 21, "lungs": 22, "heart_wall": 23, "blood_pool": 24, "liver": 25, "spleen": 26,
-    "kidneys": 27, "spine": 28, "bladder": 29,
+    "kidneys": 27, "spine": 28, "bladder": 29, "bowel": 30, "salivary_glands": 31, "prostate": 32,
+    "lymph_nodes_cervical": 40, "lymph_nodes_axillary": 41, "lymph_nodes_mediastinal": 42,
+    "lymph_nodes_para_aortic": 43, "lymph_nodes_pelvic": 44, "lymph_nodes_inguinal": 45,
 }
 LESION_LABEL_OFFSET = 100
 LESION_KINDS = ("hot", "cold")
+LYMPH_NODE_PREFIX = "lymph_nodes_"
 
 # Linear attenuation coefficients at 511 keV in 1/mm: mass attenuation coefficients of NIST XCOM
 # (Berger et al.; water 0.0960 cm^2/g) times ICRU Report 46 densities, rounded. Water and soft
@@ -51,24 +56,15 @@ LESION_KINDS = ("hot", "cold")
 # Kinahan et al., Med Phys 25:2046, 1998 (water 0.096 /cm, cortical bone 0.172 /cm).
 MU_SOFT_TISSUE_PER_MM = 0.0096
 MU_511KEV_PER_MM: dict[str, float] = {
-    "scalp": MU_SOFT_TISSUE_PER_MM, "skull": 0.0150, "csf": MU_SOFT_TISSUE_PER_MM,
-    "grey_matter": MU_SOFT_TISSUE_PER_MM, "white_matter": MU_SOFT_TISSUE_PER_MM,
-    "deep_grey_matter": MU_SOFT_TISSUE_PER_MM, "ventricles": MU_SOFT_TISSUE_PER_MM,
-    "cerebellum": MU_SOFT_TISSUE_PER_MM, "brainstem": MU_SOFT_TISSUE_PER_MM,
-    "fat": 0.0092, "soft_tissue": MU_SOFT_TISSUE_PER_MM, "lungs": 0.0030, "heart_wall": MU_SOFT_TISSUE_PER_MM,
-    "blood_pool": MU_SOFT_TISSUE_PER_MM, "liver": MU_SOFT_TISSUE_PER_MM, "spleen": MU_SOFT_TISSUE_PER_MM,
-    "kidneys": MU_SOFT_TISSUE_PER_MM, "spine": 0.0130, "bladder": MU_SOFT_TISSUE_PER_MM,
+    **{name: MU_SOFT_TISSUE_PER_MM for name in REGION_LABELS},
+    "skull": 0.0150, "fat": 0.0092, "lungs": 0.0030, "spine": 0.0130,
 }
 
-# Transaxial field of view (diameter, mm): a head fits in 256 mm, an adult trunk in 500 mm.
-FIELD_OF_VIEW_MM = {"brain": 256.0, "trunk": 500.0}
-# Range of the anatomy-frame z of a 2D slice, and of the centre of a 3D field of view (mm); inside
-# the body for every random scale and jitter (the shortest trunk reaches from z = -440 to 330 mm).
-SLICE_RANGE_MM = {"brain": (-45.0, 55.0), "trunk": (-360.0, 240.0)}
-BED_RANGE_MM = {"brain": (-10.0, 10.0), "trunk": (-250.0, 100.0)}
-# Lesion host organs and their relative odds; lesion diameters (mm).
-LESION_HOSTS = {"brain": {"grey_matter": 3.0, "white_matter": 2.0, "deep_grey_matter": 1.0, "cerebellum": 1.0},
-                "trunk": {"liver": 3.0, "lungs": 3.0, "spleen": 1.0, "soft_tissue": 2.0, "spine": 1.0}}
+# Lesion host organs (per anatomy family) and their relative odds; lesion diameters (mm).
+LESION_HOSTS = {"brain": {"frontal_lobe": 1.0, "parietal_lobe": 1.0, "temporal_lobe": 1.0, "occipital_lobe": 0.5,
+                          "white_matter": 2.0, "deep_grey_matter": 1.0, "cerebellum": 1.0, "brainstem": 0.5},
+                "trunk": {"liver": 3.0, "lungs": 3.0, "spleen": 1.0, "soft_tissue": 2.0, "spine": 1.0,
+                          "prostate": 0.5}}
 LESION_DIAMETER_MM = {"brain": (6.0, 30.0), "trunk": (8.0, 40.0)}
 HOT_LESION_PROBABILITY = 0.7
 # Lesions painted over fewer voxels than this are dropped (invisible in the slice or volume).
@@ -76,94 +72,8 @@ MIN_LESION_VOXELS = 3
 
 
 @dataclass(frozen=True)
-class Superquadric:
-    """The solid ``|u/a|^p + |v/b|^p + |w/c|^q <= 1`` in the frame rotated by ``angle_rad`` about ``z``.
-
-    ``(u, v, w)`` are the coordinates relative to ``center_mm`` ``(x, y, z)``
-    rotated by ``-angle_rad``; ``p = exponent_xy``, ``q = exponent_z`` (2 and 2:
-    an ellipsoid; a large ``q``: an elliptic cylinder with flat ends).
-    Shapes with the same non-empty ``group`` (nested shells such as scalp,
-    skull and CSF) share one random jitter, so the shells stay concentric.
-    """
-
-    region: str
-    center_mm: tuple[float, float, float]
-    semi_axes_mm: tuple[float, float, float]
-    angle_rad: float = 0.0
-    exponent_xy: float = 2.0
-    exponent_z: float = 2.0
-    group: str = ""
-
-    def inside(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
-        """Bool array (broadcast shape of ``x, y, z`` in mm): which points lie inside."""
-        cx, cy, cz = self.center_mm
-        a, b, c = self.semi_axes_mm
-        cos, sin = math.cos(self.angle_rad), math.sin(self.angle_rad)
-        u = ((x - cx) * cos + (y - cy) * sin) / a
-        v = ((y - cy) * cos - (x - cx) * sin) / b
-        w = (z - cz) / c
-        return np.abs(u) ** self.exponent_xy + np.abs(v) ** self.exponent_xy + np.abs(w) ** self.exponent_z <= 1.0
-
-    def bounding_radius_xy_mm(self) -> float:
-        """Radius about the centre of a cylinder around the solid."""
-        return math.hypot(self.semi_axes_mm[0], self.semi_axes_mm[1])
-
-
-def _mirrored(region: str, center: tuple[float, float, float], semi: tuple[float, float, float],
-              angle: float = 0.0) -> list[Superquadric]:
-    """A left/right pair of ellipsoids at ``(+-x, y, z)``, rotated by ``+-angle``."""
-    x, y, z = center
-    return [Superquadric(region, (x, y, z), semi, angle), Superquadric(region, (-x, y, z), semi, -angle)]
-
-
-def brain_anatomy() -> list[Superquadric]:
-    """The mean head (mm), painted in this order: scalp, skull, CSF, cerebrum, deep grey matter, ventricles,
-    cerebellum, brainstem. Sizes approximate an adult head (about 160 x 200 x 180 mm)."""
-    return [
-        Superquadric("scalp", (0.0, 0.0, 0.0), (78.0, 98.0, 88.0), group="head"),
-        Superquadric("skull", (0.0, 0.0, 0.0), (73.0, 93.0, 83.0), group="head"),
-        Superquadric("csf", (0.0, 0.0, 0.0), (67.0, 87.0, 77.0), group="head"),
-        Superquadric("grey_matter", (0.0, 3.0, 12.0), (62.0, 80.0, 60.0)),
-        Superquadric("white_matter", (0.0, 3.0, 15.0), (49.0, 66.0, 45.0)),
-        *_mirrored("deep_grey_matter", (14.0, 0.0, 8.0), (9.0, 16.0, 10.0), 0.2),
-        *_mirrored("ventricles", (7.0, 8.0, 20.0), (5.0, 26.0, 9.0), -0.15),
-        Superquadric("cerebellum", (0.0, -46.0, -38.0), (46.0, 26.0, 21.0)),
-        Superquadric("brainstem", (0.0, -18.0, -40.0), (13.0, 15.0, 32.0)),
-    ]
-
-
-def trunk_anatomy() -> list[Superquadric]:
-    """The mean trunk (mm; ``z = 0`` near the diaphragm), painted in this order: fat (the body outline), soft
-    tissue, lungs, heart wall and blood pool, descending aorta, liver, spleen, kidneys, spine, bladder.
-    The body is about 330 x 210 mm across."""
-    body = dict(exponent_xy=2.6, exponent_z=20.0, group="body")
-    return [
-        Superquadric("fat", (0.0, 0.0, -50.0), (165.0, 105.0, 500.0), **body),
-        Superquadric("soft_tissue", (0.0, 0.0, -50.0), (150.0, 92.0, 495.0), **body),
-        *_mirrored("lungs", (80.0, 5.0, 110.0), (58.0, 72.0, 140.0)),
-        Superquadric("heart_wall", (20.0, 35.0, 40.0), (52.0, 45.0, 55.0), 0.5, group="heart"),
-        Superquadric("blood_pool", (20.0, 35.0, 40.0), (38.0, 32.0, 40.0), 0.5, group="heart"),
-        Superquadric("blood_pool", (22.0, -45.0, -100.0), (12.0, 12.0, 250.0), exponent_z=20.0),
-        Superquadric("liver", (-65.0, 10.0, -40.0), (95.0, 80.0, 75.0), 0.3),
-        Superquadric("spleen", (90.0, -30.0, -30.0), (32.0, 48.0, 55.0), -0.4),
-        *_mirrored("kidneys", (72.0, -45.0, -130.0), (30.0, 24.0, 55.0), 0.35),
-        Superquadric("spine", (0.0, -72.0, -50.0), (20.0, 18.0, 480.0), exponent_z=20.0),
-        Superquadric("bladder", (0.0, 35.0, -380.0), (45.0, 35.0, 35.0)),
-    ]
-
-
-ANATOMY_PRIMITIVES = {"brain": brain_anatomy, "trunk": trunk_anatomy}
-# Random variation: global scale range (x, y, z), rotation about z (rad), shift (mm); per organ:
-# position (mm, standard deviation), size (relative, uniform +-) and rotation (rad, uniform +-).
-GLOBAL_JITTER = {"brain": ((0.9, 1.1), 0.25, 8.0), "trunk": ((0.85, 1.12), 0.08, 15.0)}
-ORGAN_POSITION_SD_MM = 3.0
-ORGAN_SIZE_JITTER = 0.1
-ORGAN_ANGLE_JITTER_RAD = 0.15
-
-
-@dataclass(frozen=True)
 class Lesion:
-    """A lesion painted into a phantom (anatomy frame, mm)."""
+    """A lesion painted into a phantom (anatomy frame, mm); a hot lymph node has its station as ``host``."""
 
     name: str
     label: int
@@ -186,7 +96,7 @@ class Phantom:
     ----------
     grid : ImageGrid
     anatomy : str
-        ``"brain"`` or ``"trunk"``.
+        The body region imaged, one of :data:`~.anatomy.ANATOMIES` (also :attr:`region`).
     labels : ndarray of int16, shape ``grid.shape``
         Region label per voxel (0 = air); see :data:`REGION_LABELS`.
     names : dict of str to int
@@ -205,6 +115,11 @@ class Phantom:
     mu_map: np.ndarray
     lesions: tuple
     axial_position_mm: float
+
+    @property
+    def region(self) -> str:
+        """The body region imaged (the same as :attr:`anatomy`)."""
+        return self.anatomy
 
     def region_table(self) -> RegionTable:
         """The label map and names as a :class:`~pet_projection.RegionTable` (for TMA)."""
@@ -233,7 +148,7 @@ class Phantom:
 
 
 def anatomy_grid(anatomy: str, size: int, n_slices: Optional[int] = None, slice_mm: float = 3.29) -> ImageGrid:
-    """The image grid of an anatomy: ``size`` x ``size`` pixels over :data:`FIELD_OF_VIEW_MM`.
+    """The image grid of a body region: ``size`` x ``size`` pixels over :data:`~.anatomy.FIELD_OF_VIEW_MM`.
 
     2D without ``n_slices``; else 3D with ``n_slices`` slices of ``slice_mm``
     (default 3.29 mm, the ring pitch of
@@ -244,38 +159,6 @@ def anatomy_grid(anatomy: str, size: int, n_slices: Optional[int] = None, slice_
     if n_slices is None:
         return ImageGrid((size, size), pixel)
     return ImageGrid((n_slices, size, size), (slice_mm, pixel, pixel))
-
-
-def check_anatomy(anatomy: str) -> str:
-    if anatomy not in ANATOMIES:
-        raise ValueError(f"anatomy must be one of {ANATOMIES}, got {anatomy!r}")
-    return anatomy
-
-
-def _jitter(shapes: Sequence[Superquadric], anatomy: str, rng: np.random.Generator) -> list[Superquadric]:
-    (low, high), max_angle, max_shift = GLOBAL_JITTER[anatomy]
-    scale = rng.uniform(low, high, size=3)
-    phi = rng.uniform(-max_angle, max_angle)
-    shift = rng.uniform(-max_shift, max_shift, size=2)
-    cos, sin = math.cos(phi), math.sin(phi)
-    out = []
-    group_jitter: dict[str, tuple] = {}
-    for shape in shapes:
-        jitter = group_jitter.get(shape.group) if shape.group else None
-        if jitter is None:
-            jitter = (rng.normal(0.0, ORGAN_POSITION_SD_MM, size=3),
-                      rng.uniform(1.0 - ORGAN_SIZE_JITTER, 1.0 + ORGAN_SIZE_JITTER, size=3),
-                      rng.uniform(-ORGAN_ANGLE_JITTER_RAD, ORGAN_ANGLE_JITTER_RAD))
-            if shape.group:
-                group_jitter[shape.group] = jitter
-        center = np.array(shape.center_mm) + jitter[0]
-        semi = np.array(shape.semi_axes_mm) * jitter[1]
-        angle = shape.angle_rad + jitter[2]
-        x, y, z = center * scale
-        center = (x * cos - y * sin + shift[0], x * sin + y * cos + shift[1], z)
-        out.append(replace(shape, center_mm=tuple(float(c) for c in center),
-                           semi_axes_mm=tuple(float(s) for s in semi * scale), angle_rad=float(angle + phi)))
-    return out
 
 
 class _Canvas:
@@ -300,16 +183,16 @@ class _Canvas:
             slices.append(slice(hit[0], hit[-1] + 1))
         return tuple(slices)  # type: ignore[return-value]
 
-    def paint(self, shape: Superquadric, label: int, only: Optional[int] = None) -> int:
-        """Set voxels inside ``shape`` (and, if given, of label ``only``) to ``label``; returns their number."""
+    def paint(self, shape: Superquadric, label: int, only: Sequence[int] = ()) -> int:
+        """Set voxels inside ``shape`` (and, if given, of the labels ``only``) to ``label``; returns their number."""
         box = self._box(shape)
         if box is None:
             return 0
         z, y, x = (axis[s] for axis, s in zip(self.axes, box))
         mask = shape.inside(x[None, None, :], y[None, :, None], z[:, None, None])
         region = self.labels[box]
-        if only is not None:
-            mask &= region == only
+        if len(only):
+            mask &= np.isin(region, only)
         region[mask] = label
         return int(mask.sum())
 
@@ -319,9 +202,9 @@ class _Canvas:
         return float(x[j]), float(y[i]), float(z[k])
 
 
-def _add_lesions(canvas: _Canvas, anatomy: str, rng: np.random.Generator, n_lesions: int) -> list[Lesion]:
-    hosts = LESION_HOSTS[anatomy]
-    low, high = LESION_DIAMETER_MM[anatomy]
+def _add_lesions(canvas: _Canvas, family: str, rng: np.random.Generator, n_lesions: int) -> list[Lesion]:
+    hosts = LESION_HOSTS[family]
+    low, high = LESION_DIAMETER_MM[family]
     lesions: list[Lesion] = []
     for _ in range(n_lesions):
         present = [name for name in hosts if np.any(canvas.labels == REGION_LABELS[name])]
@@ -337,12 +220,33 @@ def _add_lesions(canvas: _Canvas, anatomy: str, rng: np.random.Generator, n_lesi
         number = len(lesions) + 1
         label = LESION_LABEL_OFFSET + number
         shape = Superquadric(f"lesion_{kind}_{number}", center, semi, float(rng.uniform(0.0, math.pi)))
-        n_voxels = canvas.paint(shape, label, only=REGION_LABELS[host])
+        n_voxels = canvas.paint(shape, label, only=(REGION_LABELS[host],))
         if n_voxels < MIN_LESION_VOXELS:
             canvas.labels[canvas.labels == label] = REGION_LABELS[host]
             continue
         lesions.append(Lesion(shape.region, label, kind, host, center, diameter, n_voxels))
     return lesions
+
+
+def _add_hot_nodes(canvas: _Canvas, nodes: Sequence[Superquadric], rng: np.random.Generator, probability: float,
+                   lesions: list[Lesion]) -> None:
+    """Turn each lymph node into a hot lesion with ``probability`` (one draw per node, only if it is > 0).
+
+    A node in view becomes a lesion however few voxels it covers (it is the whole node).
+    """
+    if probability == 0.0:
+        return
+    for node in nodes:
+        if rng.random() >= probability:
+            continue
+        number = len(lesions) + 1
+        label = LESION_LABEL_OFFSET + number
+        host = REGION_LABELS[node.region]
+        n_voxels = canvas.paint(node, label, only=(host,))
+        if n_voxels == 0:
+            continue
+        diameter = 2.0 * float(np.mean(node.semi_axes_mm))
+        lesions.append(Lesion(f"lesion_hot_{number}", label, "hot", node.region, node.center_mm, diameter, n_voxels))
 
 
 def lesion_mu_per_mm(lesion: Lesion) -> float:
@@ -351,21 +255,28 @@ def lesion_mu_per_mm(lesion: Lesion) -> float:
 
 
 def make_phantom(anatomy: str, grid: ImageGrid, rng: np.random.Generator, *, n_lesions: tuple[int, int] = (0, 3),
-                 axial_position_mm: Optional[float] = None) -> Phantom:
-    """Draw a random phantom of ``anatomy`` on ``grid``.
+                 axial_position_mm: Optional[float] = None, hot_node_probability: float = 0.0) -> Phantom:
+    """Draw a random phantom of the body region ``anatomy`` on ``grid``.
 
     Parameters
     ----------
-    anatomy : {"brain", "trunk"}
+    anatomy : {"brain", "trunk", "chest", "abdomen"}
+        The body region (:mod:`.anatomy`).
     grid : ImageGrid
         2D (an axial slice) or 3D (a volume around an axial position); see :func:`anatomy_grid`.
     rng : numpy.random.Generator
+        Draws, in this order: the axial position (if not given), the anatomy
+        (:func:`~.anatomy.draw_anatomy`), the number of lesions and each
+        lesion, then one draw per lymph node (if ``hot_node_probability > 0``).
     n_lesions : (int, int)
         Inclusive range of the number of lesions tried (uniform); lesions that
         cover fewer than ``MIN_LESION_VOXELS`` voxels are dropped.
     axial_position_mm : float, optional
         Anatomy-frame ``z`` of the slice (2D) or of the grid's ``z = 0`` (3D);
-        default uniform in :data:`SLICE_RANGE_MM` or :data:`BED_RANGE_MM`.
+        default uniform in :data:`~.anatomy.SLICE_RANGE_MM` or :data:`~.anatomy.BED_RANGE_MM`.
+    hot_node_probability : float in [0, 1]
+        Probability that a lymph node is a hot (metastatic) node, a lesion
+        ``lesion_hot_k`` whose host is its station.
     """
     anatomy = check_anatomy(anatomy)
     if not isinstance(grid, ImageGrid):
@@ -376,13 +287,18 @@ def make_phantom(anatomy: str, grid: ImageGrid, rng: np.random.Generator, *, n_l
     if not 0 <= low <= high or not all(isinstance(n, (int, np.integer)) for n in n_lesions):
         raise ValueError(f"n_lesions must be an inclusive integer range (low, high) with 0 <= low <= high, "
                          f"got {n_lesions!r}")
+    hot_node_probability = check_real("hot_node_probability", hot_node_probability, 0.0, 1.0)
     if axial_position_mm is None:
         axial_position_mm = float(rng.uniform(*(SLICE_RANGE_MM if grid.ndim == 2 else BED_RANGE_MM)[anatomy]))
     canvas = _Canvas(grid, axial_position_mm)
-    for shape in _jitter(ANATOMY_PRIMITIVES[anatomy](), anatomy, rng):
-        canvas.paint(shape, REGION_LABELS[shape.region])
-    lesions = _add_lesions(canvas, anatomy, rng, int(rng.integers(low, high + 1)))
-    names = {shape.region: REGION_LABELS[shape.region] for shape in ANATOMY_PRIMITIVES[anatomy]()}
+    shapes = draw_anatomy(anatomy, rng)
+    for shape in shapes:
+        canvas.paint(shape, REGION_LABELS[shape.region], [REGION_LABELS[name] for name in shape.within])
+    family = ANATOMY_FAMILY[anatomy]
+    lesions = _add_lesions(canvas, family, rng, int(rng.integers(low, high + 1)))
+    nodes = [shape for shape in shapes if shape.region.startswith(LYMPH_NODE_PREFIX)]
+    _add_hot_nodes(canvas, nodes, rng, hot_node_probability, lesions)
+    names = {name: REGION_LABELS[name] for name in anatomy_regions(anatomy)}
     names.update({lesion.name: lesion.label for lesion in lesions})
     mu = {**MU_511KEV_PER_MM, **{lesion.name: lesion_mu_per_mm(lesion) for lesion in lesions}}
     labels = canvas.labels.reshape(grid.shape)

@@ -38,8 +38,9 @@ class TaskSample:
         (zeros for the corrected ``attenuation_correction`` target).
     names : dict of str to int
     metadata : dict
-        JSON-ready: task, anatomy, tracers, frames, dose factor, count scales,
-        lesions, projector description, acquisition settings.
+        JSON-ready: task, region (the body region; also under its older key
+        ``anatomy``), tracers, frames, dose factor, count scales, lesions,
+        projector description, acquisition settings.
     """
 
     task: str

@@ -56,7 +56,7 @@ SeedLike = Union[int, np.random.SeedSequence, np.random.Generator]
 
 def _metadata(task: str, config: SimulationConfig, patient: Patient, **extra: Any) -> dict:
     phantom = patient.phantom
-    return {"task": task, "anatomy": phantom.anatomy, "dim": config.dim,
+    return {"task": task, "region": phantom.region, "anatomy": phantom.anatomy, "dim": config.dim,
             "axial_position_mm": phantom.axial_position_mm, "lesions": [lesion.to_dict() for lesion in phantom.lesions],
             "region_names": dict(phantom.names), "total_counts": config.counts,
             "projector": describe_projector(patient.acquisition.projector),

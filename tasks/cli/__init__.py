@@ -5,6 +5,8 @@ int`` function, imported only when the command runs (so ``allpet simulate``
 never imports torch); ``allpet COMMAND --help`` lists the options of one
 command. ``allpet bench`` runs the projector benchmark of a source checkout
 (``benchmarks/``, which the package never imports) in a child process.
+Errors are handled in one place (:mod:`.errors`): one line
+``allpet COMMAND: message`` and exit code 2, or 130 after Ctrl-C.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import argparse
 import importlib
 import sys
 from typing import Optional, Sequence
+
+from .errors import EXIT_ERROR, run_command
 
 # command -> (module of this package with main(argv), one-line help)
 COMMANDS = {
@@ -39,12 +43,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for name, (_, help_text) in COMMANDS.items():
         commands.add_parser(name, help=help_text, add_help=False)
     args, rest = parser.parse_known_args(argv)
-    try:
-        module = importlib.import_module(f"{__name__}.{COMMANDS[args.command][0]}")
-    except ImportError as error:
-        print(f"allpet {args.command} cannot start: {error}", file=sys.stderr)
-        return 2
-    return module.main(rest)
+
+    def dispatch() -> int:
+        try:
+            module = importlib.import_module(f"{__name__}.{COMMANDS[args.command][0]}")
+        except ImportError as error:
+            print(f"allpet {args.command} cannot start: {error}", file=sys.stderr)
+            return EXIT_ERROR
+        return module.main(rest)
+
+    return run_command(args.command, dispatch)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .arguments import TASK_HELP, task_name
+from .errors import command
 
 __all__ = ["main"]
 
@@ -39,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command("ablate")
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run ``allpet ablate``; 0 on success, 2 for bad arguments or data (an earlier table is kept)."""
     args = _parser().parse_args(argv)

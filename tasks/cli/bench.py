@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from .errors import command
+
 __all__ = ["main"]
 
 
@@ -23,6 +25,7 @@ def checkout_root() -> Optional[Path]:
     return root if (root / "benchmarks" / "bench_projectors.py").is_file() else None
 
 
+@command("bench")
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the benchmark with ``argv``; returns its exit code (2 without a source checkout)."""
     root = checkout_root()

@@ -22,6 +22,7 @@ import time
 from typing import Optional, Sequence
 
 from .arguments import TASK_HELP, task_name
+from .errors import command
 
 __all__ = ["main"]
 
@@ -59,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command("demo")
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run ``allpet demo``; 0 on success, 2 for bad arguments or inconsistent data (earlier reports kept)."""
     args = _parser().parse_args(argv)

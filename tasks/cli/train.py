@@ -19,9 +19,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
+
+from pet_projection.io.files import atomic_write, check_writable_folder
+
+from .errors import command
 
 __all__ = ["main"]
 
@@ -42,29 +46,48 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# train.* keys a resumed run may change: where and how fast it runs, how often it logs and saves; any other
+# change (batch size, seed, stages, optimiser, precision, EMA) would not continue the same run
+RESUMABLE_TRAIN_KEYS = ("out_dir", "device", "cpu_threads", "num_workers", "checkpoint_every", "log_every",
+                        "keep_checkpoints", "gradient_checkpointing", "find_unused_parameters")
+
+
+def _flat(data: Any, prefix: str) -> dict[str, Any]:
+    """A nested mapping as ``{"section.key.subkey": value}``."""
+    if not isinstance(data, dict):
+        return {prefix: data}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        out.update(_flat(value, f"{prefix}.{key}"))
+    return out
+
+
 def _check_resumable(saved_path: Path, config: dict) -> None:
-    """The model and data sections of a run's saved config must equal the new ones (else resuming is wrong).
+    """The run's saved config must equal the new one, but for :data:`RESUMABLE_TRAIN_KEYS` (else resuming is wrong).
 
     The saved config is resolved first, so keys added since the run was
-    started compare at their defaults.
+    started compare at their defaults. A broken file is an error naming it.
     """
-    import yaml
+    from ldm.checkpoints import read_run_config
+    from ldm.experiment import config_to_dict
 
-    from ldm.experiment import config_from_dict, config_to_dict
-
-    with open(saved_path, encoding="utf-8") as stream:
-        saved = config_to_dict(config_from_dict(yaml.safe_load(stream) or {}))
-    for section in ("model", "data"):
-        old, new = saved.get(section, {}), config[section]
-        changed = sorted(key for key in set(old) | set(new) if old.get(key) != new.get(key))
+    saved = config_to_dict(read_run_config(saved_path))
+    free = {f"train.{key}" for key in RESUMABLE_TRAIN_KEYS}
+    for section in ("model", "data", "train"):
+        old, new = _flat(saved.get(section, {}), section), _flat(config[section], section)
+        changed = sorted(key for key in set(old) | set(new) if key not in free and old.get(key) != new.get(key))
         if changed:
-            raise ValueError(f"cannot resume: {section}.{changed[0]} differs from the run's {saved_path} "
+            raise ValueError(f"cannot resume: {changed[0]} differs from the run's {saved_path} "
                              f"({old.get(changed[0])!r} there, {new.get(changed[0])!r} now); "
                              f"use another train.out_dir for a new run")
 
 
+@command("train")
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run ``allpet train``; returns the exit code (0 done, 2 bad config or arguments)."""
+    """Run ``allpet train``; returns the exit code (0 done, 2 bad config or arguments, 130 after Ctrl-C).
+
+    Arguments, the config and the output folder are checked before any data is built.
+    """
     args = _parser().parse_intermixed_args(argv)
     try:
         import yaml
@@ -77,15 +100,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         config = load_config(args.config, args.overrides)
     except (ValueError, TypeError) as error:
-        print(f"allpet train: bad config: {error}", file=sys.stderr)
-        return 2
+        raise type(error)(f"bad config: {error}") from None
     plain = config_to_dict(config)
     if args.print_config:
         print(yaml.safe_dump(plain, sort_keys=False), end="")
         return 0
     if args.max_steps is not None and args.max_steps < 0:
-        print("allpet train: --max-steps must be >= 0", file=sys.stderr)
-        return 2
+        raise ValueError("--max-steps must be >= 0")
 
     from ldm.training_data import UNMIXING_WEIGHTS_FILE, build_training_data
     from tasks.model_inputs import fit_unmixing_weights, folder_model_input
@@ -95,37 +116,30 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from ldm.trainer import Trainer
 
     out_dir = Path(config.train.out_dir)
-    try:
-        if find_checkpoint(out_dir) is not None and not args.resume:
-            raise ValueError(f"{out_dir} already holds checkpoints: pass --resume to continue that run, or choose "
-                             f"another train.out_dir")
-        if args.resume and (out_dir / CONFIG_FILE).is_file():
-            _check_resumable(out_dir / CONFIG_FILE, plain)
-    except ValueError as error:
-        print(f"allpet train: {error}", file=sys.stderr)
-        return 2
+    check_writable_folder(out_dir)
+    if find_checkpoint(out_dir) is not None and not args.resume:
+        raise ValueError(f"{out_dir} already holds checkpoints: pass --resume to continue that run, or choose "
+                         f"another train.out_dir")
+    if args.resume and (out_dir / CONFIG_FILE).is_file():
+        _check_resumable(out_dir / CONFIG_FILE, plain)
     if config.train.cpu_threads is not None:
         set_cpu_threads(config.train.cpu_threads)
     import torch.distributed as dist
 
     joined = dist.is_available() and not dist.is_initialized()  # whether this call creates the process group
     try:
-        try:
-            env = init_distributed(config.train.device)
-            seed_everything(seed_for(config.train.seed))  # the same initial weights on every process
-            labels = [name for name, count in (("tracer", config.model.n_tracers),
-                                               ("region", config.model.n_regions)) if count]
-            data = build_training_data(config.data, config.train.seed, labels, folder_model_input(config.data),
-                                       fit_unmixing_weights)
-            model = SinogramLDM(config.model_config())
-            trainer = Trainer(model, config.train, data.dataset, collate_fn=data.collate_fn, run_config=plain,
-                              device=env.device, progress=not args.no_progress)
-        except (ValueError, TypeError) as error:
-            print(f"allpet train: cannot start: {error}", file=sys.stderr)
-            return 2
+        env = init_distributed(config.train.device)
+        seed_everything(seed_for(config.train.seed))  # the same initial weights on every process
+        labels = [name for name, count in (("tracer", config.model.n_tracers),
+                                           ("region", config.model.n_regions)) if count]
+        data = build_training_data(config.data, config.train.seed, labels, folder_model_input(config.data),
+                                   fit_unmixing_weights)
+        model = SinogramLDM(config.model_config())
+        trainer = Trainer(model, config.train, data.dataset, collate_fn=data.collate_fn, run_config=plain,
+                          device=env.device, progress=not args.no_progress)
         if trainer.is_main and data.input_weights is not None:  # sampling conditions its inputs with them too
             out_dir.mkdir(parents=True, exist_ok=True)
-            np.save(out_dir / UNMIXING_WEIGHTS_FILE, data.input_weights)
+            atomic_write(out_dir / UNMIXING_WEIGHTS_FILE, lambda handle: np.save(handle, data.input_weights))
         if trainer.is_main:
             n_params = sum(param.numel() for param in model.parameters())
             print(f"allpet train: {n_params:,} parameters; {data.description}; {env.world_size} process(es) on "

@@ -450,6 +450,66 @@ def test_failed_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
     assert not any(path.name.startswith(".tmp-") for path in (tmp_path / "checkpoints").iterdir())
 
 
+@pytest.mark.parametrize("broken, damage", [("model.safetensors", "truncate"), ("ema.safetensors", "truncate"),
+                                            ("state.pt", "empty"), ("state.pt", "truncate"), ("state.pt", "garbage")])
+def test_resume_falls_back_past_a_broken_checkpoint(tmp_path, capsys, broken, damage):
+    """A kill or a full disk that leaves the newest checkpoint's files broken costs the steps since the one before."""
+    reference = _trainer(tmp_path / "reference")
+    reference.fit()
+    killed = _trainer(tmp_path / "run")
+    killed.fit(max_steps=5)  # checkpoints at steps 2, 4 and 5 (the first stage's end); keep_checkpoints = 2
+    path = tmp_path / "run" / "checkpoints" / "step_00000005" / broken
+    data = path.read_bytes()
+    path.write_bytes({"truncate": data[:len(data) // 2], "empty": b"", "garbage": b"not a checkpoint" * 8}[damage])
+    resumed = _trainer(tmp_path / "run")
+    assert resumed.resume().name == "step_00000004" and resumed.state.step == 4
+    err = capsys.readouterr().err
+    assert "step_00000005" in err and broken in err and "Traceback" not in err
+    resumed.fit()
+    assert_same_tensors(resumed.model.state_dict(), reference.model.state_dict())
+    assert _log_rows(tmp_path / "run") == _log_rows(tmp_path / "reference")
+
+
+def test_resume_without_a_checkpoint_that_loads_is_a_clear_error(tmp_path):
+    trainer = _trainer(tmp_path)
+    trainer.fit(max_steps=4)
+    for folder in (tmp_path / "checkpoints").iterdir():
+        (folder / "ema.safetensors").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"no checkpoint in .* loads \(2 tried.*step_00000004.*ema.safetensors"):
+        _trainer(tmp_path).resume()
+    named = tmp_path / "checkpoints" / "step_00000004"
+    with pytest.raises(ValueError, match=f"{named / 'ema.safetensors'}"):  # a checkpoint named by the user: no fallback
+        _trainer(tmp_path).resume(named)
+    with pytest.raises(ValueError, match="no checkpoint found"):
+        _trainer(tmp_path).resume(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("name, content, match", [
+    ("ema.safetensors", b"", "ema.safetensors is not a readable safetensors file"),
+    ("model.safetensors", b"\x08\x00\x00\x00\x00\x00\x00\x00{}", "model.safetensors is not a readable"),
+    ("state.pt", b"", "state.pt is empty or truncated"),
+    ("state.pt", b"PK\x03\x04" + b"\x00" * 40, "state.pt is not a trainer state"),
+    ("config.yaml", b"train: {batch_size: [", "config.yaml is not valid YAML"),
+    ("config.yaml", b"\xff\xfe\x00", "config.yaml is not a YAML file"),
+    ("config.yaml", b"- 1", "config.yaml must hold a mapping"),
+    ("config.yaml", b"train: {batch_sise: 2}", "config.yaml: .*batch_sise"),
+])
+def test_checkpoint_readers_name_the_broken_file(tmp_path, name, content, match):
+    from ldm.checkpoints import load_state, read_run_config, read_weights
+
+    trainer = _trainer(tmp_path, stages={"first": StageConfig(steps=2)}, checkpoint_every=2)
+    trainer.run_config = config_to_dict(load_config("tiny"))
+    trainer.fit()
+    folder = tmp_path / "checkpoints" / "step_00000002"
+    (folder / name).write_bytes(content)
+    read = {"ema.safetensors": lambda: read_weights(folder, ema=True),
+            "model.safetensors": lambda: read_weights(folder, ema=False), "state.pt": lambda: load_state(folder),
+            "config.yaml": lambda: read_run_config(folder / name)}[name]
+    with pytest.raises((ValueError, TypeError), match=f"{folder}.*{match}" if ":" not in match else match) as error:
+        read()
+    assert "\n" not in str(error.value) and "weights_only=False" not in str(error.value)
+
+
 def test_trainer_rejects_bad_setups(tmp_path):
     with pytest.raises(ValueError, match="stages"):
         Trainer(StandIn(), _train_config(tmp_path, stages={"third": StageConfig(steps=1)}), EpochData())

@@ -546,8 +546,10 @@ def test_bad_specs_name_the_problem(data: object, error: type, match: str) -> No
     ('{"edits": [', "not valid JSON"),
     ('{"edits": [{"op": "scale", "region": "a", "factor": NaN}]}', "NaN"),
     ("[" * 100000, "nested too deeply|not valid JSON"),
+    ('{"edits": [{"op": "scale", "region": "a", "factor": ' + "1" * 5000 + "}]}", "spec is not valid JSON: Exceeds"),
+    (b'{"edits": [\xff]}', "not UTF-8/16/32 encoded JSON"),
 ])
-def test_malformed_json(text: str, match: str) -> None:
+def test_malformed_json(text: str | bytes, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         RoiEditSpec.from_json(text)
 

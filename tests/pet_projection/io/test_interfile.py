@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import pathlib
+import re
 import shutil
 import warnings
 
@@ -17,6 +18,8 @@ from pet_projection import ImageGrid
 from pet_projection.io import (InterfileError, read_header, read_image, read_projdata, read_projdata_header,
                                write_image, write_projdata)
 from pet_projection.projdata import CylindricalScanner, ProjDataLayout
+
+from .hostile import bounded, make_fifo
 
 # Expected layouts of the shipped projection-data headers: shape (planes, views, tangential), arc correction and
 # effective ring radius (mm). Radii: header 'Inner ring diameter' / 2 + 'Average depth of interaction'; for the
@@ -290,3 +293,103 @@ def test_written_projection_data_reads_back_identically(tmp_path_factory, n_ring
     assert layout_again.scanner.view_offset_rad == pytest.approx(layout.scanner.view_offset_rad, abs=1e-12)
     assert dataclasses.replace(layout_again.scanner, view_offset_rad=layout.scanner.view_offset_rad) == layout.scanner
     np.testing.assert_allclose(layout_again.view_angles_rad(), layout.view_angles_rad(), rtol=0, atol=1e-12)
+
+
+# --- hostile headers: sizes checked before allocating, regular files only, data files in the header's folder ------
+
+@pytest.mark.parametrize("changes, message", [
+    ({"!matrix size [1]": "100000000"}, r"'matrix size \[1\] := 100000000' must lie in 1 \.\. 65536"),
+    ({"!matrix size [3]": "1000000000"}, r"'matrix size \[3\] := 1000000000' must lie in 1 \.\. 65536"),
+    ({"!matrix size [2]": "{-2}"}, r"'matrix size \[2\] := \{-2\}' must hold integers in 1 \.\. 65536"),
+    ({"Number of rings": "1000000000"}, r"'number of rings := 1000000000' must lie in 1 \.\. 65536"),
+    ({"!matrix size [1]": "60000", "!matrix size [3]": "60000", "!matrix size [2]": "{1}",
+      "Number of detectors per ring": "60000"}, "ask for 3600000000 bins, more than the 2147483648"),
+])
+def test_huge_sizes_are_refused_before_anything_is_allocated(tmp_path: pathlib.Path, changes: dict,
+                                                              message: str) -> None:
+    path = _write_header(tmp_path, _projdata_lines(**changes), bytes(96))
+    for read in (read_projdata_header, read_projdata):
+        with bounded(), pytest.raises(InterfileError, match=message) as error:
+            read(path)
+        assert str(path) in str(error.value)
+
+
+def test_a_huge_image_header_is_refused_naming_the_file_and_the_field(tmp_path: pathlib.Path) -> None:
+    grid = ImageGrid((2, 3, 4), 1.0)
+    write_image(tmp_path / "i.hv", np.zeros(grid.shape, np.float32), grid)
+    text = (tmp_path / "i.hv").read_text()
+    (tmp_path / "i.hv").write_text(text.replace("!matrix size [1] := 4", "!matrix size [1] := 100000000"))
+    with bounded(), pytest.raises(InterfileError, match=r"i\.hv: 'matrix size \[1\] := 100000000' must lie in 1"):
+        read_image(tmp_path / "i.hv")
+    (tmp_path / "i.hv").write_text(text.replace("!matrix size [1] := 4", "!matrix size [1] := 40000").replace(
+        "!matrix size [2] := 3", "!matrix size [2] := 40000"))  # 3.2e9 values: each axis within its limit
+    with bounded(), pytest.raises(InterfileError, match=r"i\.hv: the header's sizes \(2, 40000, 40000\) ask for "
+                                                        r"3200000000 values, more than the 2147483648"):
+        read_image(tmp_path / "i.hv")
+    (tmp_path / "i.hv").write_text(text.replace("!matrix size [1] := 4", "!matrix size [1] := 20000").replace(
+        "!matrix size [2] := 3", "!matrix size [2] := 20000"))  # 8e8 values: not in the 96-byte data file
+    with bounded(), pytest.raises(InterfileError, match=r"i\.v is truncated: the header's sizes \(2, 20000, 20000\)"):
+        read_image(tmp_path / "i.hv")
+    (tmp_path / "i.hv").write_text(text.replace("number of dimensions := 3", "data offset in bytes [1] := -8\n"
+                                                "number of dimensions := 3"))
+    with pytest.raises(InterfileError, match=r"'data offset in bytes \[1\] := -8' must not be negative"):
+        read_image(tmp_path / "i.hv")
+
+
+@pytest.mark.parametrize("name", ["../../../../etc/passwd", "/etc/passwd", "sub/../../x.s"])
+def test_data_files_outside_the_header_folder_are_refused(tmp_path: pathlib.Path, name: str) -> None:
+    folder = tmp_path / "a" / "b"
+    folder.mkdir(parents=True)
+    (tmp_path / "a" / "x.s").write_bytes(bytes(96))
+    path = _write_header(folder, _projdata_lines(**{"name of data file": name}))
+    with pytest.raises(InterfileError, match=f"x.hs: 'name of data file := {re.escape(name)}' is refused: .* "
+                                             f"outside the folder {re.escape(str(folder))}"):
+        read_projdata(path)
+    read_projdata_header(path)  # a template needs no data file
+
+
+def test_data_files_below_the_header_folder_and_links_in_it_are_read(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "x.s").write_bytes(np.arange(24, dtype="<f4").tobytes())
+    data, _ = read_projdata(_write_header(tmp_path, _projdata_lines(**{"name of data file": "data/../data/x.s"})))
+    assert sorted(data.ravel().tolist()) == list(range(24))
+    (tmp_path / "link.s").symlink_to(tmp_path / "data" / "x.s")
+    again, _ = read_projdata(_write_header(tmp_path, _projdata_lines(**{"name of data file": "link.s"}), name="y"))
+    np.testing.assert_array_equal(again, data)
+
+
+def test_devices_and_fifos_are_refused_at_once(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "zero.s").symlink_to("/dev/zero")
+    make_fifo(tmp_path / "fifo.s")
+    for data_name, kind in (("zero.s", "a device"), ("fifo.s", "a FIFO")):
+        path = _write_header(tmp_path, _projdata_lines(**{"name of data file": data_name}), name=data_name[:-2])
+        with bounded(), pytest.raises(InterfileError, match=f"{data_name} is {kind}, not a regular file"):
+            read_projdata(path)
+    (tmp_path / "zero.hv").symlink_to("/dev/zero")
+    with bounded(), pytest.raises(InterfileError, match="zero.hv is a device, not a regular file"):
+        read_header(tmp_path / "zero.hv")
+    with bounded(), pytest.raises(InterfileError, match="fifo.s is a FIFO, not a regular file"):
+        read_header(tmp_path / "fifo.s")
+
+
+def test_a_data_file_given_as_the_header_is_refused_unread(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "big.hv").write_bytes(b"!INTERFILE :=\n" + bytes(2 ** 20))
+    with bounded(max_bytes=4 * 2 ** 20), pytest.raises(InterfileError, match="larger than 1048576 bytes"):
+        read_header(tmp_path / "big.hv")
+
+
+def test_a_long_run_of_spaces_in_a_key_is_parsed_quickly(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "spaces.hv"
+    path.write_text("!INTERFILE :=\nmatrix" + " " * 400_000 + "size := 3\n")
+    with bounded(seconds=5.0):
+        assert read_header(path).integer("matrix size") == 3
+
+
+def test_complex_images_are_refused_naming_the_file_and_the_dtype(tmp_path: pathlib.Path) -> None:
+    grid = ImageGrid((2, 3, 4), 1.0)
+    with pytest.raises(ValueError, match=r"cannot write .*c\.hv: Interfile holds real numbers .* dtype complex128"):
+        write_image(tmp_path / "c.hv", np.zeros(grid.shape, np.complex128), grid)
+    layout = _small_layout("Segment_AxialPos_View_TangPos")
+    with pytest.raises(ValueError, match=r"cannot write .*c\.hs: .* the data has dtype complex64"):
+        write_projdata(tmp_path / "c.hs", np.zeros(layout.shape, np.complex64), layout)
+    assert list(tmp_path.iterdir()) == []

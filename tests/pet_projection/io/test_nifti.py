@@ -11,6 +11,8 @@ from pet_projection import ImageGrid
 from pet_projection.io import read_image
 from pet_projection.io.nifti import nifti_affine, read_nifti, write_nifti
 
+from .hostile import bounded, make_fifo
+
 nibabel = pytest.importorskip("nibabel")
 
 
@@ -78,3 +80,58 @@ def test_bad_files(tmp_path: pathlib.Path) -> None:
         read_nifti(tmp_path / "4d.nii")
     with pytest.raises(ValueError, match="expected the grid shape"):
         write_nifti(tmp_path / "x.nii", np.zeros((2, 2)), ImageGrid((3, 3)))
+
+
+def _small_nifti(path: pathlib.Path) -> bytes:
+    grid = ImageGrid((4, 6, 5), (2.5, 1.5, 2.0))
+    write_nifti(path, np.random.default_rng(1).random(grid.shape).astype(np.float32), grid)
+    return path.read_bytes()
+
+
+def test_a_huge_header_is_refused_naming_the_file_and_the_field(tmp_path: pathlib.Path) -> None:
+    raw = bytearray(_small_nifti(tmp_path / "a.nii"))
+    raw[40:48] = np.array([3, 32767, 32767, 32767], "<i2").tobytes()  # dim[0..3] of the NIfTI-1 header
+    (tmp_path / "huge.nii").write_bytes(raw)
+    with bounded(), pytest.raises(ValueError, match=r"huge\.nii: the header's 'dim' asks for \(32767, 32767, 32767\)"
+                                                    r" = 35181150961663 elements, more than the 2147483648"):
+        read_nifti(tmp_path / "huge.nii")
+    raw[40:48] = np.array([3, 300, 300, 300], "<i2").tobytes()  # within the limit, but not in the file
+    (tmp_path / "big.nii").write_bytes(raw)
+    with bounded(), pytest.raises(ValueError, match=r"big\.nii: the header's 'dim' asks for \(300, 300, 300\) "
+                                                    r"elements of 4 bytes .* but the file holds"):
+        read_nifti(tmp_path / "big.nii")
+    gzip = pytest.importorskip("gzip")
+    (tmp_path / "big.nii.gz").write_bytes(gzip.compress(bytes(raw)))
+    with bounded(), pytest.raises(ValueError, match=r"big\.nii\.gz: the header's 'dim' asks for \(300, 300, 300\)"):
+        read_nifti(tmp_path / "big.nii.gz")
+
+
+@pytest.mark.parametrize("name", ["a.nii", "a.nii.gz"])
+def test_empty_and_truncated_files_give_a_message_naming_them(tmp_path: pathlib.Path, name: str) -> None:
+    raw = _small_nifti(tmp_path / name)
+    for size in (0, 100, len(raw) - 4):
+        (tmp_path / f"cut{size}_{name}").write_bytes(raw[:size])
+        with bounded(), pytest.raises(ValueError, match=f"cut{size}_{name}"):
+            read_nifti(tmp_path / f"cut{size}_{name}")
+
+
+def test_fifos_devices_and_missing_files(tmp_path: pathlib.Path) -> None:
+    make_fifo(tmp_path / "fifo.nii")
+    with bounded(), pytest.raises(ValueError, match="fifo.nii is a FIFO, not a regular file"):
+        read_nifti(tmp_path / "fifo.nii")
+    (tmp_path / "zero.nii.gz").symlink_to("/dev/zero")
+    with bounded(), pytest.raises(ValueError, match="zero.nii.gz is a device, not a regular file"):
+        read_nifti(tmp_path / "zero.nii.gz")
+    with pytest.raises(FileNotFoundError, match="missing.nii does not exist"):
+        read_nifti(tmp_path / "missing.nii")
+
+
+def test_complex_and_non_finite_files_are_refused(tmp_path: pathlib.Path) -> None:
+    nibabel.save(nibabel.Nifti1Image(np.zeros((3, 3, 3), np.complex64), np.eye(4)), str(tmp_path / "c.nii"))
+    with pytest.raises(ValueError, match=r"c\.nii: the image holds complex64 values; only real numbers are read"):
+        read_nifti(tmp_path / "c.nii")
+    raw = bytearray(_small_nifti(tmp_path / "a.nii"))
+    raw[280:284] = np.array([np.nan], "<f4").tobytes()  # srow_x[0] of the sform (sform_code 1) that gives the affine
+    (tmp_path / "nan.nii").write_bytes(raw)
+    with pytest.raises(ValueError, match=r"nan\.nii: the affine holds values that are not finite"):
+        read_nifti(tmp_path / "nan.nii")

@@ -11,6 +11,8 @@ from pet_projection import ImageGrid, ListmodeProjector, PETSinogramProjector
 from pet_projection.io import InterfileError, read_projdata_header
 from pet_projection.io.petlink import read_listmode
 
+from .hostile import bounded, make_fifo
+
 HEADER = "stir_recon_test_pack/PET_ACQ_small.l.hdr.STIR"
 TEMPLATE = "stir_recon_test_pack/Siemens_mMR_seg2.hs"
 # Counts of the shipped file from an independent decoding (shared/data/third_party/README.md)
@@ -92,8 +94,8 @@ def _copy_header(third_party: pathlib.Path, folder: pathlib.Path, replace: dict[
     if data is not None:
         text = text.replace("name of data file := small_listmode_file.l", "name of data file := lm.l")
         (folder / "lm.l").write_bytes(data)
-    else:
-        text = text.replace("name of data file := small_listmode_file.l", f"name of data file := {source}")
+    elif not (folder / source.name).exists():  # a data file kept elsewhere is linked into the header's folder
+        (folder / source.name).symlink_to(source)
     path = folder / "lm.l.hdr"
     path.write_text(text)
     return path
@@ -115,3 +117,44 @@ def test_bad_listmode_files_get_clear_errors(third_party: pathlib.Path, tmp_path
     template = read_projdata_header(third_party / "stir_recon_demo/smalllong.hs")
     with pytest.raises(ValueError, match="the template's scanner .* is not the listmode's"):
         read_listmode(third_party / HEADER).histogram(template)
+
+
+def test_hostile_listmode_headers_are_refused_before_reading(third_party: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    with bounded(), pytest.raises(InterfileError, match=r"lm\.l\.hdr: 'number of views := 100000000' must lie in 1"):
+        read_listmode(_copy_header(third_party, tmp_path, {"%number of views:=252": "%number of views:=100000000"}))
+    with pytest.raises(InterfileError, match="'%number of views := 126' must be the Siemens mMR's 252"):
+        read_listmode(_copy_header(third_party, tmp_path, {"%number of views:=252": "%number of views:=126"}))
+    with bounded(), pytest.raises(InterfileError, match=r"'number of projections := 100000000' must lie in 1 \.\. 504"):
+        read_listmode(_copy_header(third_party, tmp_path, {"%number of projections:=344":
+                                                           "%number of projections:=100000000"}))
+    with pytest.raises(InterfileError, match="'data offset in bytes := 8' must lie in 0 .. 4"):
+        read_listmode(_copy_header(third_party, tmp_path, {"!data offset in bytes:=0": "!data offset in bytes:=8"},
+                                   bytes(4)))
+    with pytest.raises(InterfileError, match="'name of data file := ../small_listmode_file.l' is refused"):
+        read_listmode(_copy_header(third_party, tmp_path, {"name of data file := small_listmode_file.l":
+                                                           "name of data file := ../small_listmode_file.l"}))
+
+
+@pytest.mark.parametrize("kind", ["device", "FIFO"])
+def test_a_device_or_fifo_as_the_listmode_file_is_refused_at_once(third_party: pathlib.Path, tmp_path: pathlib.Path,
+                                                                  kind: str) -> None:
+    if kind == "device":
+        (tmp_path / "small_listmode_file.l").symlink_to("/dev/zero")
+    else:
+        make_fifo(tmp_path / "small_listmode_file.l")
+    with bounded(), pytest.raises(InterfileError, match=f"small_listmode_file.l is a {kind}, not a regular file"):
+        read_listmode(_copy_header(third_party, tmp_path, {})).counts()
+
+
+@pytest.mark.parametrize("window, message", [
+    ((400, 100), r"time_window_ms must run forwards, start < end .* got \(400, 100\)"),
+    ((0, float("nan")), "time_window_ms end must be finite"),
+    ((float("nan"), 10), "time_window_ms start must be finite"),
+    ((5,), r"time_window_ms must be a \(low, high\) pair"),
+])
+def test_reversed_or_nan_time_windows_are_refused(third_party: pathlib.Path, listmode, window, message) -> None:
+    template = read_projdata_header(third_party / TEMPLATE)
+    with pytest.raises((TypeError, ValueError), match=message):
+        listmode.histogram(template, time_window_ms=window)
+    with pytest.raises((TypeError, ValueError), match=message):
+        listmode.event_lors(time_window_ms=window)

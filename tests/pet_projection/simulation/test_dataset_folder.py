@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -12,7 +13,7 @@ from pet_projection.simulation import (SimulatedDataset, SimulationConfig, expor
 from pet_projection.simulation import dataset_folder as dataset_module
 from tasks.cli.simulate import main
 from pet_projection.io.nifti import nifti_affine
-from pet_projection.simulation.dataset_folder import MANIFEST_NAME, sample_path
+from pet_projection.simulation.dataset_folder import MANIFEST_NAME, load_sample, sample_path
 from pet_projection.simulation.phantoms import anatomy_grid
 
 TINY = SimulationConfig(size=24, n_views=16)
@@ -142,3 +143,91 @@ def test_count_support_keeps_the_body_and_the_background_rays():
             np.testing.assert_array_equal(support, body)
         else:
             assert np.any(support & ~body)  # randoms and scatter reach rays that miss the body
+
+
+# --- the manifest's records: hostile or damaged folders ------------------------------------------------------------
+
+@pytest.mark.parametrize("content, message", [
+    ("[1, 2]", "holds a JSON list, not the object of an allpet manifest"),
+    ('{"format": ', "is not valid JSON"),
+    ("[" * 100_000, "is nested too deeply|is not valid JSON"),
+])
+def test_a_manifest_that_is_not_an_object_is_named_in_the_message(tmp_path, content, message):
+    (tmp_path / MANIFEST_NAME).write_text(content)
+    with pytest.raises(ValueError, match=f"{MANIFEST_NAME} ({message})"):
+        SimulatedDataset(tmp_path)
+    with pytest.raises(ValueError, match=f"{MANIFEST_NAME} ({message})"):
+        write_dataset(tmp_path, "low_dose", 1, TINY, progress=False)
+    assert main(["--task", "low_dose", "--n", "1", "--out", str(tmp_path), "--size", "24", "--views", "16",
+                 "--quiet"]) == 2
+
+
+def test_the_manifest_records_size_and_sha256_of_every_sample(tmp_path):
+    write_dataset(tmp_path, "low_dose", 2, TINY, seed=1, progress=False)
+    records = json.loads((tmp_path / MANIFEST_NAME).read_text())["sample_files"]
+    for index, record in enumerate(records):
+        content = sample_path(tmp_path, index).read_bytes()
+        assert record == {"bytes": len(content), "sha256": hashlib.sha256(content).hexdigest()}
+
+
+def test_a_rerun_rebuilds_missing_truncated_foreign_and_unrecorded_samples(tmp_path, capsys):
+    write_dataset(tmp_path, "low_dose", 5, TINY, seed=2, progress=False)
+    good = [sample_path(tmp_path, i).read_bytes() for i in range(5)]
+    sample_path(tmp_path, 0).unlink()  # missing
+    sample_path(tmp_path, 1).write_bytes(good[1][:-100])  # truncated
+    sample_path(tmp_path, 2).write_bytes(good[4])  # foreign: another sample's file
+    damaged = bytearray(good[3])
+    damaged[len(damaged) // 2] ^= 1  # same size, one bit flipped
+    sample_path(tmp_path, 3).write_bytes(damaged)
+    manifest = json.loads((tmp_path / MANIFEST_NAME).read_text())
+    manifest["sample_files"][4] = None  # no record (a run killed before writing it)
+    (tmp_path / MANIFEST_NAME).write_text(json.dumps(manifest))
+    summary = write_dataset(tmp_path, "low_dose", 5, TINY, seed=2, progress=False)
+    assert (summary.n_written, summary.n_rebuilt, summary.n_skipped) == (5, 4, 0)
+    assert [sample_path(tmp_path, i).read_bytes() for i in range(5)] == good  # deterministic: as a fresh run
+    sample_path(tmp_path, 1).write_bytes(good[1][:-100])
+    assert main(["--task", "low_dose", "--n", "5", "--out", str(tmp_path), "--size", "24", "--views", "16",
+                 "--seed", "2", "--quiet"]) == 0
+    assert "1 samples written (1 of them rebuilt" in capsys.readouterr().out
+    SimulatedDataset(tmp_path).verify()
+
+
+def test_reading_checks_each_sample_against_the_manifest_the_first_time(tmp_path):
+    write_dataset(tmp_path, "low_dose", 2, TINY, seed=3, progress=False)
+    dataset = SimulatedDataset(tmp_path)
+    first = dataset[0]
+    content = sample_path(tmp_path, 1).read_bytes()
+    sample_path(tmp_path, 1).write_bytes(content[:-10])
+    with pytest.raises(ValueError, match=r"sample_00001\.npz does not match the manifest: it has \d+ bytes, the "
+                                         r"manifest records \d+ .* rerun the allpet simulate command"):
+        dataset[1]
+    with pytest.raises(ValueError, match=r"sample_00001\.npz does not match"):
+        dataset.load_array(1, "input")
+    with pytest.raises(ValueError, match=r"1 of 2 samples of .* do not match the manifest"):
+        SimulatedDataset(tmp_path).verify()
+    _assert_same(dataset[0], first)
+
+
+def test_adding_nifti_on_a_rerun_writes_it_for_every_sample(tmp_path):
+    pytest.importorskip("nibabel")
+    write_dataset(tmp_path, "tracer_separation", 2, TINY, seed=4, progress=False)
+    summary = write_dataset(tmp_path, "tracer_separation", 3, TINY, seed=4, nifti=True, progress=False)
+    assert (summary.n_written, summary.n_skipped) == (1, 2)
+    names = sorted(path.name for path in (tmp_path / "nifti").iterdir())
+    assert len(names) == 3 * 5  # input, mu-map, labels and one target per tracer, for each sample
+    assert {name[:12] for name in names} == {"sample_00000", "sample_00001", "sample_00002"}
+    kept = (tmp_path / "nifti" / names[0]).stat().st_mtime_ns
+    write_dataset(tmp_path, "tracer_separation", 3, TINY, seed=4, nifti=True, progress=False)
+    assert (tmp_path / "nifti" / names[0]).stat().st_mtime_ns == kept  # present files are not written again
+
+
+@pytest.mark.parametrize("cut", [0, 100, -50])
+def test_empty_or_truncated_sample_files_name_the_file(tmp_path, cut):
+    save_sample(tmp_path / "s.npz", simulate_sample("low_dose", TINY, 0))
+    content = (tmp_path / "s.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(content[:cut])
+    with pytest.raises(ValueError, match=r"cut\.npz"):
+        load_sample(tmp_path / "cut.npz")
+    np.savez(tmp_path / "foreign.npz", input=np.zeros(3))
+    with pytest.raises(ValueError, match=r"foreign\.npz is not a sample written by allpet simulate: it lacks"):
+        load_sample(tmp_path / "foreign.npz")

@@ -142,7 +142,8 @@ def test_low_dose_warped_patients_follow_the_sample_physics():
     from tasks.task import sample_projector
 
     task = get_task("low_dose")
-    config = SimulationConfig(size=16, n_views=16)
+    # brains (16 mm pixels): a trunk slice of 16 pixels has 31 mm ones, too coarse for a warp to move a label
+    config = SimulationConfig(size=16, n_views=16, anatomy="brain")
     samples = [simulate_sample("low_dose", config, seed) for seed in range(2)]
     out = with_warped_anatomies(task, samples, 2, seed=5)
     assert len(out) == 6 and out[:2] == samples
@@ -179,7 +180,8 @@ def test_every_task_warps_patients_through_its_own_physics(name):
     from tasks.task import sample_projector
 
     task = get_task(name)
-    source = simulate_sample(name, SimulationConfig(size=16, n_views=16, n_lesions=(1, 2)), 1)
+    # a brain (16 mm pixels): a trunk slice of 16 pixels has 31 mm ones, too coarse for a warp to move a label
+    source = simulate_sample(name, SimulationConfig(size=16, n_views=16, n_lesions=(1, 2), anatomy="brain"), 1)
     warped = task.warp_sample(source, np.random.default_rng(2))
     task.check_sample(warped)
     again = task.warp_sample(source, np.random.default_rng(2))

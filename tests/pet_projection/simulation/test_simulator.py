@@ -20,7 +20,8 @@ from pet_projection.simulation import (LESION_LABEL_OFFSET, MU_511KEV_PER_MM, RE
                                        make_phantom, poisson_counts, sample_rng, simulate_sample, system_model,
                                        thin_counts, tissue_curve)
 from pet_projection.simulation.acquisition import crystal_pair_product, detector_shape
-from pet_projection.simulation.phantoms import SLICE_RANGE_MM, smooth_texture
+from pet_projection.simulation.anatomy import SLICE_RANGE_MM
+from pet_projection.simulation.phantoms import smooth_texture
 
 TINY = SimulationConfig(size=32, n_views=24)
 TIMES_MIN = np.linspace(0.0, 120.0, 121)

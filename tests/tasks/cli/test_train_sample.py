@@ -111,7 +111,7 @@ def test_cli_train_and_sample_on_the_physics_prior_of_a_simulated_folder(tmp_pat
     capsys.readouterr()
     np.savez(tmp_path / "inputs.npz", input=np.ones((1, 12, 16), np.float32))
     assert cli_sample.main(["--checkpoint", str(run), "--input", str(tmp_path / "inputs.npz"), "--out", str(out),
-                            "--steps", "1", "--threads", "1"]) == 0
+                            "--steps", "1", "--threads", "1", "--overwrite"]) == 0
     assert "physics_prior" in capsys.readouterr().err  # warned: such inputs must hold the prior themselves
 
 
@@ -122,6 +122,24 @@ def test_cli_train_and_sample_on_a_tracer_separation_folder(tmp_path):
                                                  recon="none")
     assert result["sinogram"].shape == (4, 12, 16) and np.all(np.isfinite(result["sinogram"]))
     np.testing.assert_array_equal(result["tracer"], [list(TRACERS).index(name) for name in ("fdg", "met")] * 2)
+
+
+
+def test_cli_sample_refuses_a_folder_of_another_task_or_image_size(tmp_path, capsys):
+    from pet_projection.simulation import TRACERS, SimulationConfig, write_dataset
+
+    run, out, _ = _train_and_sample_on_a_folder(tmp_path, "tracer_separation", f"model.n_tracers={len(TRACERS)}",
+                                                recon="none")
+    before = (out / "samples.npz").read_bytes()
+    write_dataset(tmp_path / "low_dose", "low_dose", 1, SimulationConfig(size=16, n_views=12), seed=0, progress=False)
+    write_dataset(tmp_path / "large", "tracer_separation", 1, SimulationConfig(size=32, n_views=12), seed=0,
+                  progress=False)
+    capsys.readouterr()
+    for folder, words in (("low_dose", ("tracer_separation", "low_dose")), ("large", ("16 x 16", "32 x 32"))):
+        assert cli_sample.main(["--checkpoint", str(run), "--input", str(tmp_path / folder), "--out", str(out),
+                                "--steps", "1", "--overwrite"]) == 2
+        _one_error_line(capsys, *words)
+    assert (out / "samples.npz").read_bytes() == before
 
 
 def test_cli_train_and_sample_on_the_unmixing_prior_of_a_tracer_separation_folder(tmp_path, capsys):
@@ -135,13 +153,14 @@ def test_cli_train_and_sample_on_the_unmixing_prior_of_a_tracer_separation_folde
     assert weights.shape == (2, 12, 16) and result["sinogram"].shape == (4, 12, 16)
     checkpoint = next((run / "checkpoints").iterdir())  # a checkpoint folder finds its run's weights
     assert cli_sample.main(["--checkpoint", str(checkpoint), "--input", str(tmp_path / "tracer_separation"),
-                            "--out", str(out), "--steps", "2", "--threads", "1", "--recon", "none"]) == 0
+                            "--out", str(out), "--steps", "2", "--threads", "1", "--recon", "none",
+                            "--overwrite"]) == 0
     with np.load(out / "samples.npz") as again:
         np.testing.assert_array_equal(again["sinogram"], result["sinogram"])
     (run / "unmixing_weights.npy").unlink()
     capsys.readouterr()
     assert cli_sample.main(["--checkpoint", str(run), "--input", str(tmp_path / "tracer_separation"),
-                            "--out", str(out), "--steps", "2", "--threads", "1"]) == 2
+                            "--out", str(out), "--steps", "2", "--threads", "1", "--overwrite"]) == 2
     assert "unmixing_weights.npy" in capsys.readouterr().err
 
 
@@ -154,3 +173,193 @@ def test_resuming_a_run_saved_before_new_config_keys(tmp_path):
     changed = config_to_dict(load_config("tiny", TINY_OVERRIDES + ["data.n_bases=5"]))
     with pytest.raises(ValueError, match="data.n_bases"):
         cli._check_resumable(tmp_path / "config.yaml", changed)
+
+
+# --- careless and hostile input (issue 32): checks before long work, clear one-line errors, nothing overwritten ---
+
+def _inputs(tmp_path, shape=(3, 16, 16), **extra) -> str:
+    """A ``.npz`` of inpainting inputs (the tiny run's task) of ``shape`` ``(N, V, R)``."""
+    rng = np.random.default_rng(0)
+    mask = (rng.random(shape) > 0.5).astype(np.float32)
+    full = rng.random(shape).astype(np.float32)
+    path = tmp_path / f"inputs_{'x'.join(map(str, shape))}.npz"
+    np.savez(path, **{"input": full * mask, "known": full * mask, "mask": mask, **extra})
+    return str(path)
+
+
+def _one_error_line(capsys, *words: str) -> str:
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+def _run_copy(tiny_run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_run, copy)
+    return copy, copy / "checkpoints" / "step_00000004"
+
+
+def test_cli_sample_refuses_inputs_of_another_geometry(tiny_run, tmp_path, capsys):
+    out = tmp_path / "samples"
+    for shape, word in (((2, 12, 16), "n_views"), ((2, 16, 24), "n_bins")):
+        assert cli_sample.main(["--checkpoint", str(tiny_run), "--input", _inputs(tmp_path, shape), "--out", str(out),
+                                "--steps", "1"]) == 2
+        _one_error_line(capsys, f"({shape[1]}, {shape[2]})", "(16, 16)", word)
+    assert not out.exists()
+
+
+def test_cli_sample_refuses_a_simulated_folder_for_an_inpainting_model(tiny_run, tmp_path, capsys):
+    from pet_projection.simulation import SimulationConfig, write_dataset
+
+    out = tmp_path / "samples"
+    write_dataset(tmp_path / "low_dose", "low_dose", 1, SimulationConfig(size=16, n_views=16), seed=0, progress=False)
+    assert cli_sample.main(["--checkpoint", str(tiny_run), "--input", str(tmp_path / "low_dose"), "--out", str(out),
+                            "--steps", "1"]) == 2  # the tiny run is an inpainting model
+    _one_error_line(capsys, "inpainting", "low_dose")
+    assert not out.exists()
+
+
+def test_cli_sample_needs_the_inputs_of_its_task(tiny_run, tmp_path, capsys):
+    np.savez(tmp_path / "paired.npz", input=np.ones((2, 16, 16), np.float32))
+    assert cli_sample.main(["--checkpoint", str(tiny_run), "--input", str(tmp_path / "paired.npz"),
+                            "--out", str(tmp_path / "samples"), "--steps", "1"]) == 2
+    _one_error_line(capsys, "inpainting", "mask")
+
+
+def test_cli_sample_refuses_zero_samples(tiny_run, tmp_path, capsys):
+    assert cli_sample.main(["--checkpoint", str(tiny_run), "--input", _inputs(tmp_path, (0, 16, 16)),
+                            "--out", str(tmp_path / "samples"), "--steps", "1"]) == 2
+    _one_error_line(capsys, "no samples")
+    assert not (tmp_path / "samples").exists()
+
+
+def test_cli_sample_keeps_earlier_samples_unless_told(tiny_run, tmp_path, capsys):
+    out = tmp_path / "samples"
+    args = ["--checkpoint", str(tiny_run), "--input", _inputs(tmp_path), "--out", str(out), "--steps", "1"]
+    assert cli_sample.main(args) == 0
+    before = {name: (out / name).read_bytes() for name in ("samples.npz", "sampling.json")}
+    capsys.readouterr()
+    assert cli_sample.main(args + ["--seed", "5"]) == 2
+    _one_error_line(capsys, str(out / "samples.npz"), "--overwrite")
+    assert {name: (out / name).read_bytes() for name in before} == before
+    assert cli_sample.main(args + ["--seed", "5", "--overwrite"]) == 0
+    assert (out / "samples.npz").read_bytes() != before["samples.npz"]
+    assert sorted(path.name for path in out.iterdir()) == ["samples.npz", "sampling.json"]  # no temporary files
+
+
+def test_cli_sample_checks_its_output_folder_before_sampling(tiny_run, tmp_path, capsys, read_only, monkeypatch):
+    import ldm.sampling
+
+    def never(*args, **kwargs):
+        raise AssertionError("sampled although the output cannot be written")
+
+    monkeypatch.setattr(ldm.sampling, "sample", never)
+    (tmp_path / "a_file").write_text("")
+    for out in (tmp_path / "a_file", tmp_path / "a_file" / "below"):
+        assert cli_sample.main(["--checkpoint", str(tiny_run), "--input", _inputs(tmp_path), "--out", str(out),
+                                "--steps", "1"]) == 2
+        _one_error_line(capsys, str(tmp_path / "a_file"))
+    (tmp_path / "locked").mkdir()
+    locked = read_only(tmp_path / "locked")
+    assert cli_sample.main(["--checkpoint", str(tiny_run), "--input", _inputs(tmp_path), "--out", str(locked),
+                            "--steps", "1"]) == 2
+    line = _one_error_line(capsys, str(locked))
+    assert ".tmp" not in line
+
+
+@pytest.mark.parametrize("name, damage", [("ema.safetensors", "truncate"), ("ema.safetensors", "empty"),
+                                          ("model.safetensors", "truncate"), ("config.yaml", "yaml"),
+                                          ("config.yaml", "list"), ("config.yaml", "binary")])
+def test_cli_sample_names_a_broken_checkpoint_file(tiny_run, tmp_path, capsys, name, damage):
+    _, checkpoint = _run_copy(tiny_run, tmp_path)
+    path = checkpoint / name
+    data = path.read_bytes()
+    path.write_bytes({"truncate": data[:len(data) // 2], "empty": b"", "yaml": b"model: {autoencoder: [",
+                      "list": b"- 1\n- 2\n", "binary": b"\xff\xfe\x00garbage"}[damage])
+    weights = ["--raw-weights"] if name == "model.safetensors" else []
+    assert cli_sample.main(["--checkpoint", str(checkpoint), "--input", _inputs(tmp_path), "--out",
+                            str(tmp_path / "samples"), "--steps", "1", *weights]) == 2
+    _one_error_line(capsys, str(path))
+    assert not (tmp_path / "samples").exists()
+
+
+def test_cli_train_resume_falls_back_to_the_newest_checkpoint_that_loads(tiny_run, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["--config", "tiny", "--no-progress", f"train.out_dir={out}", *TINY_OVERRIDES]
+    assert cli.main(args) == 0  # checkpoints at steps 2 and 4
+    newest = out / "checkpoints" / "step_00000004" / "model.safetensors"
+    newest.write_bytes(newest.read_bytes()[:100])  # a crash or a full disk after the rename
+    capsys.readouterr()
+    assert cli.main(args + ["--resume"]) == 0
+    err = capsys.readouterr().err
+    assert "step_00000004" in err and "model.safetensors" in err and "step_00000002" in err
+    for name in ("model.safetensors", "ema.safetensors"):  # steps 3 and 4 again, as in an uninterrupted run
+        assert_same_tensors(load_safetensors(out / "checkpoints" / "step_00000004" / name),
+                            load_safetensors(tiny_run / "checkpoints" / "step_00000004" / name))
+
+
+@pytest.mark.parametrize("damage", ["empty state", "all broken"])
+def test_cli_train_resume_with_broken_checkpoints_is_a_clear_error(tiny_run, tmp_path, capsys, damage):
+    copy, _ = _run_copy(tiny_run, tmp_path)
+    folders = sorted((copy / "checkpoints").iterdir())
+    for folder in folders if damage == "all broken" else folders[-1:]:
+        (folder / "state.pt").write_bytes(b"")
+    args = ["--config", "tiny", "--no-progress", f"train.out_dir={copy}", *TINY_OVERRIDES, "--resume"]
+    if damage == "empty state":
+        assert cli.main(args) == 0
+        assert "state.pt" in capsys.readouterr().err
+        return
+    before = {path: path.read_bytes() for path in copy.rglob("*") if path.is_file()}
+    assert cli.main(args) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # after a line per checkpoint skipped
+    assert last.startswith("allpet train: ") and "no checkpoint" in last and str(copy) in last
+    assert {path: path.read_bytes() for path in copy.rglob("*") if path.is_file()} == before
+
+
+@pytest.mark.parametrize("change", ["train.batch_size=4", "train.seed=1", "train.stages.diffusion.steps=3",
+                                    "train.stages.autoencoder.lr=0.01", "train.precision=bf16"])
+def test_cli_train_resume_refuses_train_settings_that_change_the_run(tiny_run, tmp_path, capsys, monkeypatch, change):
+    import ldm.training_data
+
+    def never(*args, **kwargs):
+        raise AssertionError("built the training data before checking the config")
+
+    copy, _ = _run_copy(tiny_run, tmp_path)
+    monkeypatch.setattr(ldm.training_data, "build_training_data", never)
+    assert cli.main(["--config", "tiny", "--no-progress", f"train.out_dir={copy}", *TINY_OVERRIDES, change,
+                     "--resume"]) == 2
+    _one_error_line(capsys, "cannot resume", change.split("=")[0])
+
+
+def test_cli_train_resume_allows_settings_that_keep_the_run(tiny_run, tmp_path):
+    copy, _ = _run_copy(tiny_run, tmp_path)
+    assert cli.main(["--config", "tiny", "--no-progress", f"train.out_dir={copy}", *TINY_OVERRIDES,
+                     "train.log_every=2", "train.keep_checkpoints=3", "train.checkpoint_every=1", "--resume"]) == 0
+
+
+def test_cli_train_refuses_an_output_folder_it_cannot_write(tmp_path, capsys, read_only, monkeypatch):
+    import ldm.training_data
+
+    def never(*args, **kwargs):
+        raise AssertionError("built the training data before checking the output folder")
+
+    monkeypatch.setattr(ldm.training_data, "build_training_data", never)
+    (tmp_path / "a_file").write_text("")
+    (tmp_path / "locked").mkdir()
+    for out in (tmp_path / "a_file", tmp_path / "a_file" / "run", read_only(tmp_path / "locked"),
+                tmp_path / "locked" / "run"):
+        assert cli.main(["--config", "tiny", "--no-progress", f"train.out_dir={out}", *TINY_OVERRIDES]) == 2
+        _one_error_line(capsys, str(out))
+
+
+@pytest.mark.parametrize("text", [b"model: {autoencoder: [", b"- 1\n- 2\n", b"\xff\xfe\x00garbage", b"base: 7\n"])
+def test_cli_train_names_a_broken_config_file(tmp_path, capsys, text):
+    path = tmp_path / "broken.yaml"
+    path.write_bytes(text)
+    assert cli.main(["--config", str(path), f"train.out_dir={tmp_path / 'run'}"]) == 2
+    _one_error_line(capsys, str(path))
