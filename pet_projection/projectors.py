@@ -12,7 +12,8 @@ from .geometry import ParallelBeamGeometry
 from .grid import MAX_LENGTH_MM, ImageGrid
 from .kernels import cpu
 from .kernels.joseph import LORRays, ParallelBeamRays, PETSinogramRays
-from .kernels.tof import TOFBins, erf_table
+from .kernels.columns import column_shape
+from .kernels.tof import TOFBins, tof_bins
 from .operators import LinearOperator
 from .scanner import SinogramAxes
 from .tof import TOFParameters
@@ -24,6 +25,10 @@ from .tof import TOFParameters
 BACKPROJECTION_CHUNKS = 16
 # Upper bound on the scratch memory of those chunk buffers.
 BACKPROJECTION_BUFFER_BYTES = 256 * 2**20
+# Upper bound on the column tables of the sinogram back projection (kernels/columns.py): this many bytes of them
+# are filled before they are emptied into the image. A constant, so the order of every voxel's sum (and its bits)
+# is the same on every machine.
+COLUMN_STORE_BYTES = 64 * 2**20
 
 
 def _n_chunks(n_images: int, n_rays: int, n_voxels: int, itemsize: int) -> int:
@@ -233,8 +238,7 @@ def _tof_bins(tof: Any, event_bins: np.ndarray | None = None) -> TOFBins:
     if not isinstance(tof, TOFParameters):
         raise TypeError(f"tof must be a TOFParameters, got {type(tof).__name__}")
     bins = np.zeros(0, dtype=np.int64) if event_bins is None else event_bins
-    return TOFBins(tof.n_bins, tof.bin_width_mm, tof.sigma_mm, tof.limit_mm,
-                   erf_table(tof.n_sigmas / math.sqrt(2.0)), bins)
+    return tof_bins(tof.n_bins, tof.bin_width_mm, tof.sigma_mm, tof.n_sigmas, bins)
 
 
 def _grid_rays(grid: ImageGrid) -> tuple:
@@ -259,7 +263,9 @@ class LORProjector(_SegmentProjector):
     Maps images ``(..., *grid.shape)`` to ray values ``(..., *lor_shape)`` with
     ``lor_shape = xstart_mm.shape[:-1]``. The image is sampled on the voxel
     planes that lie between the two endpoints, so segments that end inside the
-    grid are cut there (PET LORs end at detectors, outside the image).
+    grid are cut there (PET LORs end at detectors, outside the image); parallelproj
+    also samples the plane before a start point inside the image, so on a uniform
+    image box it is the farther from the exact chord (measurements: docs/results/parallelproj.md).
     """
 
     def __init__(self, grid: ImageGrid, xstart_mm: Any, xend_mm: Any) -> None:
@@ -314,7 +320,10 @@ class PETSinogramProjector(_SegmentProjector):
     the z of both ends in its plane (see
     :meth:`~pet_projection.scanner.SinogramAxes.transaxial_endpoints_mm`).
     Only these two small tables are stored, never endpoint arrays of the
-    sinogram's size. The values equal ``LORProjector(grid, *self.lor_endpoints())``.
+    sinogram's size. The values equal ``LORProjector(grid, *self.lor_endpoints())``
+    (LORs cut at their crystals where those lie inside the image, unlike parallelproj's:
+    docs/results/parallelproj.md). The CPU kernels trace the LORs of each (view,
+    radial) bin together, as :mod:`~pet_projection.kernels.columns` describes.
     """
 
     def __init__(self, layout: SinogramAxes, grid: ImageGrid, views: Any = None,
@@ -342,6 +351,23 @@ class PETSinogramProjector(_SegmentProjector):
             self._tof = _tof_bins(tof)
             self._n_values = tof.n_bins
             self.out_shape += (tof.n_bins,)
+
+    def _apply(self, x: np.ndarray) -> np.ndarray:
+        batch = x.shape[:x.ndim - self.grid.ndim]
+        out = np.zeros(self._ray_shape(math.prod(batch)), dtype=x.dtype)
+        cpu.sinogram_forward(x.reshape(-1), self.grid.n_voxels, self._rays, self._tof, out)
+        return out.reshape(batch + self.out_shape)
+
+    def _adjoint(self, y: np.ndarray) -> np.ndarray:
+        batch = y.shape[:y.ndim - len(self.out_shape)]
+        n_images = math.prod(batch)
+        images = np.zeros(n_images * self.grid.n_voxels, dtype=y.dtype)
+        rows, n_t = column_shape(self._rays)
+        n_store = max(1, min(self.layout.n_radial, COLUMN_STORE_BYTES // (rows * n_t * 8)))
+        store = np.empty((n_store, rows, n_t))
+        cpu.sinogram_back(y.reshape(self._ray_shape(n_images)), self.grid.n_voxels, self._rays, self._tof, store,
+                          images)
+        return images.reshape(batch + self.in_shape)
 
     def lor_endpoints(self) -> tuple[np.ndarray, np.ndarray]:
         """``(xstart_mm, xend_mm)`` of every LOR, each of the non-TOF sinogram shape ``+ (3,)`` (checks, listmode)."""

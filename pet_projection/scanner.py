@@ -3,7 +3,8 @@
 Conventions: points are ``(x, y, z)`` in mm, angles in radians, the scanner
 axis is ``z``. The design mirrors parallelproj's
 ``RegularPolygonPETScannerGeometry`` / ``RegularPolygonPETLORDescriptor``
-(radial, view, plane axes) and STIR's segment / span convention for the planes.
+(radial, view, plane axes; its bins in another order, see
+:meth:`SinogramLayout.parallelproj_bins`) and STIR's segment / span convention for the planes.
 """
 
 from __future__ import annotations
@@ -274,7 +275,11 @@ class SinogramAxes:
         return self.convert_axis_order(data, order, self.axis_order)
 
     def to_parallelproj(self, data: Any) -> Any:
-        """To parallelproj's RVP order ``(radial, view, plane)`` (axis order only, see :meth:`to_stir`)."""
+        """To parallelproj's RVP axis order ``(radial, view, plane)``.
+
+        Axis order only: parallelproj's own sinogram of the same scanner holds the bins in another radial,
+        view and plane order (:meth:`SinogramLayout.parallelproj_bins`).
+        """
         return self.to_axis_order(data, PARALLELPROJ_ORDER)
 
     def from_parallelproj(self, data: Any) -> Any:
@@ -431,6 +436,46 @@ class SinogramLayout(SinogramAxes):
         mean over its ring pairs (``x``, ``y`` are the same in every ring)."""
         z = self.scanner.ring_positions_mm
         return np.array([[np.mean([z[pair[end]] for pair in pairs]) for end in (0, 1)] for pairs in self._planes])
+
+    def parallelproj_bins(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Where this layout's bins sit in parallelproj's sinogram of the same scanner: ``(radial, view, plane)``.
+
+        parallelproj's ``RegularPolygonPETLORDescriptor(scanner, radial_trim=(N + 1 - n_radial) // 2,
+        max_ring_difference)`` of its ``RegularPolygonPETScannerGeometry`` built with the same radius, sides,
+        crystals per side, spacing and rings (``symmetry_axis=0``: its points are ``(z, y, x)``) has the same
+        number of radial bins, views and (span 1) planes, with the same start and end crystal and ring of every
+        LOR it shares, in another order:
+
+        - radial: its axis is shifted by one bin; our bin ``q`` is its bin ``q - 1`` (``radial[0] = -1``: our
+          first bin, crystals ``N - t`` apart counter-clockwise with ``t = (N + 1 - n_radial) / 2``, is not in
+          its sinogram, whose last bin holds crystals ``t - 1`` apart instead; ``t = 1`` makes those the same
+          crystal twice);
+        - view: reversed, our view ``v`` is its view ``N / 2 - 1 - v``;
+        - plane: it stores ring difference 0, then for ``i = 1, 2, ...`` the pairs (start ring ``r``, end ring
+          ``r + i``) and then (``r + i``, ``r``), each by increasing ``r``; we store segment ``-i`` (the end ring
+          below the start ring) before ``+i``.
+
+        Returns
+        -------
+        radial : ndarray of int, shape ``(n_radial,)``
+            Its radial index of each of our radial bins, ``-1`` where it has none.
+        view : ndarray of int, shape ``(n_views,)``
+            Its view index of each of our views.
+        plane : ndarray of int, shape ``(n_planes, k)``
+            Its plane index of every ring pair of each of our planes (:meth:`plane_ring_pairs`), ``k`` the most
+            ring pairs of a plane (1 for span 1), padded with ``-1``. A merged plane (span > 1) is the mean of
+            these LORs' ``z``, not one of its planes.
+        """
+        n_rings = self.scanner.n_rings
+        radial = np.arange(self.n_radial) - 1
+        view = self.n_views - 1 - np.arange(self.n_views)
+        plane = np.full((self.n_planes, max(len(pairs) for pairs in self._planes)), -1, dtype=np.int64)
+        for p, pairs in enumerate(self._planes):
+            for k, (r1, r2) in enumerate(pairs):
+                i = abs(r2 - r1)
+                first = n_rings + 2 * (i - 1) * n_rings - i * (i - 1)  # blocks of ring differences below i
+                plane[p, k] = r1 if i == 0 else (first + r1 if r2 > r1 else first + n_rings - i + r2)
+        return radial, view, plane
 
     def __repr__(self) -> str:
         return (f"SinogramLayout(scanner={self.scanner!r}, span={self.span}, "

@@ -1,4 +1,4 @@
-"""CPU drivers: Numba ``prange`` loops around the scalar ray maths of :mod:`.joseph` and :mod:`.tof`.
+"""CPU drivers: Numba ``prange`` loops around the scalar ray maths of :mod:`.joseph`, :mod:`.tof` and :mod:`.columns`.
 
 Every driver is deterministic: each output element is summed by one thread in
 a fixed order, so there are no races and the same input gives the same bits
@@ -7,6 +7,11 @@ whatever the number of threads.
 - Segments (``forward`` / ``back``) are traced ray by ray; the back projection
   scatters each chunk of rays into its own buffer and adds the buffers in chunk
   order.
+- Ring-scanner sinograms (``sinogram_forward`` / ``sinogram_back``) are traced column by column, a column being
+  the LORs of one (view, radial) bin in every plane (:mod:`.columns`): each thread fills a column's table from
+  the image and projects all its LORs from it. The back projection spreads the LORs of a block of columns into
+  their tables (one thread per column), then empties the tables into the image slice by slice (one thread per z
+  slice, the columns in order), so it needs no image-sized buffers.
 - Parallel-beam slices (``parallel_beam_forward`` / ``parallel_beam_back``)
   are traced plane by plane: all rays of a view cross an image row (or a
   column, read as a row of the transposed slice) at equally spaced positions,
@@ -14,8 +19,8 @@ whatever the number of threads.
   projection gives each thread whole rows, so it needs no buffers.
 
 The drivers are cached on disk (``cache=True``). Numba keys that cache on this
-file only, not on the maths it calls: after editing :mod:`.joseph`, :mod:`.tof` or
-:mod:`.segments`, clear ``__pycache__`` (the test suite keys its own cache folder on every file of
+file only, not on the maths it calls: after editing :mod:`.joseph`, :mod:`.tof`,
+:mod:`.columns` or :mod:`.segments`, clear ``__pycache__`` (the test suite keys its own cache folder on every file of
 this package).
 """
 
@@ -24,6 +29,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .columns import (column_frame, column_ray, column_shape, empty_column, fill_column, lor_frame,
+                      project_column_lor, spread_column_lor)
 from .joseph import (edge_and_inner_range, interpolate_edge, interpolate_inner, parallel_beam_view, plane_position,
                      spread_edge)
 from .segments import back_project_ray, project_ray
@@ -67,6 +74,79 @@ def back(sinograms, n_voxels, rays, tof, buffers, images):
             for c in range(1, n_chunks):
                 acc += buffers[c, p]
             images[p] = acc
+
+
+@njit(parallel=True, cache=True)
+def sinogram_forward(images, n_voxels, rays, tof, out):
+    """Project flat images ``(n_images * n_voxels,)`` into sinograms ``out`` ``(n_images, n_rays)``, zeroed.
+
+    ``rays`` is a :class:`~.joseph.PETSinogramRays`; ``tof`` None, or :class:`~.tof.TOFBins` with ``out``
+    ``(n_images, n_rays, n_tof)``. LORs along z are traced alone (:func:`~.segments.project_ray`).
+    """
+    n_columns = rays.n_views * rays.n_radial
+    rows, n_t = column_shape(rays)
+    for w in prange(out.shape[0] * n_columns):
+        n = w // n_columns
+        view = (w - n * n_columns) // rays.n_radial
+        radial = w - n * n_columns - view * rays.n_radial
+        base = n * n_voxels
+        column = np.zeros((rows, n_t))
+        bins = np.zeros((1, 1, 1 if tof is None else tof.n_tof))  # one LOR's TOF bins, float64
+        filled = False
+        first_ray = column_ray(view, radial, rays)
+        for plane in range(rays.n_planes):
+            r = first_ray + plane * rays.stride_plane
+            frame, along_column = lor_frame(r, rays)
+            if not along_column:
+                project_ray(images, base, r, rays, tof, out, n)
+                continue
+            if frame[0] > frame[1]:  # misses the grid
+                continue
+            if not filled:
+                fill_column(images, base, column_frame(view, radial, rays), rays.nz, column)
+                filled = True
+            project_column_lor(column, frame, tof, bins, out, n, r)
+
+
+@njit(parallel=True, cache=True)
+def sinogram_back(sinograms, n_voxels, rays, tof, store, images):
+    """Back project ``sinograms`` ``(n_images, n_rays)`` (TOF: ``(.., n_tof)``) into zeroed flat ``images``.
+
+    ``store`` ``(n_store, rows, n_t)`` (float64, :func:`~.columns.column_shape`) is scratch for the column tables
+    of ``n_store`` radial bins at a time; ``rays`` and ``tof`` as in :func:`sinogram_forward`. Every voxel sums
+    its contributions in the same order whatever the number of threads: view by view, a block of ``n_store``
+    columns in radial order, then that block's LORs along z (:func:`~.segments.back_project_ray`).
+    """
+    n_store = store.shape[0]
+    along_z = np.zeros(n_store, dtype=np.bool_)
+    for n in range(sinograms.shape[0]):
+        base = n * n_voxels
+        for view in range(rays.n_views):
+            for first in range(0, rays.n_radial, n_store):
+                count = min(n_store, rays.n_radial - first)
+                for s in prange(count):
+                    column = store[s]
+                    planes = column_frame(view, first + s, rays)
+                    column[:, planes[0]:planes[1] + 1] = 0.0  # the planes its LORs and empty_column use
+                    along_z[s] = False
+                    first_ray = column_ray(view, first + s, rays)
+                    for plane in range(rays.n_planes):
+                        r = first_ray + plane * rays.stride_plane
+                        frame, along_column = lor_frame(r, rays)
+                        if not along_column:
+                            along_z[s] = True
+                        elif frame[0] <= frame[1]:
+                            spread_column_lor(column, frame, tof, sinograms, n, r)
+                for k in prange(rays.nz):
+                    for s in range(count):
+                        empty_column(images, base, column_frame(view, first + s, rays), k, store[s])
+                for s in range(count):
+                    if along_z[s]:
+                        first_ray = column_ray(view, first + s, rays)
+                        for plane in range(rays.n_planes):
+                            r = first_ray + plane * rays.stride_plane
+                            if not lor_frame(r, rays)[1]:
+                                back_project_ray(images, base, r, rays, tof, sinograms, n)
 
 
 @njit(cache=True)

@@ -99,14 +99,6 @@ def _scatter_add_cpu(array, index, value):
 
 
 @register_jitable(_nrt=False)
-def _visit(image, index, weight, scaled_value, transpose):
-    if transpose:
-        scatter_add(image, index, weight * scaled_value)
-        return 0.0
-    return image[index] * weight
-
-
-@register_jitable(_nrt=False)
 def _narrow_to_slab(lo, hi, c0, slope, t0, c_min, c_max):
     """Narrow ``[lo, hi]`` to the ``t`` where ``c0 + slope * (t - t0)`` lies in ``[c_min, c_max]``."""
     if slope == 0.0:
@@ -125,6 +117,19 @@ def _narrow_to_slab(lo, hi, c0, slope, t0, c_min, c_max):
 INNER_MARGIN = 1e-6
 
 
+@register_jitable(_nrt=False)
+def dominant_axis(dk, di, dj):
+    """The axis a segment advances most along, in voxels: 0 for ``j`` (x), 1 for ``i`` (y), 2 for ``k`` (z).
+
+    Ties go to ``j``, then ``i``. ``dk, di, dj`` are the segment's deltas in continuous voxel indices.
+    """
+    if abs(dj) >= abs(di) and abs(dj) >= abs(dk):
+        return 0
+    if abs(di) >= abs(dk):
+        return 1
+    return 2
+
+
 @inlined_on_cpu
 def joseph_frame(nz, ny, nx, dz, dy, dx, k0, i0, j0, k1, i1, j1):
     """Sampling frame of a segment for :func:`joseph_segment` and :func:`.tof.joseph_segment_tof`.
@@ -139,11 +144,12 @@ def joseph_frame(nz, ny, nx, dz, dy, dx, k0, i0, j0, k1, i1, j1):
     di = i1 - i0
     dj = j1 - j0
     # dominant axis d and the two interpolated axes a, b: start, delta, size, stride
-    if abs(dj) >= abs(di) and abs(dj) >= abs(dk):
+    axis = dominant_axis(dk, di, dj)
+    if axis == 0:
         d0, dd, nd, sd = j0, dj, nx, 1
         a0, da, na, sa = i0, di, ny, nx
         b0, db, nb, sb = k0, dk, nz, ny * nx
-    elif abs(di) >= abs(dk):
+    elif axis == 1:
         d0, dd, nd, sd = i0, di, ny, nx
         a0, da, na, sa = j0, dj, nx, 1
         b0, db, nb, sb = k0, dk, nz, ny * nx
@@ -171,33 +177,73 @@ def joseph_frame(nz, ny, nx, dz, dy, dx, k0, i0, j0, k1, i1, j1):
             d0, dd, sd, a0, slope_a, na, sa, b0, slope_b, nb, sb, step_mm, length_mm)
 
 
+@register_jitable(_nrt=False)
+def plane_crossing(c0, slope, t, d0):
+    """Continuous index along an interpolated axis where a segment crosses plane ``t`` of its dominant axis.
+
+    ``c0`` is the segment's start on that axis, ``slope`` its advance per plane and ``d0`` its start on the
+    dominant axis (all in voxels, :func:`joseph_frame`); one expression for every kernel.
+    """
+    return c0 + slope * (t - d0)
+
+
+@register_jitable(_nrt=False)
+def floor_split(f):
+    """``(i, w)``: the lower interpolation neighbour ``i = floor(f)`` of continuous index ``f``, and the weight
+    ``w = f - i`` of the upper one."""
+    i = int(math.floor(f))
+    return i, f - i
+
+
+@register_jitable(_nrt=False)
+def lerp(lower, upper, w):
+    """``lower * (1 - w) + upper * w``: linear interpolation between two neighbours."""
+    return lower * (1.0 - w) + upper * w
+
+
+@register_jitable(_nrt=False)
+def axis_sample(image, at, ia, wa, na, sa, inner):
+    """Linear interpolation along axis ``a`` between voxels ``at`` and ``at + sa`` (indices ``ia``, ``ia + 1`` of
+    ``na``), a voxel outside the grid counting as zero; ``inner``: both are inside (no checks)."""
+    acc = 0.0
+    if inner or 0 <= ia < na:
+        acc += image[at] * (1.0 - wa)
+    if inner or -1 <= ia < na - 1:
+        acc += image[at + sa] * wa
+    return acc
+
+
+@register_jitable(_nrt=False)
+def axis_spread(image, at, ia, wa, na, sa, inner, value):
+    """Transpose of :func:`axis_sample`: add ``value`` times the same weights to the voxels inside the grid."""
+    if inner or 0 <= ia < na:
+        scatter_add(image, at, value * (1.0 - wa))
+    if inner or -1 <= ia < na - 1:
+        scatter_add(image, at + sa, value * wa)
+
+
 @inlined_on_cpu
 def _joseph_sample(image, base, t, inner, d0, sd, a0, slope_a, na, sa, b0, slope_b, nb, sb, value, transpose):
     """Interpolate the image on plane ``t`` at the segment's crossing, or spread ``value`` there (transpose).
 
-    ``inner`` planes skip the bounds checks (all four neighbours are inside).
+    Bilinear, as two linear interpolations: along ``a`` on the two rows ``ib``, ``ib + 1`` of axis ``b``
+    (:func:`axis_sample`), then between the rows (:func:`lerp`). ``inner`` planes skip the bounds checks
+    (all four neighbours are inside).
     """
-    fa = a0 + slope_a * (t - d0)
-    fb = b0 + slope_b * (t - d0)
-    ia = int(math.floor(fa))
-    ib = int(math.floor(fb))
-    wa = fa - ia
-    wb = fb - ib
+    ia, wa = floor_split(plane_crossing(a0, slope_a, t, d0))
+    ib, wb = floor_split(plane_crossing(b0, slope_b, t, d0))
     at = base + t * sd + ia * sa + ib * sb
-    a_lo = inner or 0 <= ia < na
-    a_hi = inner or -1 <= ia < na - 1
     b_lo = inner or 0 <= ib < nb
     b_hi = ib < nb - 1 and (inner or ib >= -1)  # always False for a 2D image (nb = 1)
-    acc = 0.0
-    if a_lo and b_lo:
-        acc += _visit(image, at, (1.0 - wa) * (1.0 - wb), value, transpose)
-    if a_hi and b_lo:
-        acc += _visit(image, at + sa, wa * (1.0 - wb), value, transpose)
-    if a_lo and b_hi:
-        acc += _visit(image, at + sb, (1.0 - wa) * wb, value, transpose)
-    if a_hi and b_hi:
-        acc += _visit(image, at + sa + sb, wa * wb, value, transpose)
-    return acc
+    if transpose:
+        if b_lo:
+            axis_spread(image, at, ia, wa, na, sa, inner, value * (1.0 - wb))
+        if b_hi:
+            axis_spread(image, at + sb, ia, wa, na, sa, inner, value * wb)
+        return 0.0
+    lower = axis_sample(image, at, ia, wa, na, sa, inner) if b_lo else 0.0
+    upper = axis_sample(image, at + sb, ia, wa, na, sa, inner) if b_hi else 0.0
+    return lerp(lower, upper, wb)
 
 
 @register_jitable(_nrt=False)

@@ -17,9 +17,10 @@ from collections import namedtuple
 import numpy as np
 from numba.extending import register_jitable
 
-from .joseph import joseph_frame, joseph_sample_call, ray_segment_mm
+from .joseph import inlined_on_cpu, joseph_frame, joseph_sample_call, ray_segment_mm
 
-TOFBins = namedtuple("TOFBins", ["n_tof", "bin_width_mm", "sigma_mm", "limit_mm", "erf_table", "event_bins"])
+TOFBins = namedtuple("TOFBins", ["n_tof", "bin_width_mm", "sigma_mm", "limit_mm", "erf_table", "event_bins",
+                                 "edges_mm", "inv_width", "inv_sqrt2_sigma", "erf_scale", "erf_norm"])
 TOFBins.__doc__ = """Time-of-flight bins of a segment ray set: each ray's value is split into TOF bins.
 
 TOF bin ``b`` of ``n_tof`` covers the distances ``[(b - c - 1/2) w, (b - c + 1/2) w]`` (mm, ``c = (n_tof -
@@ -28,8 +29,23 @@ distance ``d`` contributes to bin ``b`` the mass of a Gaussian of ``sigma_mm`` c
 to ``[d - limit_mm, d + limit_mm]`` and renormalised to 1, that falls inside the bin (:func:`tof_weights`).
 ``erf_table`` holds :func:`erf_table` of ``limit_mm / (sqrt(2) sigma_mm)``. ``event_bins`` is empty for
 TOF sinograms (every ray has all ``n_tof`` bins) or holds one bin per ray
-(listmode: the value of ray ``r`` is its bin ``event_bins[r]`` only).
+(listmode: the value of ray ``r`` is its bin ``event_bins[r]`` only). The other fields are constants of
+:func:`tof_weights`, made by :func:`tof_bins`.
 """
+
+
+def tof_bins(n_tof, bin_width_mm, sigma_mm, n_sigmas, event_bins):
+    """:class:`TOFBins` of a Gaussian of ``sigma_mm`` truncated at ``n_sigmas``, with its erf table and the
+    constants of :func:`tof_weights`: the ``n_tof + 1`` bin edges (mm), ``1 / bin_width_mm``, 1 / (sqrt(2) sigma)
+    in 1/mm, table points per unit of erf's argument, and 1 / (2 erf(n_sigmas / sqrt(2))), half the
+    renormalisation."""
+    limit_mm = n_sigmas * sigma_mm
+    table = erf_table(n_sigmas / math.sqrt(2.0))
+    inv = 1.0 / (math.sqrt(2.0) * sigma_mm)
+    edges = (np.arange(n_tof + 1) - (n_tof - 1) / 2.0 - 0.5) * bin_width_mm
+    return TOFBins(n_tof, bin_width_mm, sigma_mm, limit_mm, table, event_bins, edges, 1.0 / bin_width_mm, inv,
+                   (table.size - 1) / (limit_mm * inv), 0.5 / table[table.size - 1])
+
 
 # Points of the tabulated erf: linear interpolation on 8193 points of [0, n_sigmas / sqrt(2)] (n_sigmas <= 10)
 # is within 2e-8 of erf (error <= h**2 / 8 * max|erf''|, h <= 8.7e-4), and cheaper than a libm call.
@@ -44,19 +60,13 @@ def erf_table(x_max):
     return table
 
 
-@register_jitable(_nrt=False)
+@inlined_on_cpu
 def tabulated_erf(table, scale, x):
-    """``erf(x)`` by linear interpolation in ``table`` (``table[i] = erf(i / scale)``).
-
-    Odd in ``x``, clamped at the table's end.
-    """
+    """``erf(x)`` by linear interpolation in ``table`` (``table[i] = erf(i / scale)``) for ``|x| <= (table.size - 1)
+    / scale``, the table's range; odd in ``x``."""
     position = abs(x) * scale
-    i = int(position)
-    if i >= table.size - 1:
-        value = table[table.size - 1]
-    else:
-        value = table[i] + (position - i) * (table[i + 1] - table[i])
-    return value if x >= 0.0 else -value
+    i = min(int(position), table.size - 2)
+    return math.copysign(table[i] + (position - i) * (table[i + 1] - table[i]), x)
 
 
 @register_jitable(_nrt=False)
@@ -65,23 +75,28 @@ def tof_weights(data, n, r, d, first, n_out, tof, value, spread):
 
     The bins ``first .. first + n_out - 1`` are those of ray ``r``; only bins
     within ``tof.limit_mm`` of distance ``d`` (mm) carry weight. Successive bins
-    share an edge, so one erf per edge (:func:`tabulated_erf`).
+    share an edge, so one erf per edge (:func:`tabulated_erf`); the Gaussian's
+    two truncation points have erf ``-+erf(n_sigmas / sqrt(2))``, the table's
+    last value, exactly.
     """
-    half = (tof.n_tof - 1) / 2.0
-    w = tof.bin_width_mm
-    lo_bin = max(int(math.floor((d - tof.limit_mm) / w + half - 0.5)) + 1, first)
-    hi_bin = min(int(math.ceil((d + tof.limit_mm) / w + half + 0.5)) - 1, first + n_out - 1)
-    inv = 1.0 / (math.sqrt(2.0) * tof.sigma_mm)
+    lower = d - tof.limit_mm
+    upper = d + tof.limit_mm
+    offset = (tof.n_tof - 1) / 2.0 + 0.5
+    # the bins that hold the truncation points; bin b covers [edges[b], edges[b + 1]]
+    lo_bin = max(int(math.floor(lower * tof.inv_width + offset)), first)
+    hi_bin = min(int(math.floor(upper * tof.inv_width + offset)), first + n_out - 1)
+    if lo_bin > hi_bin:
+        return 0.0
     table = tof.erf_table
-    scale = (table.size - 1) / (tof.limit_mm * inv)
-    norm = 0.5 / table[table.size - 1]
-    edge = max((lo_bin - half - 0.5) * w, d - tof.limit_mm)
-    previous = tabulated_erf(table, scale, (edge - d) * inv)
+    end = table[table.size - 1]
+    edges = tof.edges_mm
+    edge = edges[lo_bin]
+    previous = -end if edge <= lower else tabulated_erf(table, tof.erf_scale, (edge - d) * tof.inv_sqrt2_sigma)
     acc = 0.0
     for b in range(lo_bin, hi_bin + 1):
-        edge = min((b - half + 0.5) * w, d + tof.limit_mm)
-        current = tabulated_erf(table, scale, (edge - d) * inv)
-        weight = (current - previous) * norm
+        edge = edges[b + 1]
+        current = end if edge >= upper else tabulated_erf(table, tof.erf_scale, (edge - d) * tof.inv_sqrt2_sigma)
+        weight = (current - previous) * tof.erf_norm
         previous = current
         if spread:
             data[n, r, b - first] += weight * value

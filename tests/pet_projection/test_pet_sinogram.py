@@ -10,8 +10,8 @@ from tests.helpers import dot_test_error
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pet_projection import (ImageGrid, LORProjector, PETSinogramProjector, RingScannerGeometry, SinogramLayout,
-                            lor_endpoints)
+from pet_projection import (ImageGrid, ListmodeProjector, LORProjector, PETSinogramProjector, RingScannerGeometry,
+                            SinogramLayout, TOFParameters, lor_endpoints)
 
 AXIS_ORDERS = list(itertools.permutations(("radial", "view", "plane")))
 
@@ -79,3 +79,34 @@ def test_view_subset_projects_the_chosen_views() -> None:
     np.testing.assert_array_equal(sub.lor_endpoints()[0], op.lor_endpoints()[0][views])
     with pytest.raises(ValueError, match="views must lie in"):
         op.view_subset([0, layout.n_views])
+
+
+@pytest.mark.parametrize("tof", [None, TOFParameters(n_bins=7, bin_width_mm=20.0, fwhm_mm=25.0)])
+def test_columns_and_lors_along_z_equal_lor_projector(tof) -> None:
+    """The CPU kernels trace each (view, radial) bin's LORs together and those that advance most along z alone:
+    both equal the segment projector, forward and back, also where crystals lie inside the image."""
+    scanner = RingScannerGeometry(radius_mm=30.0, n_sides=8, crystals_per_side=2, crystal_spacing_mm=8.0,
+                                  ring_positions_mm=(np.arange(6) - 2.5) * 9.0)
+    layout = SinogramLayout(scanner, span=3)
+    grid = ImageGrid((14, 15, 16), (4.0, 4.3, 4.1), origin_mm=(1.0, -0.5, 0.7))  # wider than the ring
+    op = PETSinogramProjector(layout, grid, tof=tof)
+    xstart, xend = op.lor_endpoints()
+    voxels = np.abs(xend - xstart) / np.array([4.1, 4.3, 4.0])
+    along_z = voxels[..., 2] > voxels[..., :2].max(-1)
+    rng = np.random.default_rng(8)
+    x = rng.random((2,) + grid.shape)
+    if tof is None:
+        reference = LORProjector(grid, xstart, xend)
+        expected = reference(x)
+    else:
+        flat = xstart.reshape(-1, 3), xend.reshape(-1, 3)
+        events = [ListmodeProjector(grid, *flat, tof_bin=np.full(along_z.size, b), tof=tof) for b in range(tof.n_bins)]
+        expected = np.stack([event(x) for event in events], -1).reshape(op(x).shape)
+    np.testing.assert_allclose(op(x), expected, rtol=1e-12, atol=1e-12)
+    assert np.count_nonzero(expected[:, along_z]) > 20  # LORs along z through the image
+    y = rng.random((2,) + op.out_shape)
+    if tof is None:
+        back = reference.H(y)
+    else:
+        back = sum(event.H(np.ascontiguousarray(y[..., b]).reshape(2, -1)) for b, event in enumerate(events))
+    np.testing.assert_allclose(op.H(y), back, rtol=1e-12, atol=1e-12)

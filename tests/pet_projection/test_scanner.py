@@ -189,6 +189,32 @@ def test_axis_order_round_trips(order: tuple, other: tuple, seed: int) -> None:
                                               0, -1), reference)
 
 
+@given(scanners(), st.data())
+def test_parallelproj_bins_follow_its_order(scanner: RingScannerGeometry, data: st.DataObject) -> None:
+    """The documented conversion to parallelproj's sinogram (checked against parallelproj itself in
+    test_parallelproj.py): its crystal pairs, from its descriptor's rule, and its plane order."""
+    n = scanner.n_crystals_per_ring
+    trim = data.draw(st.integers(1, n // 2))
+    span = data.draw(st.sampled_from([1, 3]))
+    layout = SinogramLayout(scanner, span=span, n_radial=n + 1 - 2 * trim)
+    radial, view, plane = layout.parallelproj_bins()
+    # RegularPolygonPETLORDescriptor: radial position r of view w joins (r // 2 - w, -((r + 3) // 2) - w), mod n
+    r = radial[1:, None] + trim
+    theirs = ((r // 2 - view[None, :]) % n, (-((r + 3) // 2) - view[None, :]) % n)
+    c1, c2 = layout.crystal_pairs()
+    assert radial[0] == -1 and np.array_equal(theirs[0], c1.T[1:]) and np.array_equal(theirs[1], c2.T[1:])
+    # its planes: ring difference 0, then (r, r + i) and (r + i, r) for i = 1, 2, ...
+    rings = range(scanner.n_rings)
+    order = [(k, k) for k in rings]
+    for i in range(1, scanner.n_rings):
+        order += [(k, k + i) for k in rings if k + i < scanner.n_rings] + [(k + i, k) for k in rings
+                                                                            if k + i < scanner.n_rings]
+    for pairs, indices in zip(layout.plane_ring_pairs(), plane):
+        assert [order[index] for index in indices if index >= 0] == list(pairs)
+    if span == 1:
+        assert sorted(plane[:, 0]) == list(range(layout.n_planes))
+
+
 def test_axis_order_torch_round_trip() -> None:
     torch = pytest.importorskip("torch")
     layout = SinogramLayout(RingScannerGeometry(40.0, 6, 1, 5.0, [0.0, 4.0]), axis_order=("plane", "radial", "view"))

@@ -154,12 +154,10 @@ def test_uniform_image_gives_box_chords_including_fov_edge_and_oblique_planes() 
     assert np.any(chords == 0.0) and np.all(values[chords == 0.0] <= step[chords == 0.0])
 
 
-def test_matches_parallelproj_joseph_where_installed() -> None:
-    """parallelproj's non-TOF Joseph projector on the same LORs (its image axes are ours, its points (z, y, x))."""
-    # exc_type: the PyPI wrapper without its C library (conda-forge only) raises a plain ImportError on import
-    parallelproj = pytest.importorskip(
-        "parallelproj", reason="parallelproj is on conda-forge only, not on PyPI, so CI cannot install it",
-        exc_type=ImportError)
+def test_matches_parallelproj_joseph(parallelproj) -> None:
+    """parallelproj's non-TOF Joseph projector on the same LORs (its image axes are ours, its points (z, y, x)),
+    but for the x/y diagonals (to its float32): there it samples y planes and we x planes (test_parallelproj.py,
+    which holds the thorough cross-checks)."""
     layout = SinogramLayout(small_scanner(), span=1)
     op = PETSinogramProjector(layout, GRID)
     xstart, xend = op.lor_endpoints()
@@ -168,4 +166,8 @@ def test_matches_parallelproj_joseph_where_installed() -> None:
     theirs = parallelproj.joseph3d_fwd(np.ascontiguousarray(xstart[..., ::-1], dtype=np.float32),
                                        np.ascontiguousarray(xend[..., ::-1], dtype=np.float32), image, origin,
                                        np.asarray(GRID.voxel_size_mm, dtype=np.float32))
-    np.testing.assert_allclose(np.asarray(theirs), op(image), rtol=1e-4, atol=1e-4 * float(op(image).max()))
+    delta = np.abs(xend - xstart)
+    same_planes = np.abs(delta[..., 0] - delta[..., 1]) > 1e-5 * delta.max(-1)
+    assert same_planes.mean() > 0.9
+    np.testing.assert_allclose(np.asarray(theirs)[same_planes], op(image)[same_planes], rtol=1e-4,
+                               atol=1e-4 * float(op(image).max()))
