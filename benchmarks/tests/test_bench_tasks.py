@@ -36,7 +36,9 @@ def test_limits_benchmark_region_fit_recovers_piecewise_constant_activity(tmp_pa
     system = get_task("low_dose").target_system(sample)
     values = np.unique(sample.labels)
     truth = sum((1.0 + 0.5 * i) * (sample.labels == v) for i, v in enumerate(values))
-    fit = region_fit(np.asarray(system.expected(truth)), system, sample.labels, 3000)
+    # Noise-free data: MLEM on the region basis converges to the truth, but slowly for the
+    # one-voxel lesion regions this phantom has, hence the many (cheap, 5-column) iterations.
+    fit = region_fit(np.asarray(system.expected(truth)), system, sample.labels, 20000)
     np.testing.assert_allclose(fit, truth, rtol=1e-3, atol=1e-6)
     assert main(["--n-test", "2", "--out", str(tmp_path / "limits")]) == 0
     assert "oracle segmentation" in (tmp_path / "limits.md").read_text()
