@@ -3,9 +3,11 @@
 A batch is a dict of tensors (:class:`ldm.model.SinogramLDM`): sinograms
 ``(B, 1, V, R)`` float32 under :data:`SINOGRAM_KEYS` (``"target"``, and when
 present ``"input"``, ``"known"``, ``"mask"``, ``"attention"``, ``"support"``)
-and int64 labels ``(B,)`` under :data:`LABEL_KEYS` (``"tracer"``,
-``"region"``). Sinograms stay in their units (line integrals): the model
-calibrates its scale.
+int64 labels ``(B,)`` under :data:`LABEL_KEYS` (``"tracer"``,
+``"region"``, ``"task"``: the prompt's class ids, :mod:`ldm.prompts`) and, for
+models with coordinate channels, the float64 window rows ``(B, 4)`` under
+:data:`WINDOW_KEY` (:mod:`ldm.windows`). Sinograms stay in their units
+(line integrals): the model calibrates its scale.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ import torch
 from torch import Tensor
 from torch.utils.data import default_collate
 
-__all__ = ["LABEL_KEYS", "RMASCollate", "SINOGRAM_KEYS", "batch_from_rmas", "collate"]
+__all__ = ["LABEL_KEYS", "RMASCollate", "SINOGRAM_KEYS", "WINDOW_KEY", "batch_from_rmas", "collate"]
 
 SINOGRAM_KEYS = ("target", "input", "known", "mask", "attention", "support")
-LABEL_KEYS = ("tracer", "region")
+LABEL_KEYS = ("tracer", "region", "task")
+WINDOW_KEY = "window"
 
 
 def collate(items: Sequence[Mapping[str, Tensor]]) -> dict[str, Tensor]:
@@ -35,8 +38,8 @@ def batch_from_rmas(item_batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
     ``full`` becomes ``target``; ``positive`` (the rays inside the mask)
     becomes both the task ``input`` and the ``known`` data; ``mask`` and
     ``attention`` keep their names; sinograms gain the channel axis
-    ``(B, 1, n_views, n_radial)`` as float32; ``tracer`` and ``region``
-    labels pass through as int64 when present.
+    ``(B, 1, n_views, n_radial)`` as float32; the labels of :data:`LABEL_KEYS`
+    pass through as int64 when present.
     """
     for key in ("full", "positive", "mask", "attention"):
         if key not in item_batch:

@@ -1,4 +1,4 @@
-"""Conditional latent denoiser: diffusers' UNet2DModel with concatenated conditions and tracer/region labels.
+"""Conditional latent denoiser: diffusers' UNet2DModel with concatenated conditions and task/tracer/region labels.
 
 The UNet is diffusers' :class:`~diffusers.UNet2DModel` (Ho et al. 2020's
 architecture with the timestep added to every residual block), configured
@@ -7,8 +7,9 @@ small. Conditions enter in two ways:
 - spatial conditions (the encoded task input, the sinogram mask and the TMA
   attention at latent resolution) as extra input channels, concatenated with
   the noisy latent (Saharia et al. 2022, "Palette");
-- class labels (tracer id, body-region id) as two learned embeddings added to
-  the timestep embedding (``class_embed_type="identity"`` passes their sum).
+- class labels (the prompt's task, tracer and body-region ids, :mod:`ldm.prompts`)
+  as learned embeddings added to the timestep embedding
+  (``class_embed_type="identity"`` passes their sum).
   Each table has one extra row, "unspecified", used where a label is missing.
 
 Why diffusers' UNet: it does all of this with options (``class_embed_type``,
@@ -104,14 +105,14 @@ class LatentDenoiser(nn.Module):
         Channels of the diffused latent (and of the output).
     cond_channels : int
         Channels of the spatial conditions concatenated with the latent (may be 0).
-    n_tracers, n_regions : int
-        Tracer and body-region classes; 0 disables that label.
+    n_tracers, n_regions, n_tasks : int
+        Tracer, body-region and task classes; 0 disables that label.
 
     ``H`` and ``W`` must be multiples of ``config.downsampling_factor``.
     """
 
     def __init__(self, config: DenoiserConfig, latent_channels: int, cond_channels: int = 0,
-                 n_tracers: int = 0, n_regions: int = 0) -> None:
+                 n_tracers: int = 0, n_regions: int = 0, n_tasks: int = 0) -> None:
         super().__init__()
         from diffusers import UNet2DModel
 
@@ -122,6 +123,7 @@ class LatentDenoiser(nn.Module):
         self.cond_channels = positive_int("cond_channels", cond_channels, minimum=0)
         self.n_tracers = positive_int("n_tracers", n_tracers, minimum=0)
         self.n_regions = positive_int("n_regions", n_regions, minimum=0)
+        self.n_tasks = positive_int("n_tasks", n_tasks, minimum=0)
         levels = range(len(config.channel_mults))
         with_attention = [level in config.attention_levels for level in levels]
         embed_dim = 4 * config.base_channels  # UNet2DModel's timestep-embedding width
@@ -132,10 +134,11 @@ class LatentDenoiser(nn.Module):
             up_block_types=tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(with_attention)),
             layers_per_block=config.n_res_blocks, attention_head_dim=config.attention_head_dim,
             norm_num_groups=config.norm_groups, dropout=config.dropout, add_attention=config.mid_attention,
-            class_embed_type="identity" if n_tracers or n_regions else None)
+            class_embed_type="identity" if n_tracers or n_regions or n_tasks else None)
         # one extra row per table: the "unspecified" label
         self.tracer_embedding = nn.Embedding(n_tracers + 1, embed_dim) if n_tracers else None
         self.region_embedding = nn.Embedding(n_regions + 1, embed_dim) if n_regions else None
+        self.task_embedding = nn.Embedding(n_tasks + 1, embed_dim) if n_tasks else None
         if config.gradient_checkpointing:
             self.unet.enable_gradient_checkpointing()
 
@@ -157,10 +160,11 @@ class LatentDenoiser(nn.Module):
         return table(torch.where(labels < 0, unspecified, labels))
 
     def forward(self, z_t: Tensor, timestep: Tensor, cond: Optional[Tensor] = None,
-                tracer: Optional[Tensor] = None, region: Optional[Tensor] = None) -> Tensor:
+                tracer: Optional[Tensor] = None, region: Optional[Tensor] = None,
+                task: Optional[Tensor] = None) -> Tensor:
         """Prediction ``(B, latent_channels, H, W)`` for noisy latents ``z_t`` at integer ``timestep`` ``(B,)``.
 
-        ``cond`` is ``(B, cond_channels, H, W)``; ``tracer``/``region`` are
+        ``cond`` is ``(B, cond_channels, H, W)``; ``tracer``/``region``/``task`` are
         int64 ``(B,)``, negative (or omitted) for "unspecified".
         """
         batch, _, height, width = z_t.shape
@@ -174,7 +178,8 @@ class LatentDenoiser(nn.Module):
             z_t = torch.cat([z_t, cond.to(z_t.dtype)], dim=1)
         embeddings = [self._label_embedding(name, labels, table, batch, z_t.device)
                       for name, labels, table in (("tracer", tracer, self.tracer_embedding),
-                                                  ("region", region, self.region_embedding))]
+                                                  ("region", region, self.region_embedding),
+                                                  ("task", task, self.task_embedding))]
         embeddings = [e for e in embeddings if e is not None]
         class_labels = sum(embeddings) if embeddings else None
         return self.unet(z_t, timestep, class_labels=class_labels).sample

@@ -24,7 +24,7 @@ from .model import LDMConfig, SinogramLDM
 __all__ = ["DataConfig", "ExperimentConfig", "StageConfig", "TrainConfig", "config_from_dict", "config_to_dict"]
 
 PRECISIONS = ("fp32", "bf16", "fp16")
-DATA_SOURCES = ("ellipses", "folder")
+DATA_SOURCES = ("ellipses", "folder", "foundation")
 DATA_TASKS = ("unconditional", "inpainting", "paired")
 MODEL_INPUTS = ("measured", "physics_prior", "unmixing")
 
@@ -106,6 +106,11 @@ class TrainConfig:
     find_unused_parameters : bool
         Passed to DistributedDataParallel: needed when a step leaves some
         trained parameters unused (e.g. a label embedding with no labels).
+    init_from : str, optional
+        Start from these weights (a weights folder such as the shipped
+        ``foundation``, or a run or checkpoint folder: its EMA weights;
+        :func:`ldm.weights.init_weights`) instead of random ones: fine-tuning.
+        The architecture must be the same; the calibrated scales come along.
     cpu_threads : int, optional
         CPU threads of torch and Numba (:func:`ldm.runtime.set_cpu_threads`),
         set by ``allpet train``; ``None`` keeps the defaults. On a shared or
@@ -130,6 +135,7 @@ class TrainConfig:
     num_workers: int = 0
     device: str = "auto"
     find_unused_parameters: bool = True
+    init_from: Optional[str] = None
     cpu_threads: Optional[int] = None
 
     def __post_init__(self) -> None:
@@ -161,6 +167,8 @@ class TrainConfig:
         check_bool("find_unused_parameters", self.find_unused_parameters)
         if self.cpu_threads is not None:
             positive_int("cpu_threads", self.cpu_threads, 1)
+        if self.init_from is not None and (not isinstance(self.init_from, str) or not self.init_from):
+            raise TypeError(f"init_from must name a weights, run or checkpoint folder, got {self.init_from!r}")
 
     @property
     def total_steps(self) -> int:
@@ -174,10 +182,17 @@ class DataConfig:
 
     Parameters
     ----------
-    source : {"ellipses", "folder"}
+    source : {"ellipses", "folder", "foundation"}
         ``"ellipses"``: random ellipse activity phantoms projected on the
         geometry below (works without any files). ``"folder"``: a simulator
         dataset folder (``path``; see :mod:`ldm.folder_datasets` for the format).
+        ``"foundation"``: the foundation model's pretraining data
+        (:mod:`ldm.foundation_data`): ``n_bases`` simulated slices of
+        ``image_size`` pixels and ``n_views`` views over ``regions`` and
+        ``tracers`` (each on its region's field of view), as prompted RMAS
+        inpainting and synthesis examples in random windows; task
+        ``"inpainting"``; needs a model with ``n_tasks``, ``n_tracers``,
+        ``n_regions`` and ``coordinate_channels``.
     task : {"unconditional", "inpainting", "paired"}
         ``"unconditional"`` and ``"inpainting"``: RMAS samples (the known part
         of the sinogram is ``positive = mask * full``; inpainting conditions on
@@ -232,9 +247,20 @@ class DataConfig:
         correction, :attr:`tasks.task.PETTask.prior_fwhm_voxels`).
     prior_osem : (int, int)
         OSEM subsets and iterations of the physics prior.
+    max_examples : int, optional
+        Train on the first ``max_examples`` pairs of the folder only
+        (``task="paired"``; few-shot fine-tuning).
+    regions, tracers : tuple of str
+        Body regions and tracers of the ``"foundation"`` base slices.
+    synthesis_fraction, complement_fraction, full_window_fraction : float
+        ``"foundation"``: probabilities of a synthesis example (nothing
+        known), of the complement mask, and of the whole-sinogram window
+        (:class:`ldm.foundation_data.FoundationCollate`).
+    window_views, window_bins : tuple of int
+        ``"foundation"``: sizes of the random windows (empty: whole sinograms).
     """
 
-    source: Literal["ellipses", "folder"] = "ellipses"
+    source: Literal["ellipses", "folder", "foundation"] = "ellipses"
     task: Literal["unconditional", "inpainting", "paired"] = "inpainting"
     path: Optional[str] = None
     image_size: int = 32
@@ -252,6 +278,14 @@ class DataConfig:
     model_input: Literal["measured", "physics_prior", "unmixing"] = "measured"
     prior_fwhm_voxels: float = 2.0
     prior_osem: tuple[int, int] = (4, 4)
+    max_examples: Optional[int] = None
+    regions: tuple[str, ...] = ("brain", "chest", "abdomen", "trunk")
+    tracers: tuple[str, ...] = ("fdg", "met", "fdopa", "psma")
+    synthesis_fraction: float = 0.3
+    complement_fraction: float = 0.5
+    full_window_fraction: float = 0.25
+    window_views: tuple[int, ...] = ()
+    window_bins: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         check_choice("source", self.source, DATA_SOURCES)
@@ -261,8 +295,26 @@ class DataConfig:
         check_choice("task", self.task, DATA_TASKS)
         if self.source == "folder" and not (isinstance(self.path, str) and self.path):
             raise ValueError("path must name the dataset folder when source is 'folder'")
-        if self.source == "ellipses" and self.path is not None:
+        if self.source != "folder" and self.path is not None:
             raise ValueError("path is only used with source 'folder'; remove it or set source: folder")
+        if self.max_examples is not None:
+            positive_int("max_examples", self.max_examples, 1)
+            if self.task != "paired":
+                raise ValueError("max_examples limits the pairs of task 'paired'")
+        if self.source == "foundation" and self.task != "inpainting":
+            raise ValueError("source 'foundation' poses its own prompted tasks (inpainting and synthesis): set task "
+                             "to 'inpainting'")
+        for name in ("synthesis_fraction", "complement_fraction", "full_window_fraction"):
+            check_finite_real(name, getattr(self, name), 0.0, 1.0)
+        for name in ("window_views", "window_bins"):
+            if not isinstance(getattr(self, name), tuple):
+                raise TypeError(f"{name} must be a list of integers, got {getattr(self, name)!r}")
+            for value in getattr(self, name):
+                positive_int(name, value, 1)
+        for name in ("regions", "tracers"):
+            if not isinstance(getattr(self, name), tuple) or not getattr(self, name) or not all(
+                    isinstance(v, str) for v in getattr(self, name)):
+                raise TypeError(f"{name} must be a non-empty list of names, got {getattr(self, name)!r}")
         if self.task == "paired" and self.source != "folder":
             raise ValueError("task 'paired' needs input/target pairs: set source to 'folder'")
         for name in ("image_size", "n_views", "n_bins", "n_bases", "cells_per_side"):

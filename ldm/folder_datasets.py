@@ -19,7 +19,9 @@ from torch.utils.data import Dataset
 from pet_projection import ParallelBeamProjector
 from pet_projection.io.numpy_files import open_npz
 
-from .batches import LABEL_KEYS, SINOGRAM_KEYS
+from .batches import LABEL_KEYS, SINOGRAM_KEYS, WINDOW_KEY
+from .prompts import PROMPT_TASKS
+from .windows import window_row
 
 __all__ = ["ModelInput", "PairedFolderDataset", "SimulatedTaskDataset", "is_simulated"]
 
@@ -130,9 +132,10 @@ class SimulatedTaskDataset(Dataset):
     labels : sequence of str
         Which of ``"tracer"`` (index in :data:`pet_projection.simulation.TRACERS`
         of the sample's first tracer, or of the item's target tracer when a
-        sample has several targets) and ``"region"`` (index in
-        :data:`pet_projection.simulation.ANATOMIES`) to add; the model needs
-        ``n_tracers`` / ``n_regions`` at least that large.
+        sample has several targets), ``"region"`` (index in
+        :data:`pet_projection.simulation.ANATOMIES`) and ``"task"`` (index of
+        the folder's task in :data:`ldm.prompts.PROMPT_TASKS`) to add; the
+        model needs ``n_tracers`` / ``n_regions`` / ``n_tasks`` at least that large.
     model_input : callable, optional
         ``model_input(sample, attention_image)``: the ``input`` of a
         :class:`~pet_projection.simulation.TaskSample` given its TMA lesion
@@ -143,6 +146,9 @@ class SimulatedTaskDataset(Dataset):
         ``(n_targets, V, R)``: the input of target ``k`` is
         ``input_weights[k] * measured`` (the linear-unmixing prior of
         tracer separation); instead of ``model_input``.
+    window : bool
+        Add each item's sinogram window row ``"window"`` (:func:`ldm.windows.window_row`
+        of its projector), which models with coordinate channels need.
 
     Items (read with the simulator's :class:`~pet_projection.simulation.SimulatedDataset`),
     one per sample, or for tasks with several targets per sample (tracer
@@ -164,7 +170,7 @@ class SimulatedTaskDataset(Dataset):
     """
 
     def __init__(self, root: Any, labels: Sequence[str] = (), model_input: Optional[ModelInput] = None,
-                 input_weights: Optional[np.ndarray] = None) -> None:
+                 input_weights: Optional[np.ndarray] = None, window: bool = False) -> None:
         from pet_projection.simulation import TRACERS, SimulatedDataset
 
         self.data = SimulatedDataset(root)
@@ -190,6 +196,7 @@ class SimulatedTaskDataset(Dataset):
                                  f"sinogram per target) and replace model_input, got {input_weights.shape}")
         self.model_input = model_input
         self.input_weights = input_weights
+        self.window = bool(window)
         self._projectors: dict[str, ParallelBeamProjector] = {}
         self._items: dict[int, dict[str, torch.Tensor]] = {}
 
@@ -241,11 +248,14 @@ class SimulatedTaskDataset(Dataset):
         items = []
         for k in range(self.n_targets):
             ids = {"tracer": list(TRACERS).index(metadata["tracers"][k]),
-                   "region": list(ANATOMIES).index(metadata["anatomy"])}
+                   "region": list(ANATOMIES).index(metadata["anatomy"]),
+                   "task": PROMPT_TASKS.index(self.data.task)}
             item = {key: torch.as_tensor(np.asarray(value, dtype=np.float32)).unsqueeze(0)
                     for key, value in (("input", inputs[k]), ("target", targets[k]), ("attention", attention),
                                        ("support", supports[k]))}
             item.update({key: torch.tensor(ids[key], dtype=torch.int64) for key in self.labels})
+            if self.window:
+                item[WINDOW_KEY] = torch.from_numpy(window_row(projector.geometry))
             items.append(item)
         return items
 

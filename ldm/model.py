@@ -12,7 +12,9 @@ the rotation axis) in two training stages:
 2. ``"diffusion"``: a denoiser (:class:`LatentDenoiser`) on the frozen
    autoencoder's latents (posterior means times ``latent_scale``), conditioned
    on the encoded task input, the mask and the TMA attention at latent
-   resolution (concatenated channels) and on tracer and body-region labels.
+   resolution (concatenated channels), optionally on the coordinates of the
+   sinogram window (:mod:`ldm.windows`), and on the prompt's task, tracer and
+   body-region labels (:mod:`ldm.prompts`).
 
 Modes (``LDMConfig.mode``):
 
@@ -63,10 +65,11 @@ from pet_projection.config_dicts import config_from_mapping
 from pet_projection.validation import check_bool, check_choice, check_non_negative, positive_int
 
 from .autoencoder import AutoencoderConfig, SinogramAutoencoder, attention_weights, crop_sinogram, pad_sinogram
-from .batches import LABEL_KEYS, SINOGRAM_KEYS
+from .batches import LABEL_KEYS, SINOGRAM_KEYS, WINDOW_KEY
 from .constraints import PAIR_CHANNELS, constraint_losses, insert_known, pair_from_full, project_pair
 from .denoiser import DenoiserConfig, LatentDenoiser
 from .schedulers import BridgeScheduler, make_scheduler
+from .windows import COORDINATE_CHANNELS, coordinate_channels
 
 __all__ = ["LDMConfig", "SinogramLDM"]
 
@@ -129,8 +132,13 @@ class LDMConfig:
         its targets, so that it also reconstructs inputs of another kind than
         the targets (another frame or tracer), whose latents condition the
         denoiser and start the bridge, and which ``residual_decode`` decodes.
-    n_tracers, n_regions : int
-        Tracer and body-region classes (0: no such label).
+    n_tracers, n_regions, n_tasks : int
+        Tracer, body-region and task classes (0: no such label); the
+        foundation model's are those of :mod:`ldm.prompts`.
+    coordinate_channels : bool
+        Condition on the four coordinate channels of the batch's sinogram
+        window (batch key ``"window"``, :func:`ldm.windows.coordinate_channels`),
+        so that the fully convolutional model generates the window it is asked for.
     sinogram_scale : float, optional
         Sinograms are divided by it before encoding; ``None`` calibrates it on
         the first training batch as the root mean square of the targets
@@ -159,6 +167,8 @@ class LDMConfig:
     autoencode_inputs: bool = False
     n_tracers: int = 0
     n_regions: int = 0
+    n_tasks: int = 0
+    coordinate_channels: bool = False
     sinogram_scale: Optional[float] = None
     latent_scale: Optional[float] = None
 
@@ -174,13 +184,13 @@ class LDMConfig:
         object.__setattr__(self, "autoencoder", autoencoder)
         object.__setattr__(self, "denoiser", config_from_mapping(DenoiserConfig, self.denoiser, "denoiser"))
         positive_int(f"{owner}.n_train_timesteps", self.n_train_timesteps, minimum=2)
-        for name in ("n_tracers", "n_regions"):
+        for name in ("n_tracers", "n_regions", "n_tasks"):
             positive_int(f"{owner}.{name}", getattr(self, name), minimum=0)
         check_choice(f"{owner}.beta_schedule", self.beta_schedule, BETA_SCHEDULES)
         check_choice(f"{owner}.prediction_type", self.prediction_type, PREDICTION_TYPES)
         check_choice(f"{owner}.mode", self.mode, MODES)
         for name in ("condition_on_input", "condition_on_mask", "use_tma", "use_constraints", "residual_decode",
-                     "autoencode_inputs"):
+                     "autoencode_inputs", "coordinate_channels"):
             check_bool(f"{owner}.{name}", getattr(self, name))
         for name in ("beta_start", "beta_end", "attention_dropout", "constraint_weight"):
             object.__setattr__(self, name, check_non_negative(f"{owner}.{name}", getattr(self, name)))
@@ -203,9 +213,10 @@ class LDMConfig:
 
     @property
     def cond_channels(self) -> int:
-        """Spatial condition channels of the denoiser: input latent, mask, attention."""
+        """Spatial condition channels of the denoiser: input latent, mask, window coordinates, attention."""
         latent = self.autoencoder.latent_channels if self.condition_on_input else 0
-        return latent + int(self.condition_on_mask) + int(self.use_tma)
+        coordinates = COORDINATE_CHANNELS if self.coordinate_channels else 0
+        return latent + int(self.condition_on_mask) + coordinates + int(self.use_tma)
 
 
 # ----------------------------------------------------------------------------------------- model
@@ -225,8 +236,9 @@ class SinogramLDM(nn.Module):
     Batches are dicts of tensors: ``"target"`` ``(B, 1, V, R)`` (training
     only), optional ``"input"``, ``"known"``, ``"mask"`` (0/1),
     ``"attention"`` (``>= 0``), ``"support"`` (0/1), all ``(B, 1, V, R)``, and
-    optional ``"tracer"``, ``"region"`` int64 ``(B,)`` (``-1``: unspecified).
-    Other keys are ignored. Floats are cast to the model's dtype and device.
+    optional ``"tracer"``, ``"region"``, ``"task"`` int64 ``(B,)`` (``-1``:
+    unspecified) and ``"window"`` float ``(B, 4)`` (:mod:`ldm.windows`; needed
+    with ``coordinate_channels``). Other keys are ignored. Floats are cast to the model's dtype and device.
     """
 
     stages = STAGES
@@ -238,7 +250,7 @@ class SinogramLDM(nn.Module):
         self.config = config
         self.autoencoder = SinogramAutoencoder(config.autoencoder)
         self.denoiser = LatentDenoiser(config.denoiser, config.autoencoder.latent_channels, config.cond_channels,
-                                       config.n_tracers, config.n_regions)
+                                       config.n_tracers, config.n_regions, config.n_tasks)
         self.train_scheduler = make_scheduler(config, "ddpm")
         self.bridge = BridgeScheduler(self.train_scheduler.alphas_cumprod)
         # 0 means "not calibrated yet"; buffers travel with state_dict and checkpoints
@@ -297,6 +309,15 @@ class SinogramLDM(nn.Module):
                 if not isinstance(label, Tensor) or label.dtype != torch.long or label.shape != shape[:1]:
                     raise ValueError(f"batch[{key!r}] must be an int64 tensor of shape {shape[:1]}")
                 out[key] = label.to(parameter.device)
+        if WINDOW_KEY in batch:
+            window = batch[WINDOW_KEY]
+            if not isinstance(window, Tensor) or not window.is_floating_point() or window.shape != (shape[0], 4) \
+                    or not bool(torch.isfinite(window).all()):
+                raise ValueError(f"batch['window'] must be finite floats of shape ({shape[0]}, 4)")
+            out[WINDOW_KEY] = window.to(parameter.device, torch.float64)
+        elif self.config.coordinate_channels:
+            raise KeyError("batch needs 'window' (B, 4), the sinogram window rows of ldm.windows: the model is "
+                           "conditioned on the window's coordinates")
         if "mask" in out and not bool(((out["mask"] == 0) | (out["mask"] == 1)).all()):
             raise ValueError("batch['mask'] must hold 0/1 values")
         if "attention" in out and not bool((out["attention"] >= 0).all()):
@@ -336,7 +357,7 @@ class SinogramLDM(nn.Module):
                                         self.config.autoencoder.downsampling_factor)
 
     def prepare_conditions(self, data: dict[str, Any]) -> None:
-        """Add ``input_latent`` and the pooled ``mask_latent`` / ``attention_latent`` that the config uses."""
+        """Add ``input_latent``, the pooled ``mask_latent`` / ``attention_latent`` and ``coordinates`` as configured."""
         if self.config.condition_on_input:
             if "input" not in data:
                 raise KeyError("batch needs 'input' (the model is conditioned on it: condition_on_input / bridge "
@@ -344,15 +365,20 @@ class SinogramLDM(nn.Module):
             data["input_latent"] = self._latent(self._pair(data, "input"))
         if self.config.condition_on_mask:
             data["mask_latent"] = self._pool(data["pair_mask"])
+        if self.config.coordinate_channels:
+            padded = tuple(math.ceil(n / self.size_multiple) * self.size_multiple for n in data["size"])
+            data["coordinates"] = coordinate_channels(data[WINDOW_KEY], data["size"], padded,
+                                                      self.config.autoencoder.downsampling_factor).to(
+                                                          data["pair_mask"].dtype)
         if self.config.use_tma:
             data["attention_latent"] = self._pool(data.get("attention", torch.zeros_like(data["pair_mask"])))
 
     def conditions(self, data: dict[str, Any], attention_keep: Optional[Tensor] = None) -> Optional[Tensor]:
-        """Spatial conditions ``(B, cond_channels, H, W)``: input latent, mask, attention (last), as configured.
+        """Spatial conditions ``(B, cond_channels, H, W)``: input latent, mask, coordinates, attention (last).
 
         ``attention_keep`` ``(B,)`` multiplies the attention channel (0 drops it).
         """
-        parts = [data[key] for key in ("input_latent", "mask_latent") if key in data]
+        parts = [data[key] for key in ("input_latent", "mask_latent", "coordinates") if key in data]
         if self.config.use_tma:
             attention = data["attention_latent"]
             parts.append(attention if attention_keep is None else attention * attention_keep.view(-1, 1, 1, 1))
@@ -400,7 +426,8 @@ class SinogramLDM(nn.Module):
         keep = None
         if config.use_tma and config.attention_dropout:
             keep = (torch.rand(batch, device=z0.device) >= config.attention_dropout).to(z0.dtype)
-        prediction = self.denoiser(z_t, t, self.conditions(data, keep), data.get("tracer"), data.get("region"))
+        prediction = self.denoiser(z_t, t, self.conditions(data, keep), data.get("tracer"), data.get("region"),
+                                   data.get("task"))
         error = (prediction.float() - target.float()).square()
         if config.use_tma:
             error = error * attention_weights(data["attention_latent"])

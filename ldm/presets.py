@@ -21,7 +21,7 @@ from .experiment import ExperimentConfig, config_from_dict, config_to_dict
 
 __all__ = ["PRESETS", "apply_overrides", "load_config", "load_config_dict", "preset_path", "read_config_file"]
 
-PRESETS = ("tiny", "paper")
+PRESETS = ("tiny", "paper", "foundation")
 
 
 def preset_path(name: str) -> Traversable:

@@ -17,13 +17,14 @@ prediction through ``LDMConfig.attention_dropout``).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import torch
 from torch import Tensor
 
 from pet_projection.validation import check_choice, check_non_negative, positive_int
 
+from .batches import LABEL_KEYS
 from .model import SinogramLDM
 from .schedulers import SAMPLERS, BridgeScheduler, make_scheduler
 
@@ -68,17 +69,17 @@ def run_reverse_process(predict: Predictor, z_T: Tensor, scheduler: Any, n_steps
     return z
 
 
-def _guided_predictor(model: SinogramLDM, cond: Optional[Tensor], tracer: Optional[Tensor],
-                      region: Optional[Tensor], guidance_scale: float) -> Predictor:
-    """The denoiser as ``predict(z_t, t)``, with TMA guidance when ``guidance_scale > 0``."""
+def _guided_predictor(model: SinogramLDM, cond: Optional[Tensor], labels: Sequence[Optional[Tensor]],
+                      guidance_scale: float) -> Predictor:
+    """The denoiser as ``predict(z_t, t)`` (``labels`` in :data:`~ldm.batches.LABEL_KEYS` order), TMA-guided if set."""
 
     def predict(z: Tensor, t: Tensor) -> Tensor:
         timestep = t.reshape(1).expand(z.shape[0]).to(z.device)
         if not guidance_scale:
-            return model.denoiser(z, timestep, cond, tracer, region)
+            return model.denoiser(z, timestep, cond, *labels)
         plain = cond.clone()
         plain[:, -1:] = 0.0  # the attention channel is the last condition
-        doubled = [None if label is None else label.repeat(2) for label in (tracer, region)]
+        doubled = [None if label is None else label.repeat(2) for label in labels]
         both = model.denoiser(z.repeat(2, 1, 1, 1), timestep.repeat(2), torch.cat([cond, plain]), *doubled)
         guided, unguided = both.chunk(2)
         return guided + guidance_scale * (guided - unguided)
@@ -122,8 +123,8 @@ def sample(model: SinogramLDM, batch: Mapping[str, Tensor], sampler: str = "ddim
     data = model.prepare_batch(batch, need_target=False)
     model.check_calibrated()
     model.prepare_conditions(data)
-    predict = _guided_predictor(model, model.conditions(data), data.get("tracer"), data.get("region"),
-                                guidance_scale)
+    labels = [data.get(key) for key in LABEL_KEYS]
+    predict = _guided_predictor(model, model.conditions(data), labels, guidance_scale)
     if config.mode == "bridge":
         if sampler == "dpm-solver":
             raise ValueError("bridge mode samples with 'ddim' or 'ddpm', not 'dpm-solver'")

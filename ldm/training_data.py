@@ -1,6 +1,6 @@
 """Training data for the sinogram LDM: the dataset a :class:`~ldm.experiment.DataConfig` describes, and how to batch it.
 
-Two sources (``DataConfig.source``):
+Three sources (``DataConfig.source``):
 
 - **Ellipse phantoms** (``"ellipses"``, no files needed; :mod:`ldm.phantoms`):
   projected on the config's geometry, with the lesions' TMA attention and the
@@ -9,6 +9,9 @@ Two sources (``DataConfig.source``):
 - **A dataset folder** (``"folder"``; :mod:`ldm.folder_datasets`): one
   ``.npz`` file per sample, or an ``allpet simulate`` dataset, used as
   ``input -> target`` pairs (``task="paired"``) or, its targets, as RMAS bases.
+- **The foundation model's base slices** (``"foundation"``; :mod:`ldm.foundation_data`):
+  simulated over regions and tracers (cached in ``cache_dir``), as prompted
+  RMAS inpainting and synthesis examples in random windows.
 
 Batches (after the collate function) are in the model's format (:mod:`ldm.batches`).
 """
@@ -16,24 +19,28 @@ Batches (after the collate function) are in the model's format (:mod:`ldm.batche
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
 from pet_projection import ImageGrid, ParallelBeamGeometry, ParallelBeamProjector
 
 from .batches import RMASCollate, collate
 from .experiment import DataConfig
 from .folder_datasets import ModelInput, PairedFolderDataset, SimulatedTaskDataset, is_simulated
+from .foundation_data import FoundationCollate, describe_bases, load_base_slices, simulate_base_slices
 from .phantoms import ellipse_phantoms
 from .rmas_dataset import RMASDataset
 
-__all__ = ["TrainingData", "UNMIXING_WEIGHTS_FILE", "build_training_data", "data_projector"]
+__all__ = ["BASE_SLICES_FILE", "TrainingData", "UNMIXING_WEIGHTS_FILE", "build_training_data", "data_projector"]
 
 # The run file of the unmixing weights of data.model_input 'unmixing' (written by allpet train, read by allpet sample).
 UNMIXING_WEIGHTS_FILE = "unmixing_weights.npy"
+# The run file caching the foundation source's simulated base slices (allpet train's out_dir).
+BASE_SLICES_FILE = "base_slices.npz"
 
 
 def data_projector(config: DataConfig) -> ParallelBeamProjector:
@@ -73,7 +80,8 @@ class TrainingData:
 
 def build_training_data(config: DataConfig, seed: int = 0, labels: Sequence[str] = (),
                         model_input: Optional[ModelInput] = None,
-                        fit_input_weights: Optional[Callable[[SimulatedTaskDataset], np.ndarray]] = None
+                        fit_input_weights: Optional[Callable[[SimulatedTaskDataset], np.ndarray]] = None,
+                        cache_dir: Optional[Path] = None, progress: bool = False, window: bool = False
                         ) -> TrainingData:
     """The training data of ``config``; ``seed`` (the run's seed) orders the RMAS samples.
 
@@ -90,11 +98,34 @@ def build_training_data(config: DataConfig, seed: int = 0, labels: Sequence[str]
     (see :class:`SimulatedTaskDataset`), ``"unmixing"`` needs
     ``fit_input_weights(folder) -> (n_targets, V, R)``, fitted on the folder's
     measured inputs and targets.
+
+    ``window`` adds each item's sinogram window row (models with coordinate
+    channels; an ``allpet simulate`` folder only: its samples carry their
+    geometry). ``config.max_examples`` keeps a folder's first items only.
+    ``"foundation"`` caches its base slices in ``cache_dir /``
+    :data:`BASE_SLICES_FILE` (simulated again when missing or made with
+    other settings; no cache without ``cache_dir``).
     """
     if not isinstance(config, DataConfig):
         raise TypeError(f"config must be a DataConfig, got {type(config).__name__}")
     projector = data_projector(config)
     weights = None
+    if config.source == "foundation":
+        settings = (config.n_bases, config.image_size, config.n_views, config.regions, config.tracers, config.seed)
+        bases = (simulate_base_slices(*settings, progress=progress) if cache_dir is None
+                 else load_base_slices(Path(cache_dir) / BASE_SLICES_FILE, *settings, progress=progress))
+        if bases.sinograms.shape[1:] != projector.out_shape:
+            raise ValueError(f"data.n_bins must equal data.image_size ({config.image_size}) for source 'foundation' "
+                             f"(the simulator's bins), got {config.n_bins}")
+        rmas = RMASDataset(bases.sinograms, projector, attention=bases.attention, cells_per_side=config.cells_per_side,
+                           n_active=config.n_active, shape_fraction=config.shape_fraction,
+                           epoch_size=config.epoch_size, seed=seed, layout=config.layout)
+        collate_fn = FoundationCollate(bases, config.synthesis_fraction, config.complement_fraction,
+                                       config.window_views, config.window_bins, config.full_window_fraction, seed)
+        counts = describe_bases(bases)
+        return TrainingData(rmas, collate_fn, projector,
+                            f"foundation pretraining, base slices per tracer {counts['tracers']} and per region "
+                            f"{counts['regions']}; {rmas.describe()}")
     if config.source == "folder":
         if is_simulated(config.path):
             if config.model_input == "physics_prior" and model_input is None:
@@ -104,10 +135,14 @@ def build_training_data(config: DataConfig, seed: int = 0, labels: Sequence[str]
                 raise ValueError("data.model_input 'unmixing' needs a fit of the unmixing weights "
                                  "(tasks.model_inputs; allpet train passes it)")
             folder = SimulatedTaskDataset(config.path, labels,
-                                          model_input if config.model_input == "physics_prior" else None)
+                                          model_input if config.model_input == "physics_prior" else None,
+                                          window=window)
             if config.model_input == "unmixing":
                 weights = np.asarray(fit_input_weights(folder), dtype=np.float32)
-                folder = SimulatedTaskDataset(config.path, labels, input_weights=weights)
+                folder = SimulatedTaskDataset(config.path, labels, input_weights=weights, window=window)
+        elif window:
+            raise ValueError(f"the model takes sinogram windows (coordinate channels), whose geometry only an allpet "
+                             f"simulate folder carries; {config.path} is not one")
         elif config.model_input != "measured":
             raise ValueError(f"data.model_input {config.model_input!r} needs an allpet simulate folder (its samples "
                              f"carry their system models); {config.path} is not one: precompute the model inputs "
@@ -118,6 +153,11 @@ def build_training_data(config: DataConfig, seed: int = 0, labels: Sequence[str]
             raise ValueError(f"the sinograms in {config.path} have shape {folder.sinogram_shape}, but "
                              f"data.n_views x data.n_bins is {projector.out_shape}; set them to match")
         if config.task == "paired":
+            if config.max_examples is not None:
+                if config.max_examples > len(folder):
+                    raise ValueError(f"data.max_examples={config.max_examples}, but {config.path} holds "
+                                     f"{len(folder)} items")
+                folder = Subset(folder, range(config.max_examples))
             return TrainingData(folder, collate, projector, f"{len(folder)} input/target pairs from {config.path}",
                                 weights)
         bases, attention, support = folder.targets(), None, None

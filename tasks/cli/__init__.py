@@ -25,6 +25,8 @@ COMMANDS = {
     "bench": ("bench", "time forward/back projection against peers and write JSON results (source checkout)"),
     "simulate": ("simulate", "simulate PET task datasets (phantoms, physics, dose, kinetics)"),
     "train": ("train", "train the sinogram autoencoder and latent diffusion model from a config"),
+    "pretrain": ("pretrain", "pretrain the prompted foundation model (foundation preset) and export its weights"),
+    "finetune": ("finetune", "adapt the pretrained foundation model to a task from a few paired examples"),
     "sample": ("sample", "generate sinograms for task inputs with a trained model"),
     "ablate": ("ablate", "ablations (RMAS/DMM, TMA, constraints, 500 vs 5,000 samples) as one results table"),
     "convert": ("convert", "convert PET data: Interfile <-> NIfTI / NumPy images and sinograms, "

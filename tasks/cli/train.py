@@ -130,11 +130,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         env = init_distributed(config.train.device)
         seed_everything(seed_for(config.train.seed))  # the same initial weights on every process
-        labels = [name for name, count in (("tracer", config.model.n_tracers),
-                                           ("region", config.model.n_regions)) if count]
+        labels = [name for name, count in (("tracer", config.model.n_tracers), ("region", config.model.n_regions),
+                                           ("task", config.model.n_tasks)) if count]
         data = build_training_data(config.data, config.train.seed, labels, folder_model_input(config.data),
-                                   fit_unmixing_weights)
+                                   fit_unmixing_weights, cache_dir=out_dir, progress=not args.no_progress,
+                                   window=config.model.coordinate_channels)
         model = SinogramLDM(config.model_config())
+        if config.train.init_from is not None:
+            from ldm.weights import init_weights
+
+            print(f"allpet train: starting from the weights of {init_weights(model, config.train.init_from)}",
+                  file=sys.stderr)
         trainer = Trainer(model, config.train, data.dataset, collate_fn=data.collate_fn, run_config=plain,
                           device=env.device, progress=not args.no_progress)
         if trainer.is_main and data.input_weights is not None:  # sampling conditions its inputs with them too

@@ -513,7 +513,7 @@ class _EchoInputLatent(torch.nn.Module):
         super().__init__()
         self.latent_channels = latent_channels
 
-    def forward(self, z, timestep, cond=None, tracer=None, region=None):
+    def forward(self, z, timestep, cond=None, tracer=None, region=None, task=None):
         return cond[:, :self.latent_channels]
 
 
@@ -541,7 +541,7 @@ class _FixedLatent(torch.nn.Module):
         super().__init__()
         self.z0 = z0
 
-    def forward(self, z, timestep, cond=None, tracer=None, region=None):
+    def forward(self, z, timestep, cond=None, tracer=None, region=None, task=None):
         return self.z0
 
 
