@@ -28,6 +28,7 @@ COMMANDS = {
     "pretrain": ("pretrain", "pretrain the prompted foundation model (foundation preset) and export its weights"),
     "finetune": ("finetune", "adapt the pretrained foundation model to a task from a few paired examples"),
     "sample": ("sample", "generate sinograms for task inputs with a trained model"),
+    "synthesize": ("synthesize", "new sinograms and OSEM images from a prompt, e.g. 'FDG brain' (foundation model)"),
     "ablate": ("ablate", "ablations (RMAS/DMM, TMA, constraints, 500 vs 5,000 samples) as one results table"),
     "convert": ("convert", "convert PET data: Interfile <-> NIfTI / NumPy images and sinograms, "
                            "mMR listmode -> Interfile sinograms"),

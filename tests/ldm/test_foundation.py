@@ -208,8 +208,8 @@ def _window_batch(n_views: int, n_bins: int, prompt: Prompt) -> dict:
     mask = torch.zeros(1, 1, n_views, n_bins)
     mask[..., : n_views // 2, :] = 1.0
     known = torch.rand(1, 1, n_views, n_bins) * mask
-    return {"input": known, "known": known, "mask": mask,
-            "window": torch.from_numpy(window.row()[None]), **{key: torch.tensor([value]) for key, value in ids.items()}}
+    labels = {key: torch.tensor([value]) for key, value in ids.items()}
+    return {"input": known, "known": known, "mask": mask, "window": torch.from_numpy(window.row()[None]), **labels}
 
 
 def test_prompted_model_needs_the_window_and_answers_the_prompt():
