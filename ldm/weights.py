@@ -112,5 +112,7 @@ def export_weights(run: Any, destination: Any, card: str) -> Path:
         save_file(state, str(staging / MODEL_FILE))
         (staging / CONFIG_FILE).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False), encoding="utf-8")
         (staging / CARD_FILE).write_text(card, encoding="utf-8")
+        for file in staging.iterdir():
+            file.chmod(0o644)  # package data: readable by all, like the sources
         replace_directory(staging, destination)
     return checkpoint

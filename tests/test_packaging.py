@@ -1,4 +1,5 @@
-"""The wheel: built from the checkout, installed without it, it runs ``allpet --help`` and loads every preset."""
+"""The wheel: built from the checkout, installed without it, it runs ``allpet --help``, loads every preset and the
+shipped foundation model."""
 
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ from ldm.presets import PRESETS, load_config
 for name in PRESETS:
     config = load_config(name)
     print(name, config.model.autoencoder.downsampling_factor)
+from ldm.weights import load_model
+model, config, folder = load_model()  # the shipped foundation model
+assert site in folder.resolve().parents and config.model.n_tasks > 0, folder
 from tasks.viewer import server
 assert all((pathlib.Path(server.__file__).parent / name).is_file() for name in ("page.html", "page.js", "page.css"))
 """
@@ -35,7 +39,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     source = folder / "source"  # a copy: the build writes build/ and *.egg-info next to pyproject.toml
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", ".parallelproj", "build", "dist",
                                                                 "*.egg-info", "__pycache__", ".hypothesis",
-                                                                ".pytest_cache", "test-artifacts"))
+                                                                ".pytest_cache", "test-artifacts", "runs"))
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(folder / "dist"),
                             str(source)], capture_output=True, text=True)
     if built.returncode != 0 and "Could not find a version that satisfies" in built.stderr:

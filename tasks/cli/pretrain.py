@@ -85,7 +85,7 @@ def model_card(run: Path, checkpoint: Path, command_line: str, n_parameters: int
     lines.append(f"| training time | {elapsed / 60:.1f} min |")
     device = f"CUDA {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "no GPU"
     lines.append(f"| machine | {platform.machine()}, {os.cpu_count()} CPU cores, {device}, torch {torch.__version__}, "
-                 f"{config.train.cpu_threads or 'default'} threads |")
+                 f"torch threads: {config.train.cpu_threads or 'default'} |")
     bases_path = run / BASE_SLICES_FILE
     if bases_path.is_file():
         with np.load(bases_path, allow_pickle=False) as archive:
