@@ -39,11 +39,11 @@ ABLATION_METRICS = ("psnr", "ssim", "nrmse", "lesion_abs_bias", "contrast_recove
 
 
 def ablation_variants(base: PipelineConfig, n_small: int, n_large: int) -> dict[str, PipelineConfig]:
-    """The variants of the module docstring (LDM only: baselines off)."""
+    """The variants of the module docstring (LDM only: baselines off; the in-distribution test set only)."""
     if not 1 <= n_small <= n_large:
         raise ValueError(f"need 1 <= n_small <= n_large, got {n_small}, {n_large}")
     full = dataclasses.replace(base, n_train=n_small, use_rmas=True, use_tma=True, use_constraints=True,
-                               physics_prior=True, baselines=False)
+                               physics_prior=True, baselines=False, unseen_test=())
     return {"full": full,
             "no RMAS/DMM": dataclasses.replace(full, use_rmas=False),
             "no TMA": dataclasses.replace(full, use_tma=False, guidance_scale=0.0),  # no attention, no guidance

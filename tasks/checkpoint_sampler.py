@@ -182,17 +182,19 @@ class CheckpointSampler:
                          f"{UNMIXING_WEIGHTS_FILE} (looked in {checkpoint} and the two folders above it)")
 
     def folder_inputs(self, path: Any, spec: Optional[RoiEditSpec] = None, samples: Optional[Sequence[int]] = None,
-                      progress: bool = False) -> dict[str, np.ndarray]:
+                      progress: bool = False, mode: str = "segmentation") -> dict[str, np.ndarray]:
         """Inputs of an ``allpet simulate`` folder as the model was trained on them, attention after ``spec``.
 
         The run's ``data.model_input`` (physics prior, or the unmixing weights
-        saved in the run) and labels; see :func:`tasks.attention_inputs.simulated_inputs`.
+        saved in the run) and labels, the attention's regions in ``mode``
+        (``"segmentation"`` of the measured input, or the ``"oracle"`` lesion
+        labels); see :func:`tasks.attention_inputs.simulated_inputs`.
         """
         from .model_inputs import folder_model_input
 
         data = self.config.data
         weights = self.unmixing_weights() if data.model_input == "unmixing" else None
-        return simulated_inputs(path, self.labels, folder_model_input(data), weights, spec, samples, progress)
+        return simulated_inputs(path, self.labels, folder_model_input(data), weights, spec, samples, progress, mode)
 
     # --- sampling ----------------------------------------------------------------------------------
 
@@ -229,19 +231,20 @@ class CheckpointSampler:
         return np.concatenate(chunks)
 
     def sample_edited(self, path: Any, spec: RoiEditSpec, settings: SamplingSettings = SamplingSettings(),
-                      samples: Optional[Sequence[int]] = None, progress: bool = False
+                      samples: Optional[Sequence[int]] = None, progress: bool = False, mode: str = "segmentation"
                       ) -> tuple[np.ndarray, np.ndarray]:
         """The folder's outputs without and with the ROI edits ``spec``, each ``(N, V, R)`` float32.
 
         Both are sampled with ``settings`` (the same seed, so they differ by
-        the edit alone). An edit is local: the edited output keeps the
+        the edit alone), with the attention's regions in ``mode``
+        (:meth:`folder_inputs`). An edit is local: the edited output keeps the
         unedited one on every ray whose attention the edit leaves unchanged,
         and takes the model's new output on the rays through the edited
         regions. (The latent model would otherwise carry the change to nearby
         rays too: docs/ldm-and-tasks.md, "ROI edits".)
         """
-        plain = self.folder_inputs(path, None, samples, progress)
-        edited = self.folder_inputs(path, spec, samples, progress)
+        plain = self.folder_inputs(path, None, samples, progress, mode)
+        edited = self.folder_inputs(path, spec, samples, progress, mode)
         before = self.sample(plain, settings, progress)
         after = self.sample(edited, settings, progress)
         return before, localise_edit(before, after, plain["attention"], edited["attention"])

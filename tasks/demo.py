@@ -2,7 +2,8 @@
 
 The default scale (:class:`~tasks.pipeline_config.PipelineConfig` defaults: 128
 training and 16 test brain slices of 32 x 32 pixels, 32 views, 2,300 training
-steps) runs in minutes on a 2-core CPU; ``quick`` is the CI size. The
+steps, and 16 slices of each unseen test set: the STIR-exercises thorax and
+the left-out trunk family) runs in minutes on a 2-core CPU; ``quick`` is the CI size. The
 report folder is written atomically (:func:`pet_projection.io.files.atomic_directory`):
 a failed or interrupted run leaves an earlier report untouched.
 """
@@ -75,11 +76,13 @@ def _keep_model(work: Path, model_dir: Path) -> None:
 
 
 def format_summary(result: TaskResult, runtime_s: Optional[float] = None) -> str:
-    """A few lines for the terminal: the metrics table in Markdown."""
-    from .report import markdown_table, metrics_table
+    """A few lines for the terminal in Markdown: the in-distribution metrics, then PSNR and SSIM per test set."""
+    from .report import markdown_table, metrics_table, side_by_side_table
 
     header, rows = metrics_table(result, ("psnr", "ssim", "lesion_abs_bias", "contrast_recovery", "sino_psnr"))
     lines = [markdown_table(header, rows)]
+    if len(result.test_sets) > 1:
+        lines += ["", markdown_table(*side_by_side_table(result, ("psnr", "ssim")))]
     if runtime_s is not None:
         lines.append(f"total runtime {runtime_s:.0f} s")
     return "\n".join(lines)

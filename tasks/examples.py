@@ -10,9 +10,11 @@ whole input is measured), ``attention`` and ``support``, plus an int64
 training targets: inpainting examples whose ``input`` is the target inside a
 DMM sinogram mask, with that ``mask``.
 
-TMA attention comes from the label maps: the regions named ``lesion*``
-(weight 1) through :class:`~pet_projection.TransparentMedicalAttention` on
-the sample's projector, as a clinician's lesion ROIs would; the support is
+TMA attention (:func:`tasks.attention_inputs.attention_for`, without edits):
+by default the hyper- and hypometabolic regions of a coarse segmentation of
+each sample's measured input, which is what a user has at test time, so that
+training sees the attention testing will get; ``attention="oracle"`` takes the
+simulator's lesion labels instead (an upper bound). The support is
 :func:`~pet_projection.simulation.count_support`: the rays that meet the
 body or carry expected background (randoms + scatter) in the target, so
 prompt targets, which have counts on every ray, are never cut to the body.
@@ -25,9 +27,10 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from pet_projection.simulation import TaskSample, count_support, lesion_attention
+from pet_projection.simulation import TaskSample, count_support
 from pet_projection.simulation.deformation import DeformationSettings
 
+from .attention_inputs import attention_for
 from .model_inputs import ModelInput
 from .task import PETTask, sample_projector
 
@@ -63,13 +66,15 @@ class Examples:
 
 
 def build_examples(task: PETTask, samples: Sequence[TaskSample], model_input: Optional[ModelInput] = None,
-                   progress: bool = False) -> Examples:
+                   progress: bool = False, attention: str = "segmentation") -> Examples:
     """Examples of ``samples`` (each checked with :meth:`PETTask.check_sample`), channels innermost.
 
     ``model_input(sample, attention_image)`` gives the model's condition
-    ``(n_views, n_bins)`` of a sample from it and its TMA lesion attention
+    ``(n_views, n_bins)`` of a sample from it and its TMA image attention
     ``(ny, nx)`` (e.g. :func:`tasks.model_inputs.physics_prior_model_input`); default:
-    the measured input. ``progress``: a tqdm bar.
+    the measured input. ``attention``: the attention's regions,
+    ``"segmentation"`` of the measured input or the ``"oracle"`` lesion labels
+    (:func:`tasks.attention_inputs.attention_regions`). ``progress``: a tqdm bar.
     """
     from tqdm.auto import tqdm
 
@@ -83,8 +88,8 @@ def build_examples(task: PETTask, samples: Sequence[TaskSample], model_input: Op
         if sample.input.shape != shape:
             raise ValueError(f"sample {index} has sinograms of shape {sample.input.shape}, sample 0 {shape}: one "
                              "model needs one sinogram geometry")
-        attention_image, attention = lesion_attention(sample, sample_projector(sample))
-        condition = None if model_input is None else model_input(sample, attention_image)
+        maps = attention_for(sample, None, attention)
+        condition = None if model_input is None else model_input(sample, maps.image)
         if condition is not None and np.shape(condition) != shape:
             raise ValueError(f"the model input of sample {index} has shape {np.shape(condition)}, its sinograms "
                              f"{shape}")
@@ -95,7 +100,7 @@ def build_examples(task: PETTask, samples: Sequence[TaskSample], model_input: Op
             rows["measured"].append(measured)
             rows["input"].append(measured if condition is None else condition)
             rows["target"].append(task.target(sample, channel))
-            rows["attention"].append(attention)
+            rows["attention"].append(maps.sinogram)
             rows["support"].append(support)
             rows["sample_index"].append(index)
             rows["channel"].append(channel)

@@ -1,7 +1,10 @@
 """The LDM of a task run: its experiment config, its training and its sampling.
 
 :func:`ldm_experiment` derives the model and training settings from the
-``tiny`` preset (:mod:`ldm.presets`) and a :class:`~tasks.pipeline_config.PipelineConfig`;
+``tiny`` preset (:mod:`ldm.presets`) and a :class:`~tasks.pipeline_config.PipelineConfig`,
+or, with ``ldm_init``, from pretrained weights (the shipped foundation model:
+the same architecture, fine-tuned as the task's bridge; its items carry the
+prompt labels and the sinogram window, :class:`PromptedItems`);
 :func:`train_ldm` trains it on a task's examples (:mod:`tasks.examples`),
 keeping a checkpoint that ``allpet sample`` can apply (:func:`ldm_data_config`);
 :func:`sample_ldm` draws its sinograms for test examples.
@@ -19,7 +22,8 @@ from .examples import ExampleDataset, Examples, MixedDataset
 from .pipeline_config import PipelineConfig
 from .task import PETTask
 
-__all__ = ["ldm_data_config", "ldm_experiment", "sample_ldm", "torch_device", "train_ldm", "training_logs"]
+__all__ = ["PromptedItems", "ldm_data_config", "ldm_experiment", "sample_ldm", "torch_device", "train_ldm",
+           "training_logs"]
 
 
 def torch_device(config: PipelineConfig) -> Any:
@@ -33,15 +37,97 @@ def torch_device(config: PipelineConfig) -> Any:
     return torch.device(config.device)
 
 
+class PromptedItems:
+    """A dataset of model items with the prompt labels and the sinogram window a pretrained model takes.
+
+    Each item gains ``task`` (the task's index in :data:`ldm.prompts.PROMPT_TASKS`,
+    or ``"inpainting"`` for an RMAS item, whose mask is not all ones),
+    ``region`` and, unless the item has one, ``tracer`` (fixed ids, ``-1``:
+    unspecified), and ``window`` (``row``, :func:`ldm.windows.window_row`).
+    """
+
+    def __init__(self, items: Any, task: str, tracer: int, region: int, row: np.ndarray) -> None:
+        from ldm.prompts import PROMPT_TASKS
+
+        self.items, self.row = items, np.asarray(row, dtype=np.float64)
+        self.task, self.inpainting = PROMPT_TASKS.index(task), PROMPT_TASKS.index("inpainting")
+        self.tracer, self.region = tracer, region
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.items, "set_epoch"):
+            self.items.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict:
+        import torch
+
+        item = dict(self.items[index])
+        task = self.task if bool(item["mask"].all()) else self.inpainting
+        item["task"] = torch.tensor(task, dtype=torch.int64)
+        item["region"] = torch.tensor(self.region, dtype=torch.int64)
+        item.setdefault("tracer", torch.tensor(self.tracer, dtype=torch.int64))
+        item["window"] = torch.from_numpy(self.row.copy())
+        return item
+
+
+def _prompted(items: Any, task: PETTask, config: PipelineConfig, projector: Any) -> Any:
+    """``items`` as :class:`PromptedItems` for the foundation architecture (``ldm_init`` or ``ldm_preset``)."""
+    if config.ldm_init is None and config.ldm_preset != "foundation":
+        return items
+    from ldm.windows import window_row
+    from pet_projection.simulation import ANATOMIES, TRACERS
+
+    tracer = config.simulation_config().tracer
+    region = ANATOMIES.index(config.anatomy) if config.anatomy in ANATOMIES else -1
+    return PromptedItems(items, task.name, list(TRACERS).index(tracer), region, window_row(projector.geometry))
+
+
 def ldm_experiment(task: PETTask, config: PipelineConfig, n_items: int, out_dir: Path):
-    """``(LDMConfig, TrainConfig)`` of ``task``'s LDM from the tiny preset and the pipeline settings.
+    """``(LDMConfig, TrainConfig)`` of ``task``'s LDM from the tiny preset (or ``ldm_init``) and the pipeline settings.
 
     ``n_items`` is the training set's size (the batch is at most that), ``out_dir`` the run folder.
+    With ``ldm_init`` the model is the pretrained one (its architecture,
+    scales and condition channels) run as the task's bridge, and the
+    autoencoder stage is skipped (the pretrained autoencoder is kept); with
+    ``ldm_preset="foundation"`` it is the same architecture with fresh
+    weights, both stages trained.
     """
     from ldm.experiment import StageConfig
     from ldm.presets import load_config
 
     preset = load_config("tiny")
+    if config.ldm_init is not None or config.ldm_preset == "foundation":
+        from ldm.weights import SHIPPED_MODELS, load_model, shipped_weights
+
+        source = None
+        if config.ldm_init is not None:
+            source = shipped_weights(config.ldm_init) if config.ldm_init in SHIPPED_MODELS else config.ldm_init
+            architecture = load_model(source)[1]
+        else:
+            architecture = load_config("foundation")
+        residual = config.physics_prior and task.residual_decode
+        model = dataclasses.replace(architecture.model_config(), mode="bridge", prediction_type="sample",
+                                    use_constraints=config.use_constraints, residual_decode=residual,
+                                    autoencode_inputs=source is None and residual and task.autoencode_inputs,
+                                    sinogram_scale=None if source is None else architecture.model.sinogram_scale,
+                                    latent_scale=None if source is None else architecture.model.latent_scale)
+        steps = {"autoencoder": 0 if source is not None else config.autoencoder_steps,
+                 "diffusion": config.diffusion_steps}
+        # fine-tuning starts from trained weights: a smaller peak learning rate than training from scratch
+        lr_scale = 0.4 if source is not None else 1.0
+        stages = {name: StageConfig(steps=n, lr=lr_scale * architecture.train.stages[name].lr,
+                                    warmup_steps=min(architecture.train.stages[name].warmup_steps, n // 10),
+                                    min_lr_ratio=architecture.train.stages[name].min_lr_ratio)
+                  for name, n in steps.items()}
+        total = sum(steps.values())
+        train = dataclasses.replace(preset.train, stages=stages, batch_size=min(config.batch_size, n_items),
+                                    out_dir=str(out_dir), seed=config.seed, checkpoint_every=max(total, 1),
+                                    log_every=max(1, min(10, total // 20 or 1)), keep_checkpoints=1,
+                                    cpu_threads=config.threads, num_workers=0,
+                                    init_from=None if source is None else str(source))
+        return model, train
     mode = {"mode": "bridge", "prediction_type": "sample"} if config.ldm_mode == "bridge" else {"mode": "ddpm"}
     preset_model = preset.model_config()
     factor = task.latent_factor if config.latent_factor is None else config.latent_factor
@@ -113,10 +199,15 @@ def train_ldm(task: PETTask, examples: Examples, config: PipelineConfig, out_dir
     dataset = ExampleDataset(examples, labels=task.n_labels > 0)
     if config.use_rmas:
         dataset = MixedDataset(dataset, projector, config.rmas_per_example, seed=config.seed)
+    dataset = _prompted(dataset, task, config, projector)
     model_config, train_config = ldm_experiment(task, config, len(dataset), out_dir)
     run_config = config_to_dict(ExperimentConfig(model_config, train_config, ldm_data_config(task, config, projector)))
     seed_everything(seed_for(config.seed))
     model = SinogramLDM(model_config)
+    if train_config.init_from is not None:
+        from ldm.weights import init_weights
+
+        init_weights(model, train_config.init_from)
     trainer = Trainer(model, train_config, dataset, out_dir=out_dir, run_config=run_config, device=torch_device(config),
                       progress=progress)
     trainer.fit()
@@ -124,16 +215,19 @@ def train_ldm(task: PETTask, examples: Examples, config: PipelineConfig, out_dir
     return model
 
 
-def sample_ldm(model: Any, task: PETTask, examples: Examples, config: PipelineConfig,
-               progress: bool = True) -> np.ndarray:
-    """LDM sinograms ``(N, n_views, n_bins)`` for the examples' inputs (deterministic in ``config.seed``)."""
+def sample_ldm(model: Any, task: PETTask, examples: Examples, config: PipelineConfig, progress: bool = True,
+               projector: Any = None) -> np.ndarray:
+    """LDM sinograms ``(N, n_views, n_bins)`` for the examples' inputs (deterministic in ``config.seed``).
+
+    ``projector`` (the samples' geometry) is needed with ``config.ldm_init``: it gives the sinogram window.
+    """
     import torch
     from tqdm.auto import tqdm
 
     from ldm.batches import collate
     from ldm.sampling import sample
 
-    dataset = ExampleDataset(examples, labels=task.n_labels > 0, with_target=False)
+    dataset = _prompted(ExampleDataset(examples, labels=task.n_labels > 0, with_target=False), task, config, projector)
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(config.seed)
     size = max(1, min(16, len(dataset)))

@@ -1,13 +1,18 @@
 """One task end to end, as a straight line: data -> model -> sample -> reconstruct -> score -> result.
 
 :func:`run_task` is the whole job for one :class:`~tasks.pipeline_config.PipelineConfig`;
-each step is a function of its own module: the samples (:mod:`tasks.sources`),
-the models' examples and the task's prior (:func:`model_examples`), the LDM
+each step is a function of its own module: the samples (:mod:`tasks.sources`:
+training, in-distribution test and the unseen test sets), the models' examples
+and the task's prior (:func:`model_examples`, :func:`evaluation_examples`), the LDM
 (:mod:`tasks.ldm_runs`), the baselines (:mod:`tasks.baselines`,
 :mod:`tasks.classical_baselines`), the post-filter tuning and the OSEM +
 metrics of every method (:mod:`tasks.scoring`). What differs between tasks
 sits behind :class:`~tasks.task.PETTask` (its outputs, prior and classical
-baseline), so the steps are the same for all five. The result
+baseline), so the steps are the same for all five. Every test set goes
+through the same models, baselines and post-filter (all fitted on the
+training data only) and the same scoring; the post-filter, tuned in voxels on
+the training grid, keeps its width in voxels on an unseen set's grid, as the
+physics prior's filter does. The result
 (:class:`~tasks.results.TaskResult`) goes to :func:`tasks.report.write_report`.
 """
 
@@ -28,12 +33,12 @@ from .examples import Examples, build_examples, with_resampled_inputs, with_warp
 from .ldm_runs import sample_ldm, torch_device, train_ldm, training_logs
 from .pipeline_config import PipelineConfig
 from .registry import get_task
-from .results import METHOD_LDM, METHOD_UNET, TaskResult
+from .results import IN_DISTRIBUTION, METHOD_LDM, METHOD_UNET, TaskResult
 from .scoring import score_test_set, tune_post_filter_fwhm
-from .sources import select_samples
+from .sources import EvaluationSet, select_samples, unseen_test_sets
 from .task import PETTask, sample_projector
 
-__all__ = ["model_examples", "run_task", "train_unet"]
+__all__ = ["evaluation_examples", "model_examples", "run_task", "train_unet"]
 
 
 def run_task(config: PipelineConfig, work_dir: Any, progress: bool = True,
@@ -67,7 +72,13 @@ def run_task(config: PipelineConfig, work_dir: Any, progress: bool = True,
     timings: dict[str, float] = {}
     with _timed(timings, "data"):
         train, test = select_samples(config, samples, progress)
+        unseen, skipped = unseen_test_sets(config, progress)
+        for name, reason in skipped.items():
+            print(f"unseen test set {name!r} skipped: {reason}")
+        test_sets = [EvaluationSet(IN_DISTRIBUTION, _in_distribution(config, len(test)), test), *unseen]
+        _check_sinogram_shape(train, unseen)
         baseline, train_ex, test_ex = model_examples(task, config, train, test, progress)
+        examples = [test_ex] + [evaluation_examples(task, config, baseline, s.samples, progress) for s in unseen]
         projector = sample_projector(train[0])
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -77,32 +88,46 @@ def run_task(config: PipelineConfig, work_dir: Any, progress: bool = True,
     with _timed(timings, "LDM training"):
         model = train_ldm(task, train_ex, config, work_dir / "ldm", projector, progress)
     with _timed(timings, "LDM sampling"):
-        sinograms: dict[str, np.ndarray] = {METHOD_LDM: sample_ldm(model, task, test_ex, config, progress)}
+        sinograms: list[dict[str, np.ndarray]] = [{METHOD_LDM: sample_ldm(model, task, ex, config, progress,
+                                                                          projector)} for ex in examples]
     info: dict[str, Any] = {"task_summary": task.summary, "device": str(device),
                             "ldm_parameters": sum(p.numel() for p in model.parameters()),
                             "latent_factor": model.config.autoencoder.downsampling_factor,
                             "denoiser_channels": model.config.denoiser.base_channels,
-                            "n_train_examples": len(train_ex), "n_test_examples": len(test_ex)}
+                            "n_train_examples": len(train_ex), "n_test_examples": len(test_ex),
+                            "skipped_test_sets": skipped}
     logs = training_logs(work_dir / "ldm")
 
     if config.baselines and config.unet_steps > 0:
         with _timed(timings, "UNet baseline"):
             unet = train_unet(task, train_ex, config, device, progress)
-            sinograms[METHOD_UNET] = unet.predict(test_ex.input, task.tracer_labels(test_ex))
+            for outputs, ex in zip(sinograms, examples):
+                outputs[METHOD_UNET] = unet.predict(ex.input, task.tracer_labels(ex))
         logs["UNet"] = {"step": list(range(1, len(unet.losses) + 1)), "loss": unet.losses}
         info["unet_parameters"] = unet.n_parameters
     if config.baselines:
-        sinograms.update(baseline.sinograms(test_ex))
+        for outputs, ex in zip(sinograms, examples):
+            outputs.update(baseline.sinograms(ex))
     with _timed(timings, "post-filter tuning"):
         fwhm_mm = tune_post_filter_fwhm(baseline, train, config) if config.baselines else 0.0
     if config.baselines:
         info["post_filter_fwhm_mm"] = fwhm_mm
+        info["post_filter_fwhm_voxels"] = fwhm_mm / _voxel_mm(train[0])
 
+    records: list[dict] = []
+    methods: list[str] = []
+    scored_examples: dict[str, dict] = {}
     with _timed(timings, "reconstruction + metrics"):
-        records, methods, example = score_test_set(task, baseline, test, test_ex, sinograms, config, fwhm_mm,
-                                                   progress)
+        for test_set, ex, outputs in zip(test_sets, examples, sinograms):
+            set_fwhm_mm = fwhm_mm * _voxel_mm(test_set.samples[0]) / _voxel_mm(train[0])
+            rows, seen, scored_examples[test_set.name] = score_test_set(
+                task, baseline, test_set.samples, ex, outputs, config, set_fwhm_mm, progress, test_set.name)
+            records += rows
+            methods += [m for m in seen if m not in methods]
     info["filtered_baseline"] = baseline.filtered_method if config.baselines else None
-    return TaskResult(config, records, methods, example, logs, timings, info)
+    example = scored_examples.pop(IN_DISTRIBUTION)
+    return TaskResult(config, records, methods, example, logs, timings, info,
+                      {s.name: s.description for s in test_sets}, scored_examples)
 
 
 def model_examples(task: PETTask, config: PipelineConfig, train: Sequence[TaskSample], test: Sequence[TaskSample],
@@ -114,18 +139,25 @@ def model_examples(task: PETTask, config: PipelineConfig, train: Sequence[TaskSa
     (:func:`~tasks.examples.with_warped_anatomies`,
     :func:`~tasks.examples.with_resampled_inputs`); the examples are
     conditioned on the run's model input (:meth:`PipelineConfig.model_input`)
-    and, with ``config.physics_prior``, on the classical baseline's estimate
-    where the task's prior uses it (:meth:`ClassicalBaseline.condition`:
-    tracer separation's unmixing).
+    with the run's attention (``config.attention``, the same in training and
+    testing) and, with ``config.physics_prior``, on the classical baseline's
+    estimate where the task's prior uses it (:meth:`ClassicalBaseline.condition`:
+    tracer separation's unmixing); the test examples are :func:`evaluation_examples`.
     """
-    model_input = config.model_input(task)
     augmented = with_warped_anatomies(task, train, config.anatomy_warps, config.seed)
-    train_ex, test_ex = (build_examples(task, samples, model_input, progress) for samples in
-                         (with_resampled_inputs(task, augmented, config.count_resampling, config.seed), test))
+    train_ex = build_examples(task, with_resampled_inputs(task, augmented, config.count_resampling, config.seed),
+                              config.model_input(task), progress, config.attention)
     baseline = task.classical_baseline().fit(train_ex)
     if config.physics_prior:
-        train_ex, test_ex = baseline.condition(train_ex), baseline.condition(test_ex)
-    return baseline, train_ex, test_ex
+        train_ex = baseline.condition(train_ex)
+    return baseline, train_ex, evaluation_examples(task, config, baseline, test, progress)
+
+
+def evaluation_examples(task: PETTask, config: PipelineConfig, baseline: ClassicalBaseline,
+                        samples: Sequence[TaskSample], progress: bool = True) -> Examples:
+    """The models' examples of test ``samples``, conditioned as :func:`model_examples` conditions the training ones."""
+    examples = build_examples(task, samples, config.model_input(task), progress, config.attention)
+    return baseline.condition(examples) if config.physics_prior else examples
 
 
 def train_unet(task: PETTask, examples: Examples, config: PipelineConfig, device: Any,
@@ -145,6 +177,27 @@ def _torch_device_with_threads(config: PipelineConfig) -> Any:
     if device.type == "cpu" and config.threads:
         torch.set_num_threads(config.threads)
     return device
+
+
+def _voxel_mm(sample: TaskSample) -> float:
+    """The transaxial voxel size (mm) of a sample's image grid."""
+    return float(sample_projector(sample).geometry.grid.voxel_size_mm[-1])
+
+
+def _in_distribution(config: PipelineConfig, n_test: int) -> str:
+    """One line on the in-distribution test set (for reports)."""
+    source = f"from {config.test_data}" if config.test_data is not None else f"simulated {config.anatomy} samples"
+    return f"{n_test} test samples of the training distribution ({source})"
+
+
+def _check_sinogram_shape(train: Sequence[TaskSample], unseen: Sequence[EvaluationSet]) -> None:
+    """``ValueError`` unless every unseen test sample has the training sinograms' shape (the model's input shape)."""
+    shape = train[0].input.shape
+    for test_set in unseen:
+        for index, sample in enumerate(test_set.samples):
+            if sample.input.shape != shape:
+                raise ValueError(f"unseen test set {test_set.name!r}: sample {index} has sinograms of shape "
+                                 f"{sample.input.shape}, the training samples {shape}")
 
 
 def _keep_prior_files(baseline: ClassicalBaseline, work_dir: Path) -> None:

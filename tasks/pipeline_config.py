@@ -10,15 +10,21 @@ from typing import Any, Optional
 
 from pet_projection.config_dicts import dataclass_to_dict
 from pet_projection.simulation import SimulationConfig
+from pet_projection.validation import check_choice
 
+from .attention_inputs import ATTENTION_MODES
 from .model_inputs import ModelInput, physics_prior_model_input
 from .registry import get_task
 from .task import PETTask
 
-__all__ = ["COUNTS_PER_128_SLICE", "PipelineConfig"]
+__all__ = ["ATTENTION_LABELS", "COUNTS_PER_128_SLICE", "UNSEEN_TEST_SETS", "PipelineConfig"]
 
 # full-dose counts of a 128 x 128 clinical slice: about 1e8 prompts of a brain scan over about 100 slices
 COUNTS_PER_128_SLICE = 1e6
+# how reports name the attention modes (tasks.attention_inputs.ATTENTION_MODES)
+ATTENTION_LABELS = {"segmentation": "segmentation of the input", "oracle": "oracle attention (upper bound)"}
+# the test sets of anatomy never trained on (tasks.sources)
+UNSEEN_TEST_SETS = ("stir_thorax", "left_out_region")
 
 
 @dataclass
@@ -39,7 +45,7 @@ class PipelineConfig:
     post-filtered OSEM image of the input, filter FWHM ``prior_fwhm_voxels``
     voxels; None, the default: the task's own,
     :attr:`~tasks.task.PETTask.prior_fwhm_voxels`; with ``use_tma`` the
-    lesions' attention keeps them unfiltered; tracer separation: each output
+    regions of the TMA attention stay unfiltered; tracer separation: each output
     channel's linear-unmixing estimate of the measured sum,
     :mod:`tasks.tracer_separation`) instead of the raw measured sinogram.
     Where the prior is like the target (:attr:`~tasks.task.PETTask.residual_decode`)
@@ -63,11 +69,29 @@ class PipelineConfig:
     default: input -> target diffusion bridge, which predicts ``z0``) with
     ``use_tma``, ``use_constraints``, and RMAS/DMM augmentation ``use_rmas``
     (``rmas_per_example`` inpainting samples per paired example);
-    ``autoencoder_steps``, ``diffusion_steps``, ``batch_size``. Sampling:
+    ``autoencoder_steps``, ``diffusion_steps``, ``batch_size``. Foundation
+    model: ``ldm_init`` starts the LDM from pretrained weights (``"foundation"``,
+    the shipped model, or a weights, run or checkpoint folder), fine-tuned as
+    the task's bridge for ``diffusion_steps`` with its autoencoder kept;
+    ``ldm_preset="foundation"`` trains that architecture from scratch instead
+    of the tiny one (:func:`tasks.ldm_runs.ldm_experiment`). Both need the
+    foundation's geometry to be meaningful: 64 pixels and views of the
+    region's field of view (``size=64, n_views=64``). Sampling:
     ``sampler``, ``sampling_steps``, ``guidance_scale`` (TMA guidance).
     Baselines: ``baselines`` (all on or off), ``unet_steps``; OSEM
     ``osem_subsets`` x ``osem_iterations``; post-filter FWHMs tried, in voxels
     (``post_filter_fwhm_voxels``).
+    TMA attention (the LDM's condition channel and the prior's unfiltered
+    regions, in training and testing alike): ``attention`` ``"segmentation"``
+    (default: hyper- and hypometabolic regions of a coarse segmentation of each
+    sample's measured input, :class:`tasks.attention_inputs.InputSegmentation`)
+    or ``"oracle"`` (the simulator's lesion labels, an upper bound no user has).
+    Generalization: ``unseen_test`` names test sets of anatomy never trained
+    on, each of ``n_unseen_test`` samples, scored beside the in-distribution
+    test set (:data:`UNSEEN_TEST_SETS`, :func:`tasks.sources.unseen_test_sets`:
+    ``"stir_thorax"``, the STIR-exercises FDG thorax as an image phantom,
+    skipped with a printed reason where its files are missing;
+    ``"left_out_region"``, the region family the training data lack).
     ``device``: ``"auto"`` (CUDA when torch sees it) or ``"cpu"``/``"cuda"``;
     ``threads``: torch CPU threads (1 is fastest on a shared 2-core machine).
     Measurements behind these defaults: docs/results/tasks.md.
@@ -99,6 +123,8 @@ class PipelineConfig:
     autoencoder_steps: int = 900
     diffusion_steps: int = 1400
     batch_size: int = 8
+    ldm_init: Optional[str] = None
+    ldm_preset: str = "tiny"
     sampler: str = "ddim"
     sampling_steps: int = 25
     guidance_scale: float = 0.0
@@ -107,13 +133,16 @@ class PipelineConfig:
     osem_subsets: int = 4
     osem_iterations: int = 4
     post_filter_fwhm_voxels: tuple = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
+    attention: str = "segmentation"
+    unseen_test: tuple = UNSEEN_TEST_SETS
+    n_unseen_test: int = 16
     device: str = "auto"
     threads: Optional[int] = 1
 
     def __post_init__(self) -> None:
         self.task = get_task(self.task).name
-        for name in ("size", "n_views", "n_train", "n_test", "batch_size", "sampling_steps", "osem_subsets",
-                     "osem_iterations"):
+        for name in ("size", "n_views", "n_train", "n_test", "n_unseen_test", "batch_size", "sampling_steps",
+                     "osem_subsets", "osem_iterations"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -135,6 +164,19 @@ class PipelineConfig:
                                                    or self.denoiser_channels < 8 or self.denoiser_channels % 8):
             raise ValueError("denoiser_channels must be a positive multiple of 8 (or None: the preset's), got "
                              f"{self.denoiser_channels!r}")
+        check_choice("attention", self.attention, ATTENTION_MODES)
+        if isinstance(self.unseen_test, str):
+            raise TypeError(f"unseen_test must be a sequence of test set names, got the string {self.unseen_test!r}")
+        self.unseen_test = tuple(self.unseen_test)
+        unknown = [name for name in self.unseen_test if name not in UNSEEN_TEST_SETS]
+        if unknown or len(set(self.unseen_test)) != len(self.unseen_test):
+            raise ValueError(f"unseen_test must name distinct test sets of {', '.join(UNSEEN_TEST_SETS)}, got "
+                             f"{list(self.unseen_test)}")
+        check_choice("ldm_preset", self.ldm_preset, ("tiny", "foundation"))
+        if self.ldm_init is not None and (not isinstance(self.ldm_init, str) or not self.ldm_init):
+            raise TypeError(f"ldm_init must name pretrained weights ('foundation' or a folder), got {self.ldm_init!r}")
+        if self.ldm_init is not None and self.ldm_mode != "bridge":
+            raise ValueError("ldm_init fine-tunes the pretrained model as the task's bridge: set ldm_mode='bridge'")
         if self.ldm_mode not in ("ddpm", "bridge"):
             raise ValueError(f"ldm_mode must be 'ddpm' or 'bridge', got {self.ldm_mode!r}")
         if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
@@ -143,9 +185,9 @@ class PipelineConfig:
     @classmethod
     def quick(cls, task: str = "low_dose", **changes: Any) -> "PipelineConfig":
         """CI-sized run (well under a minute of compute after Numba's first compilation)."""
-        values = dict(task=task, size=16, n_views=16, n_train=8, n_test=2, autoencoder_steps=4, diffusion_steps=4,
-                      batch_size=4, sampling_steps=2, unet_steps=4, osem_subsets=2, osem_iterations=2,
-                      post_filter_fwhm_voxels=(0.0, 1.0))
+        values = dict(task=task, size=16, n_views=16, n_train=8, n_test=2, n_unseen_test=2, autoencoder_steps=4,
+                      diffusion_steps=4, batch_size=4, sampling_steps=2, unet_steps=4, osem_subsets=2,
+                      osem_iterations=2, post_filter_fwhm_voxels=(0.0, 1.0))
         values.update(changes)
         return cls(**values)
 
@@ -175,9 +217,14 @@ class PipelineConfig:
 
         With ``physics_prior``: :func:`tasks.model_inputs.physics_prior_model_input`
         with :meth:`prior_fwhm_voxels_for` and the OSEM settings; with
-        ``use_tma`` the lesions' TMA image attention keeps them unfiltered.
+        ``use_tma`` the regions of the TMA image attention stay unfiltered.
         """
         if not self.physics_prior:
             return None
         return physics_prior_model_input(task, self.prior_fwhm_voxels_for(task), self.osem_subsets,
                                          self.osem_iterations, self.use_tma)
+
+    @property
+    def attention_label(self) -> str:
+        """How reports name this run's TMA attention (:data:`ATTENTION_LABELS`)."""
+        return ATTENTION_LABELS[self.attention]

@@ -1,13 +1,20 @@
-"""Report of a task run: Markdown + HTML page, PNG figures, metrics table (Markdown and CSV), raw results JSON.
+"""Report of a task run: Markdown + HTML page, PNG figures, metrics tables (Markdown and CSV), raw results JSON.
 
 Files written into the report folder::
 
-    index.html, report.md      the page (figures, table, settings, timings)
-    metrics.csv                 per method and metric: mean, 95% CI low/high, n
-    metrics_per_sample.csv      every (method, test sample, channel) row
-    results.json                config, summary table, info, timings
+    index.html, report.md      the page (figures, tables, settings, timings)
+    metrics.csv                 per test set, method and metric: mean, 95% CI low/high, n
+    metrics_per_sample.csv      every (test set, method, test sample, channel) row
+    results.json                config, summary tables, info, timings
     figures/*.png               example (input, outputs, target), error maps (sinogram and image),
-                                attention maps, training curves
+                                attention maps, training curves; input, output and target of
+                                each unseen test set
+
+The page's tables: every metric of every method per test set side by side
+(the in-distribution test set and each unseen one,
+:attr:`~tasks.results.TaskResult.test_sets`), the paired differences of the
+LDM and the classical baseline per test set, and the in-distribution table
+(methods x metrics).
 
 matplotlib is imported inside the plotting functions only (the ``bench`` extra).
 """
@@ -24,37 +31,72 @@ from typing import Any
 import numpy as np
 
 from .metrics import IMAGE_METRICS, SINOGRAM_METRICS
-from .results import METHOD_LDM, TaskResult
+from .results import IN_DISTRIBUTION, METHOD_LDM, TaskResult
 
-__all__ = ["markdown_table", "metrics_table", "write_report"]
+__all__ = ["TEST_SET_LABELS", "comparison_table", "markdown_table", "metrics_table", "side_by_side_table",
+           "write_report"]
 
 METRIC_LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "nrmse": "NRMSE", "lesion_bias": "lesion bias",
                  "lesion_abs_bias": "lesion |bias|", "contrast_recovery": "contrast recovery",
                  "sino_psnr": "sino PSNR (dB)", "sino_ssim": "sino SSIM", "sino_nrmse": "sino NRMSE"}
 TABLE_METRICS = IMAGE_METRICS + SINOGRAM_METRICS
+TEST_SET_LABELS = {IN_DISTRIBUTION: "in-distribution", "stir_thorax": "STIR thorax (unseen)",
+                   "left_out_region": "left-out region (unseen)"}
+# the paired comparisons of the LDM with the classical baseline
+COMPARISON_METRICS = ("psnr", "ssim", "lesion_abs_bias")
 
 
-def metrics_table(result: TaskResult, metrics: tuple = TABLE_METRICS) -> tuple[list[str], list[list[str]]]:
-    """Header and rows (method, then ``mean ± 95% CI half-width`` per metric) of the result's test set."""
+def metrics_table(result: TaskResult, metrics: tuple = TABLE_METRICS,
+                  test_set: str = IN_DISTRIBUTION) -> tuple[list[str], list[list[str]]]:
+    """Header and rows (method, then ``mean ± 95% CI half-width`` per metric) of one test set of the result."""
     header = ["method"] + [METRIC_LABELS[m] for m in metrics]
-    rows = [[method] + [result.summary(m, method).format() for m in metrics] for method in result.methods]
+    rows = [[method] + [result.summary(m, method, test_set).format() for m in metrics] for method in result.methods]
+    return header, rows
+
+
+def side_by_side_table(result: TaskResult, metrics: tuple = TABLE_METRICS) -> tuple[list[str], list[list[str]]]:
+    """Header and rows (metric, method, then ``mean ± 95% CI half-width`` per test set) of every test set."""
+    header = ["metric", "method"] + [TEST_SET_LABELS[name] for name in result.test_sets]
+    rows = [[METRIC_LABELS[m], method] + [result.summary(m, method, name).format() for name in result.test_sets]
+            for m in metrics for method in result.methods]
+    return header, rows
+
+
+def comparison_table(result: TaskResult) -> tuple[list[str], list[list[str]]]:
+    """Paired differences LDM minus the filtered classical baseline per metric and test set (empty without it).
+
+    Each cell is ``mean ± 95% CI half-width (n = pairs)`` over the set's
+    (sample, channel) pairs (:meth:`~tasks.results.TaskResult.paired_difference`).
+    """
+    filtered = result.info.get("filtered_baseline")
+    header = [f"LDM minus {filtered}" if filtered else "LDM minus baseline"] + [TEST_SET_LABELS[name]
+                                                                               for name in result.test_sets]
+    if not filtered:
+        return header, []
+    rows = []
+    for metric in COMPARISON_METRICS:
+        cells = [result.paired_difference(metric, METHOD_LDM, filtered, name) for name in result.test_sets]
+        rows.append([METRIC_LABELS[metric]] + [f"{d.format()} (n = {d.n})" for d in cells])
     return header, rows
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    """A Markdown table; ``|`` inside a cell is escaped (``lesion \\|bias\\|``)."""
+    cells = [[cell.replace("|", "\\|") for cell in row] for row in [header, *rows]]
+    lines = ["| " + " | ".join(cells[0]) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in cells[1:]]
     return "\n".join(lines)
 
 
 def _write_csvs(result: TaskResult, folder: Path) -> None:
     with open(folder / "metrics.csv", "w", newline="", encoding="utf-8") as stream:
         writer = csv.writer(stream)
-        writer.writerow(["method", "metric", "mean", "ci95_low", "ci95_high", "n"])
-        for method in result.methods:
-            for metric in TABLE_METRICS:
-                s = result.summary(metric, method)
-                writer.writerow([method, metric, s.mean, s.low, s.high, s.n])
+        writer.writerow(["test_set", "method", "metric", "mean", "ci95_low", "ci95_high", "n"])
+        for name in result.test_sets:
+            for method in result.methods:
+                for metric in TABLE_METRICS:
+                    s = result.summary(metric, method, name)
+                    writer.writerow([name, method, metric, s.mean, s.low, s.high, s.n])
     keys = list(result.records[0]) if result.records else ["method"]
     with open(folder / "metrics_per_sample.csv", "w", newline="", encoding="utf-8") as stream:
         writer = csv.DictWriter(stream, fieldnames=keys)
@@ -100,13 +142,13 @@ def _figure_example(result: TaskResult, path: Path) -> None:
     plt.close(figure)
 
 
-def _figure_input_output(result: TaskResult, path: Path) -> None:
+def _figure_input_output(result: TaskResult, path: Path, test_set: str = IN_DISTRIBUTION) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ex = result.example
+    ex = result.example if test_set == IN_DISTRIBUTION else result.unseen_examples[test_set]
     image_max = float(ex["reference_image"].max()) or 1.0
     first = result.methods[0]
     panels = [("input (OSEM)" if first != METHOD_LDM else "input sinogram",
@@ -117,6 +159,8 @@ def _figure_input_output(result: TaskResult, path: Path) -> None:
         ax.imshow(values, cmap="gray_r", vmin=0.0, vmax=image_max)
         ax.set_title(title, fontsize=10)
         ax.axis("off")
+    if test_set != IN_DISTRIBUTION:
+        figure.suptitle(f"{TEST_SET_LABELS[test_set]}: test sample 0", fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -130,12 +174,13 @@ def _figure_attention(result: TaskResult, path: Path) -> None:
 
     ex = result.example
     figure, axes = plt.subplots(1, 3, figsize=(9, 3.2))
-    panels = [("label map", ex["labels"], "tab20"), ("TMA image attention", ex["attention_image"], "magma"),
+    panels = [("label map (truth)", ex["labels"], "tab20"), ("TMA image attention", ex["attention_image"], "magma"),
               ("TMA sinogram attention", ex["attention_sinogram"], "magma")]
     for ax, (title, values, cmap) in zip(axes, panels):
         ax.imshow(values, cmap=cmap, aspect="auto" if "sinogram" in title else "equal")
         ax.set_title(title, fontsize=10)
         ax.axis("off")
+    figure.suptitle(f"attention: {result.config.attention_label}", fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -173,6 +218,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _html_table(header: list[str], rows: list[list[str]]) -> str:
+    return ("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>" + "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows) + "</table>")
+
+
 def write_report(result: TaskResult, folder: Any, extra: Any = None) -> Path:
     """Write the report of ``result`` into ``folder`` (created; files listed in the module docstring).
 
@@ -187,22 +237,30 @@ def write_report(result: TaskResult, folder: Any, extra: Any = None) -> Path:
              "attention.png": _figure_attention, "training.png": _figure_training}
     for name, draw in files.items():
         draw(result, figures / name)
-    header, rows = metrics_table(result)
+    unseen_figures = {f"input_output_target_{name}.png": name for name in result.unseen_examples}
+    for name, test_set in unseen_figures.items():
+        _figure_input_output(result, figures / name, test_set)
     config = result.config
-    filtered = result.info.get("filtered_baseline")
-    comparisons = []
-    for metric in ("psnr", "ssim", "lesion_abs_bias"):
-        if filtered:
-            diff = result.paired_difference(metric, METHOD_LDM, filtered)
-            comparisons.append(f"LDM minus {filtered}, {METRIC_LABELS[metric]}: {diff.format()} "
-                               f"(mean ± 95% CI, n = {diff.n})")
+    tables = [("Metrics by test set (mean ± 95% CI)",
+               "Images: OSEM of each method's sinogram vs the true target image; sinograms vs the noise-free target "
+               "A x + b. Lesion |bias| and contrast recovery over the lesion ROIs of the simulator's label maps "
+               "(n/a: no lesions in the set). Every model, baseline and post-filter is fitted on the training data "
+               "only; the unseen sets hold anatomy never trained on.", *side_by_side_table(result)),
+              ("Paired differences per test set (mean ± 95% CI over the set's test samples)", "",
+               *comparison_table(result)),
+              ("In-distribution test set (mean ± 95% CI)", "", *metrics_table(result))]
+    tables = [table for table in tables if table[3]]
     notes = [f"{key}: {value}" for key, value in (extra or {}).items()]
+    notes += [f"unseen test set {name} skipped: {reason}"
+              for name, reason in result.info.get("skipped_test_sets", {}).items()]
     timings = ", ".join(f"{k} {v:.1f} s" for k, v in result.timings_s.items())
     summary = {
         "task": config.task, "summary": result.info.get("task_summary"),
         "data": f"{config.n_train} training / {config.n_test} test samples, {config.size} x {config.size} pixels "
                 f"({config.anatomy}), {config.n_views} views" + (
                     f", dose reduction factor {config.dose_reduction_factor:g}" if config.task == "low_dose" else ""),
+        "test sets": "; ".join(f"{TEST_SET_LABELS[name]}: {text}" for name, text in result.test_sets.items()),
+        "attention": f"{config.attention_label} (training and testing)" if config.use_tma else "off (no TMA)",
         "model": f"tiny sinogram LDM, {result.info.get('ldm_parameters', 0):,} parameters, autoencoder "
                  f"downsampling {result.info.get('latent_factor', '?')}, denoiser width "
                  f"{result.info.get('denoiser_channels', '?')}; "
@@ -210,37 +268,39 @@ def write_report(result: TaskResult, folder: Any, extra: Any = None) -> Path:
                  f"TMA {'on' if config.use_tma else 'off'}, constraints {'on' if config.use_constraints else 'off'}, "
                  f"RMAS/DMM {'on' if config.use_rmas else 'off'}; {config.sampler} {config.sampling_steps} steps",
         "reconstruction": f"OSEM {config.osem_subsets} subsets x {config.osem_iterations} iterations; post-filter "
-                          f"FWHM {result.info.get('post_filter_fwhm_mm', 0):g} mm (tuned on training samples)",
+                          f"FWHM {result.info.get('post_filter_fwhm_mm', 0):g} mm "
+                          f"({result.info.get('post_filter_fwhm_voxels', 0):g} voxels, tuned on training samples; "
+                          "the same voxels on each test set's grid)",
         "device": result.info.get("device"), "timings": timings,
     }
-    md = [f"# ALL-PET {config.task} report", "", *(f"- **{k}**: {v}" for k, v in summary.items()), "",
-          "## Metrics (test set, mean ± 95% CI)", "",
-          "Images: OSEM of each method's sinogram vs the true target image; sinograms vs the noise-free target "
-          "A x + b. Lesion |bias| and contrast recovery over the lesion ROIs of the label maps.", "",
-          markdown_table(header, rows), "", *(f"- {c}" for c in comparisons), "",
-          "## Figures", "", "![input, output, target](figures/input_output_target.png)", "",
-          "![example](figures/example.png)", "", "![attention](figures/attention.png)", "",
-          "![training](figures/training.png)", ""]
+    figure_names = list(files) + list(unseen_figures)
+    md = [f"# ALL-PET {config.task} report", "", *(f"- **{k}**: {v}" for k, v in summary.items()), ""]
+    for title, intro, header, rows in tables:
+        md += [f"## {title}", "", *([intro, ""] if intro else []), markdown_table(header, rows), ""]
+    md += ["## Figures", "", *(line for name in figure_names for line in (f"![{name}](figures/{name})", ""))]
     if notes:
         md += ["## Notes", "", *(f"- {n}" for n in notes), ""]
     (folder / "report.md").write_text("\n".join(md), encoding="utf-8")
-    table_html = "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>" + "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows) + "</table>"
     page = ["<!DOCTYPE html><html><head><meta charset='utf-8'>",
             f"<title>ALL-PET {html.escape(config.task)} report</title>",
             "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}"
             "td,th{border:1px solid #bbb;padding:3px 6px;font-size:13px}img{max-width:100%}</style></head><body>",
             f"<h1>ALL-PET {html.escape(config.task)} report</h1><ul>",
             *(f"<li><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>" for k, v in summary.items()), "</ul>",
-            "<h2>Metrics (test set, mean ± 95% CI)</h2>", table_html, "<ul>",
-            *(f"<li>{html.escape(c)}</li>" for c in comparisons), "</ul><h2>Figures</h2>",
-            *(f"<p><img src='figures/{name}' alt='{name}'></p>" for name in files),
+            *(part for title, intro, header, rows in tables
+              for part in (f"<h2>{html.escape(title)}</h2>", f"<p>{html.escape(intro)}</p>" if intro else "",
+                           _html_table(header, rows))),
+            "<h2>Figures</h2>", *(f"<p><img src='figures/{name}' alt='{name}'></p>" for name in figure_names),
             *(["<h2>Notes</h2><ul>"] + [f"<li>{html.escape(n)}</li>" for n in notes] + ["</ul>"] if notes else []),
             "</body></html>"]
     (folder / "index.html").write_text("\n".join(page), encoding="utf-8")
-    summary_json = {m: {metric: _plain(vars(result.summary(metric, m))) for metric in TABLE_METRICS}
-                    for m in result.methods}
+    summary_json = {name: {m: {metric: _plain(vars(result.summary(metric, m, name))) for metric in TABLE_METRICS}
+                           for m in result.methods} for name in result.test_sets}
+    filtered = result.info.get("filtered_baseline")
+    comparisons = {name: {metric: vars(result.paired_difference(metric, METHOD_LDM, filtered, name))
+                          for metric in COMPARISON_METRICS} for name in result.test_sets} if filtered else {}
     (folder / "results.json").write_text(json.dumps(_plain({
-        "config": config.to_dict(), "summary": summary_json, "info": result.info, "timings_s": result.timings_s,
-        "comparisons": comparisons, **(extra or {})}), indent=1), encoding="utf-8")
+        "config": config.to_dict(), "test_sets": result.test_sets, "summary": summary_json, "info": result.info,
+        "timings_s": result.timings_s, "comparisons": {"LDM minus": filtered, "by_test_set": comparisons},
+        **(extra or {})}), indent=1), encoding="utf-8")
     return folder

@@ -14,14 +14,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pet_projection.simulation import TaskSample, lesion_attention
+from pet_projection.simulation import TaskSample
 
+from .attention_inputs import attention_for
 from .baselines import forward_sinogram, osem_image, post_filter, tune_post_filter
 from .classical_baselines import ClassicalBaseline
 from .examples import Examples
 from .metrics import image_metrics, similarity_metrics
 from .pipeline_config import PipelineConfig
-from .results import METHOD_ORDER, METHOD_TARGET
+from .results import IN_DISTRIBUTION, METHOD_ORDER, METHOD_TARGET
 from .task import PETTask, sample_projector
 
 __all__ = ["score_test_set", "tune_post_filter_fwhm"]
@@ -46,8 +47,9 @@ def tune_post_filter_fwhm(baseline: ClassicalBaseline, train: Sequence[TaskSampl
 
 def score_test_set(task: PETTask, baseline: ClassicalBaseline, test: Sequence[TaskSample], test_ex: Examples,
                    sinograms: dict[str, np.ndarray], config: PipelineConfig, fwhm_mm: float,
-                   progress: bool = True) -> tuple[list[dict], list[str], dict[str, Any]]:
-    """OSEM and metrics of every method on every test example (module docstring).
+                   progress: bool = True, test_set: str = IN_DISTRIBUTION
+                   ) -> tuple[list[dict], list[str], dict[str, Any]]:
+    """OSEM and metrics of every method on every example of one test set (module docstring).
 
     Parameters
     ----------
@@ -58,14 +60,18 @@ def score_test_set(task: PETTask, baseline: ClassicalBaseline, test: Sequence[Ta
     sinograms : dict of str to ndarray ``(N, n_views, n_bins)``
         Each model's (and sinogram baseline's) output per test example, by method.
     config : PipelineConfig
-        OSEM settings; ``baselines`` adds the classical baseline's input rows.
+        OSEM settings; ``baselines`` adds the classical baseline's input rows;
+        ``attention``: the attention mode of the example's figure.
     fwhm_mm : float
         The classical baseline's tuned post-filter FWHM.
+    progress : bool
+    test_set : str
+        The test set's name, kept in every record.
 
     Returns
     -------
     records : list of dict
-        One per (test example, method): ``method``, ``sample``, ``channel`` and the metrics.
+        One per (test example, method): ``test_set``, ``method``, ``sample``, ``channel`` and the metrics.
     methods : list of str
         The methods seen, in table order (:data:`tasks.results.METHOD_ORDER`).
     example : dict
@@ -77,7 +83,7 @@ def score_test_set(task: PETTask, baseline: ClassicalBaseline, test: Sequence[Ta
     records: list[dict] = []
     example: dict[str, Any] = {"sinograms": {}, "images": {}}
     methods: list[str] = []
-    for k in tqdm(range(len(test_ex)), desc="OSEM + metrics", disable=not progress, unit="image"):
+    for k in tqdm(range(len(test_ex)), desc=f"OSEM + metrics ({test_set})", disable=not progress, unit="image"):
         sample, channel = test[int(test_ex.sample_index[k])], int(test_ex.channel[k])
         system = task.target_system(sample, channel)
         reference_image = task.reference_image(sample, channel)
@@ -95,15 +101,16 @@ def score_test_set(task: PETTask, baseline: ClassicalBaseline, test: Sequence[Ta
         for method, (sinogram, image) in results.items():
             if method not in methods:
                 methods.append(method)
-            record = {"method": method, "sample": int(test_ex.sample_index[k]), "channel": channel,
+            record = {"test_set": test_set, "method": method, "sample": int(test_ex.sample_index[k]),
+                      "channel": channel,
                       **similarity_metrics(reference_sinogram, sinogram, "sino_"),
                       **image_metrics(reference_image, image, sample.labels, sample.names, hosts)}
             records.append(record)
             if k == 0:
                 example["sinograms"][method], example["images"][method] = np.asarray(sinogram), np.asarray(image)
         if k == 0:
-            attention_image, attention_sinogram = lesion_attention(sample)
+            attention = attention_for(sample, None, config.attention)
             example.update(input=test_ex.measured[k], reference_sinogram=reference_sinogram,
-                           reference_image=reference_image, labels=sample.labels, attention_image=attention_image,
-                           attention_sinogram=attention_sinogram, names=sample.names)
+                           reference_image=reference_image, labels=sample.labels, attention_image=attention.image,
+                           attention_sinogram=attention.sinogram, names=sample.names)
     return records, [m for m in METHOD_ORDER if m in methods], example

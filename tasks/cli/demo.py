@@ -7,6 +7,8 @@ Examples::
     allpet demo --quick                  # CI size, well under a minute
     allpet demo --train-data data/train --test-data data/test   # your own allpet simulate folders
     allpet demo --keep-model && allpet sample --checkpoint report/model --input data/test --out samples
+    allpet demo --attention oracle       # the simulator's lesion labels as attention: an upper bound
+    allpet demo --unseen-test            # no unseen test sets (default: stir_thorax left_out_region)
 
 Writes ``OUT/index.html`` (and ``report.md``), ``OUT/figures/*.png``,
 ``OUT/metrics.csv`` and ``OUT/results.json`` (with ``--keep-model`` also the
@@ -21,7 +23,7 @@ import sys
 import time
 from typing import Optional, Sequence
 
-from .arguments import TASK_HELP, task_name
+from .arguments import ATTENTION_HELP, TASK_HELP, UNSEEN_TEST_HELP, task_name
 from .errors import command
 
 __all__ = ["main"]
@@ -52,6 +54,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--denoiser-channels", type=int, default=None, metavar="C",
                         help="channels of the LDM denoiser's first level, a multiple of 8 (default: the tiny "
                              "preset's 32; wider denoisers train slower)")
+    parser.add_argument("--attention", default=None, choices=("segmentation", "oracle"), help=ATTENTION_HELP)
+    parser.add_argument("--unseen-test", nargs="*", default=None, metavar="SET", help=UNSEEN_TEST_HELP)
+    parser.add_argument("--n-unseen-test", type=int, default=None, metavar="N",
+                        help="samples per unseen test set (default 16; --quick 2)")
     parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--keep-model", action="store_true",
@@ -76,6 +82,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                              ("anatomy_warps", args.anatomy_warps),
                                              ("latent_factor", args.latent_factor),
                                              ("denoiser_channels", args.denoiser_channels),
+                                             ("attention", args.attention), ("n_unseen_test", args.n_unseen_test),
+                                             ("unseen_test", args.unseen_test),
                                              ("train_data", args.train_data), ("test_data", args.test_data))
                if value is not None}
     start = time.perf_counter()

@@ -28,12 +28,12 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from pet_projection.attention import AttentionMaps, AttentionRegions, RoiEditSpec
+from pet_projection.attention import AttentionMaps, RoiEditSpec
 from pet_projection.io.files import atomic_write
 from pet_projection.io.numpy_files import open_npz
 from pet_projection.simulation.dataset_folder import MANIFEST_NAME, SimulatedDataset, load_sample, system_model
 from pet_projection.simulation.sample import TaskSample
-from tasks.attention_inputs import attention_for, edited_regions
+from tasks.attention_inputs import attention_for, attention_regions, edited_regions
 from tasks.checkpoint_sampler import SamplingSettings, localise_edit
 
 PathLike = Union[str, os.PathLike]
@@ -207,15 +207,15 @@ class ViewerSession:
     def describe(self, index: int) -> dict:
         """JSON-ready summary of sample ``index``: shapes, slices, region names with labels and default weights."""
         sample = self.sample(index)
-        regions = AttentionRegions.from_table(sample.region_table())
+        regions = attention_regions(sample)  # the editable regions: anatomy of the labels, hyper/hypo segmented
         grid_shape = list(sample.labels.shape)
         return {"index": index, "n_samples": len(self), "task": sample.task, "image_shape": grid_shape,
                 "n_slices": grid_shape[0] if len(grid_shape) == 3 else 1,
                 "sinogram_shape": list(sample.input.shape),
                 "voxel_size_mm": sample.metadata["projector"]["voxel_size_mm"],
                 "origin_mm": sample.metadata["projector"]["origin_mm"],
-                "regions": [{"name": name, "label": int(sample.names[name]), "weight": regions.weights[name]}
-                            for name in sorted(sample.names, key=sample.names.get)],
+                "regions": [{"name": name, "label": sample.names.get(name), "weight": regions.weights[name]}
+                            for name in regions.masks],
                 "has_outputs": self.outputs is not None, "has_model": self.sampler is not None,
                 "specs": self.spec_names()}
 

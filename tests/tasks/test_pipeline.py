@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import math
 
 import numpy as np
@@ -21,7 +23,7 @@ from tasks.metrics import lesion_metrics, nrmse, psnr, ssim, summarise  # noqa: 
 from pet_projection.io.files import atomic_directory  # noqa: E402
 from tasks.pipeline import run_task  # noqa: E402
 from tasks.pipeline_config import PipelineConfig  # noqa: E402
-from tasks.results import METHOD_LDM  # noqa: E402
+from tasks.results import IN_DISTRIBUTION, METHOD_LDM  # noqa: E402
 from tasks.registry import get_task  # noqa: E402
 from tasks.task import sample_projector  # noqa: E402
 
@@ -84,12 +86,23 @@ def test_task_pipeline_end_to_end(task, tmp_path):
     spec = get_task(task)
     assert result.info["n_train_examples"] == 2 * config.n_train * spec.n_outputs  # each sample and one warp
     assert METHOD_LDM in result.methods and result.methods[-1].startswith("reference")
-    assert len([r for r in result.records if r["method"] == METHOD_LDM]) == spec.n_outputs
+    assert len([r for r in result.records if r["method"] == METHOD_LDM and r["test_set"] == IN_DISTRIBUTION]) \
+        == spec.n_outputs
     for record in result.records:
         assert np.isfinite(record["psnr"]) and np.isfinite(record["sino_ssim"])
     assert result.example["images"][METHOD_LDM].shape == (config.size, config.size)
     assert result.logs["LDM diffusion"]["step"]
     assert result.info["latent_factor"] == spec.latent_factor
+    # the unseen test sets go through the same methods (the STIR thorax only where its files are)
+    unseen = [name for name in result.test_sets if name != IN_DISTRIBUTION]
+    assert "left_out_region" in unseen and sorted(unseen + list(result.info["skipped_test_sets"])) == sorted(
+        config.unseen_test)
+    for name in result.test_sets:
+        rows = [r for r in result.records if r["test_set"] == name]
+        n_samples = config.n_test if name == IN_DISTRIBUTION else config.n_unseen_test
+        assert len(rows) == n_samples * spec.n_outputs * len(result.methods)
+        assert np.isfinite(result.summary("psnr", METHOD_LDM, name).mean)
+    assert result.unseen_examples["left_out_region"]["images"][METHOD_LDM].shape == (config.size, config.size)
 
 
 @pytest.mark.parametrize("task", ["attenuation_correction", "tracer_separation"])
@@ -103,7 +116,9 @@ def test_dataset_folders_give_the_results_of_the_same_samples_in_memory(task, tm
     from_folders = run_task(PipelineConfig.quick(task, n_train=4, n_test=2, train_data=str(tmp_path / "train"),
                                                  test_data=str(tmp_path / "test")), tmp_path / "folders",
                             progress=False)
-    assert len(from_folders.records) == len(in_memory.records) == 2 * get_task(task).n_outputs * len(in_memory.methods)
+    n_sets = len(in_memory.test_sets)  # the in-distribution set and the unseen ones, 2 samples each
+    assert len(from_folders.records) == len(in_memory.records) \
+        == n_sets * 2 * get_task(task).n_outputs * len(in_memory.methods)
     for ours, theirs in zip(from_folders.records, in_memory.records):
         assert ours["method"] == theirs["method"]
         assert ours["psnr"] == pytest.approx(theirs["psnr"], abs=1e-9)
@@ -121,7 +136,69 @@ def test_demo_cli_quick_writes_report(tmp_path):
                  "figures/input_output_target.png"):
         assert (out / name).is_file(), name
     assert METHOD_LDM in (out / "metrics.csv").read_text()
-    assert "autoencoder downsampling 2, denoiser width 16;" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "autoencoder downsampling 2, denoiser width 16;" in report
+    assert "**attention**: segmentation of the input (training and testing)" in report
+    # the metrics of every test set side by side: a column per set, the same rows
+    assert "| metric | method | in-distribution |" in report and "left-out region (unseen) |" in report
+    assert (out / "figures" / "input_output_target_left_out_region.png").is_file()
+    with open(out / "metrics.csv", encoding="utf-8") as stream:
+        rows = list(csv.DictReader(stream))
+    counts = {name: sum(r["test_set"] == name for r in rows) for name in {r["test_set"] for r in rows}}
+    assert counts[IN_DISTRIBUTION] == counts["left_out_region"] > 0
+    summary = json.loads((out / "results.json").read_text())["summary"]
+    assert summary["left_out_region"][METHOD_LDM]["psnr"]["n"] == 2  # --quick: 2 samples per unseen set
+
+
+def test_oracle_attention_is_the_old_label_attention(tmp_path):
+    """``attention="oracle"``: the examples' attention and the prior's unfiltered regions are the lesion labels'."""
+    from pet_projection.simulation import lesion_attention
+    from tasks.report import write_report
+
+    config = PipelineConfig.quick(attention="oracle", n_train=4, n_test=1, unseen_test=())
+    task = get_task("low_dose")
+    simulation = PipelineConfig(n_lesions=(1, 1)).simulation_config()  # the demo's 32 x 32 slices, one lesion each
+    samples = [simulate_sample("low_dose", simulation, seed) for seed in range(3)]
+    prior = config.model_input(task)
+    examples = build_examples(task, samples, prior, attention="oracle")
+    for k, sample in enumerate(samples):
+        image, sinogram = lesion_attention(sample, sample_projector(sample))
+        np.testing.assert_array_equal(examples.attention[k], sinogram.astype(np.float32))
+        np.testing.assert_array_equal(examples.input[k], prior(sample, image))
+    assert examples.attention.max() == 1.0
+    assert not np.array_equal(build_examples(task, samples, prior).attention, examples.attention)
+    result = run_task(config, tmp_path / "work", progress=False)
+    assert list(result.test_sets) == [IN_DISTRIBUTION]
+    write_report(result, tmp_path / "report")
+    assert "**attention**: oracle attention (upper bound) (training and testing)" in (
+        tmp_path / "report" / "report.md").read_text()
+
+
+def test_unseen_sets_are_skipped_with_a_reason(monkeypatch):
+    import tasks.sources as sources
+
+    monkeypatch.setattr(sources, "third_party_folder", lambda: None)
+    sets, skipped = sources.unseen_test_sets(PipelineConfig.quick(n_unseen_test=1), progress=False)
+    assert [s.name for s in sets] == ["left_out_region"] and list(skipped) == ["stir_thorax"]
+    assert "ALLPET_THIRD_PARTY_DATA" in skipped["stir_thorax"]
+    assert sets[0].samples[0].metadata["region"] == "trunk"  # the demo trains on brain: trunk is left out
+    sets, skipped = sources.unseen_test_sets(PipelineConfig.quick(anatomy="mixed", unseen_test=("left_out_region",)),
+                                             progress=False)
+    assert sets == [] and "every region family" in skipped["left_out_region"]
+    sets, _ = sources.unseen_test_sets(PipelineConfig.quick(anatomy="chest", unseen_test=("left_out_region",),
+                                                            n_unseen_test=1), progress=False)
+    assert sets[0].samples[0].metadata["region"] == "brain"
+
+
+def test_the_stir_thorax_set_reads_the_third_party_images(third_party):
+    from tasks.sources import unseen_test_sets
+
+    (stir,), skipped = unseen_test_sets(PipelineConfig.quick(unseen_test=("stir_thorax",), n_unseen_test=2),
+                                        progress=False)
+    assert not skipped and stir.name == "stir_thorax" and "STIR-exercises" in stir.description
+    for sample in stir.samples:
+        assert sample.metadata["region"] == "chest" and sample.input.shape == (16, 16)
+        assert {"lungs", "soft_tissue"} <= set(sample.names)
 
 
 @pytest.mark.parametrize("task", ["low_dose", "tracer_separation"])
@@ -213,6 +290,16 @@ def test_pipeline_config_rejects_bad_values():
         PipelineConfig(prior_fwhm_voxels=-1.0)
     with pytest.raises(ValueError, match="count_resampling"):
         PipelineConfig(count_resampling=-1)
+    with pytest.raises(ValueError, match="attention"):
+        PipelineConfig(attention="labels")
+    with pytest.raises(ValueError, match="unseen_test"):
+        PipelineConfig(unseen_test=("brain_mri",))
+    with pytest.raises(ValueError, match="unseen_test"):
+        PipelineConfig(unseen_test=("stir_thorax", "stir_thorax"))
+    with pytest.raises(TypeError, match="unseen_test"):
+        PipelineConfig(unseen_test="stir_thorax")
+    with pytest.raises(ValueError, match="n_unseen_test"):
+        PipelineConfig(n_unseen_test=0)
 
 
 def test_physics_prior_filter_defaults_to_the_tasks_own():

@@ -23,7 +23,7 @@ from pet_projection.attention import AttentionRegions, RoiEditSpec, TransparentM
 from pet_projection.simulation import SimulationConfig, write_dataset
 from pet_projection.simulation.acquisition import projector_from_description
 from pet_projection.simulation.dataset_folder import SimulatedDataset
-from tasks.attention_inputs import spec_hash
+from tasks.attention_inputs import anatomy_table, spec_hash
 from tasks.checkpoint_sampler import CheckpointSampler
 from tasks.cli import sample as cli_sample
 from tasks.cli import train as cli_train
@@ -36,9 +36,10 @@ SAMPLE_ARGS = ["--steps", "8", "--eta", "0", "--threads", "1", "--no-progress"]
 
 
 def _rays_of(sample, name: str) -> np.ndarray:
-    """The rays that meet region ``name`` of ``sample``: its TMA sinogram attention is positive there (bool)."""
+    """The rays that meet anatomical region ``name`` of ``sample`` (its lesions merged into their hosts, as the
+    attention's regions have it): its TMA sinogram attention is positive there (bool)."""
     projector = projector_from_description(sample.metadata["projector"])
-    regions = AttentionRegions({name: sample.region_table().mask(name)}, {name: 1.0})
+    regions = AttentionRegions({name: anatomy_table(sample).mask(name)}, {name: 1.0})
     return TransparentMedicalAttention(projector)(regions).sinogram > 0.0
 
 

@@ -22,19 +22,19 @@ from tasks.viewer.server import create_app, is_loopback  # noqa: E402
 # Flask's test client sends "Host: localhost" (port 80): the app must be told it is served there
 TEST_PORT = 80
 
-# for sample 1 of the dataset below, which has lesion_hot_1
+# for sample 1 of the dataset below: an anatomical region of its labels, a drawn one, the segmented hyper regions
 SPEC = {"version": 1, "edits": [
     {"op": "add", "region": "brainstem", "weight": 0.5},
     {"op": "add", "region": "node", "weight": 1.0,
      "drawn": {"shape": "polygon", "vertices_mm": [[-20.0, -20.0], [20.0, -20.0], [0.0, 25.0]]}},
-    {"op": "scale", "region": "lesion_hot_1", "factor": 0.5}]}
+    {"op": "scale", "region": "hyper", "factor": 0.5}]}
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     root = tmp_path_factory.mktemp("viewer") / "brains"
     config = SimulationConfig(size=32, n_views=24, anatomy="brain", n_lesions=(1, 1))
-    write_dataset(root, "low_dose", 2, config, seed=17, progress=False)  # sample 1 holds lesion_hot_1 and the brainstem
+    write_dataset(root, "low_dose", 2, config, seed=17, progress=False)  # sample 1 holds a lesion and the brainstem
     return root
 
 
@@ -50,8 +50,11 @@ def test_page_and_sample_summary(client, dataset: pathlib.Path) -> None:
     info = client.get("/api/sample/1").get_json()
     assert info["n_samples"] == 2 and info["image_shape"] == [32, 32] and info["n_slices"] == 1
     names = {region["name"]: region for region in info["regions"]}
-    assert names["brainstem"]["weight"] == 0.0 and names["lesion_hot_1"]["weight"] == 1.0
-    assert names["brainstem"]["label"] == SimulatedDataset(dataset)[1].names["brainstem"]
+    assert names["brainstem"]["weight"] == 0.0 and names["brainstem"]["label"] == SimulatedDataset(dataset)[1].names[
+        "brainstem"]
+    # the lesions are the segmented regions of the input, not the simulator's lesion labels
+    assert names["hyper"] == {"name": "hyper", "label": None, "weight": 1.0} and names["hypo"]["weight"] == 1.0
+    assert not any(name.startswith("lesion") for name in names)
 
 
 def test_arrays_are_the_osem_image_labels_and_sinogram(client, dataset: pathlib.Path) -> None:

@@ -105,12 +105,12 @@ def test_edit_draw_save_and_reproduce(served, page) -> None:
     _wait_message(page, "add node_1")
     page.screenshot(path=str(ARTIFACTS / "2_edited.png"), full_page=True)
 
-    # undo and redo the lesion's scaling
-    page.locator("#regions tbody tr[data-region='lesion_hot_1'] input.value").fill("0.5")
-    page.locator("#regions tbody tr[data-region='lesion_hot_1'] button.scale").click()
-    _wait_message(page, "scale lesion_hot_1")
+    # undo and redo the scaling of the segmented hyper regions
+    page.locator("#regions tbody tr[data-region='hyper'] input.value").fill("0.5")
+    page.locator("#regions tbody tr[data-region='hyper'] button.scale").click()
+    _wait_message(page, "scale hyper")
     page.click("#undo")
-    _wait_message(page, "undid scale lesion_hot_1")
+    _wait_message(page, "undid scale hyper")
 
     # a malformed spec and an unknown region name are reported and change nothing
     before = page.input_value("#spec-json")

@@ -1,0 +1,62 @@
+"""Task runs from the foundation model: prompted items, fine-tuning pretrained weights, the same model from scratch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("diffusers")
+
+from ldm.prompts import PROMPT_TASKS  # noqa: E402
+from ldm.weights import load_model  # noqa: E402
+from ldm.windows import window_row  # noqa: E402
+from pet_projection import ImageGrid, ParallelBeamGeometry  # noqa: E402
+from tasks.ldm_runs import PromptedItems, ldm_experiment  # noqa: E402
+from tasks.pipeline import run_task  # noqa: E402
+from tasks.pipeline_config import PipelineConfig  # noqa: E402
+from tasks.registry import get_task  # noqa: E402
+from tests.tasks.test_synthesis import write_tiny_weights  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_prompted_items_carry_the_task_or_inpainting_the_labels_and_the_window():
+    geometry = ParallelBeamGeometry(ImageGrid((8, 8), voxel_size_mm=4.0), 6, 8, 4.0)
+    paired = {"input": torch.ones(1, 6, 8), "mask": torch.ones(1, 6, 8)}
+    rmas = {"input": torch.ones(1, 6, 8), "mask": torch.zeros(1, 6, 8), "tracer": torch.tensor(1)}
+    items = PromptedItems([paired, rmas], "low_dose", tracer=3, region=0, row=window_row(geometry))
+    first, second = items[0], items[1]
+    assert int(first["task"]) == PROMPT_TASKS.index("low_dose") and int(first["tracer"]) == 3
+    assert int(second["task"]) == PROMPT_TASKS.index("inpainting") and int(second["tracer"]) == 1
+    assert int(first["region"]) == 0
+    np.testing.assert_allclose(first["window"].numpy(), [0.0, np.pi / 6, -14.0, 4.0])
+
+
+def test_fine_tuning_keeps_the_pretrained_architecture_and_autoencoder(tmp_path):
+    weights = write_tiny_weights(tmp_path / "tiny")
+    config = PipelineConfig.quick(ldm_init=str(weights), baselines=False, unseen_test=())
+    model_config, train_config = ldm_experiment(get_task("low_dose"), config, 8, tmp_path / "run")
+    pretrained, pretrained_config, _ = load_model(weights)
+    assert model_config.mode == "bridge" and model_config.coordinate_channels
+    assert model_config.denoiser == pretrained_config.model.denoiser
+    assert train_config.stages["autoencoder"].steps == 0 and train_config.init_from == str(weights)
+    result = run_task(config, tmp_path / "work", progress=False)
+    assert any(record["method"] == "LDM (ALL-PET)" and np.isfinite(record["psnr"]) for record in result.records)
+    tuned, _, _ = load_model(tmp_path / "work" / "ldm")
+    for name, value in pretrained.autoencoder.state_dict().items():
+        torch.testing.assert_close(tuned.autoencoder.state_dict()[name], value, rtol=0, atol=0, msg=name)
+
+
+def test_the_same_architecture_from_scratch_trains_both_stages(tmp_path):
+    config = PipelineConfig.quick(ldm_preset="foundation", baselines=False, unseen_test=())
+    model_config, train_config = ldm_experiment(get_task("low_dose"), config, 8, tmp_path)
+    assert model_config.n_tasks == len(PROMPT_TASKS) and model_config.coordinate_channels
+    assert model_config.sinogram_scale is None and train_config.init_from is None
+    assert train_config.stages["autoencoder"].steps == config.autoencoder_steps
