@@ -13,6 +13,16 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(20261125)
 
 
+@pytest.fixture
+def torch_one_thread() -> Any:
+    """torch on one CPU thread for the test (tiny convolutions run fastest so, above all on shared cores)."""
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def cuda_device() -> None:
     """Skip unless torch sees a real CUDA device (kernels in the CUDA simulator do not count): the GPU tests."""

@@ -4,7 +4,6 @@ Examples::
 
     allpet simulate --task low_dose --n 80 --size 64 --views 64 --region brain --out data/ld64
     allpet finetune --task low_dose --data data/ld64 --examples 16 --out runs/ld16
-    allpet sample --checkpoint runs/ld16 --data data/ld64 --out ld16_samples.npz
 
 It is ``allpet train`` on the model's own config (``--model``: the shipped
 ``foundation`` weights by default, or a weights, run or checkpoint folder)
@@ -16,7 +15,9 @@ pretrained denoiser does, with the task's residual decode; training starts
 from the pretrained weights (``train.init_from``), keeps the pretrained
 autoencoder (0 autoencoder steps) and runs ``--steps`` diffusion steps. The
 prompt's task label is the folder's task. Further ``KEY=VALUE`` overrides
-follow these.
+follow these. The fine-tuned run is a checkpoint for :func:`ldm.weights.load_model`
+and for task runs (``PipelineConfig.ldm_init``); ``allpet sample`` does not yet
+give a foundation model its window and task label.
 """
 
 from __future__ import annotations

@@ -25,12 +25,7 @@ TINY_AE = {"base_channels": 8, "channel_mults": (1, 2, 2), "norm_groups": 4}
 TINY_UNET = {"base_channels": 16, "channel_mults": (1, 2), "norm_groups": 4}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 # ------------------------------------------------------------------------------------------------ prompts

@@ -19,12 +19,7 @@ from tasks.registry import get_task  # noqa: E402
 from tests.tasks.test_synthesis import write_tiny_weights  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def test_prompted_items_carry_the_task_or_inpainting_the_labels_and_the_window():
