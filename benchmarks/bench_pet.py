@@ -168,27 +168,17 @@ def _relative_l2(ours: np.ndarray, theirs: np.ndarray) -> float:
     return float(np.linalg.norm(theirs.astype(np.float64) - ours) / np.linalg.norm(ours.astype(np.float64)))
 
 
-def box_chords(xstart: np.ndarray, xend: np.ndarray, half_extent: np.ndarray) -> np.ndarray:
-    """Exact lengths (mm) of the segments' parts inside the box ``|x_k| <= half_extent_k`` (slab clipping)."""
-    delta = xend - xstart
-    with np.errstate(divide="ignore", invalid="ignore"):
-        low, high = (-half_extent - xstart) / delta, (half_extent - xstart) / delta
-    inside = np.abs(xstart) <= half_extent
-    t_low = np.where(delta == 0, np.where(inside, -np.inf, np.inf), np.minimum(low, high)).max(-1)
-    t_high = np.where(delta == 0, np.where(inside, np.inf, -np.inf), np.maximum(low, high)).min(-1)
-    return np.clip(np.clip(t_high, 0.0, 1.0) - np.clip(t_low, 0.0, 1.0), 0.0, None) * np.linalg.norm(delta, axis=-1)
-
-
 def _chords(scratch: Path) -> dict:
     """Segment against line on the larger grid: both libraries' projections of a uniform image against the exact
     chord (mm) through the image box, for the LORs with a crystal inside the box and for the others."""
     from pet_projection import PETSinogramProjector
+    from pet_projection.geometry import segment_box_lengths
 
     n = max(GRIDS)
     layout, grid, _, views = _problem(n)
     xstart, xend = PETSinogramProjector(layout, grid, views=views).lor_endpoints()
     half = np.asarray(grid.extent_mm[::-1]) / 2.0
-    chords = box_chords(xstart, xend, half)
+    chords = segment_box_lengths(xstart, xend, half)
     values = {library: np.load(scratch / f"{n}_nontof_{library}_uniform.npy").reshape(chords.shape).astype(np.float64)
               for library in LIBRARIES}
     crystal_inside = np.all(np.abs(xstart) < half, axis=-1) | np.all(np.abs(xend) < half, axis=-1)

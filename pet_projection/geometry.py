@@ -89,3 +89,19 @@ class ParallelBeamGeometry:
     def radial_positions_mm(self) -> np.ndarray:
         """Radial coordinate ``s_b`` of every bin in mm, shape ``(n_bins,)``."""
         return (np.arange(self.n_bins) - (self.n_bins - 1) / 2.0) * self.bin_width_mm + self.radial_offset_mm
+
+
+def segment_box_lengths(xstart: np.ndarray, xend: np.ndarray, half_extent: np.ndarray) -> np.ndarray:
+    """Exact lengths (mm) of the parts of segments inside the box ``|x_k| <= half_extent_k`` (slab clipping).
+
+    ``xstart``, ``xend``: ``(..., D)`` segment end points in mm; ``half_extent``:
+    ``(D,)``. The analytic reference for line integrals of a uniform box (a
+    segment's part beyond its end points does not count).
+    """
+    delta = xend - xstart
+    with np.errstate(divide="ignore", invalid="ignore"):
+        low, high = (-half_extent - xstart) / delta, (half_extent - xstart) / delta
+    inside = np.abs(xstart) <= half_extent
+    t_low = np.where(delta == 0, np.where(inside, -np.inf, np.inf), np.minimum(low, high)).max(-1)
+    t_high = np.where(delta == 0, np.where(inside, np.inf, -np.inf), np.maximum(low, high)).min(-1)
+    return np.clip(np.clip(t_high, 0.0, 1.0) - np.clip(t_low, 0.0, 1.0), 0.0, None) * np.linalg.norm(delta, axis=-1)

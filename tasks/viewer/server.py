@@ -211,15 +211,18 @@ def create_app(session: ViewerSession, host: str = "127.0.0.1", port: int = DEFA
                            image_error=_json_array(_slice(image - truth, k)))
         return jsonify(out)
 
-    @app.post("/api/sample/<index>/attention")
-    def attention(index: str) -> Any:
+    def spec_request(index: str) -> tuple[int, Any, Any, int]:
+        """Sample index, ROI-edit spec, sample and slice of a request ``{"spec": {...}, "slice": k}``."""
         i = sample_index(index)
         body = json_body()
         if not isinstance(body, dict) or "spec" not in body:
             raise ViewerError("the request must be a JSON object {\"spec\": {...}, \"slice\": k}")
-        spec = spec_from_request(body["spec"])
         sample = session.sample(i)
-        k = slice_index(body.get("slice", 0), sample)
+        return i, spec_from_request(body["spec"]), sample, slice_index(body.get("slice", 0), sample)
+
+    @app.post("/api/sample/<index>/attention")
+    def attention(index: str) -> Any:
+        i, spec, sample, k = spec_request(index)
         start = time.perf_counter()
         maps = session.attention(i, spec)
         elapsed = time.perf_counter() - start
@@ -231,13 +234,7 @@ def create_app(session: ViewerSession, host: str = "127.0.0.1", port: int = DEFA
 
     @app.post("/api/sample/<index>/apply")
     def apply(index: str) -> Any:
-        i = sample_index(index)
-        body = json_body()
-        if not isinstance(body, dict) or "spec" not in body:
-            raise ViewerError("the request must be a JSON object {\"spec\": {...}, \"slice\": k}")
-        spec = spec_from_request(body["spec"])
-        sample = session.sample(i)
-        k = slice_index(body.get("slice", 0), sample)
+        i, spec, sample, k = spec_request(index)
         result = session.apply(i, spec)
         before, after = result.before, result.after  # the first target's outputs (tracer separation: 2 per sample)
         return jsonify(before_sinogram=_json_array(before.sinograms[0]), after_sinogram=_json_array(after.sinograms[0]),

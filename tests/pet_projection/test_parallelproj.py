@@ -37,6 +37,7 @@ import pytest
 
 from pet_projection import (ImageGrid, ListmodeProjector, LORProjector, PETSinogramProjector, RingScannerGeometry,
                             SinogramLayout, TOFParameters)
+from pet_projection.geometry import segment_box_lengths
 
 FLOAT32 = 1e-5  # relative to the largest value: parallelproj's float32 positions and sums (module docstring)
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
@@ -273,17 +274,6 @@ def test_tof_listmode(parallelproj) -> None:
     np.testing.assert_allclose(np.asarray(theirs_back), back, rtol=0, atol=FLOAT32 * back.max())
 
 
-def box_chords(xstart: np.ndarray, xend: np.ndarray, half_extent: np.ndarray) -> np.ndarray:
-    """Exact lengths (mm) of the segments' parts inside the box ``|x_k| <= half_extent_k`` (slab clipping)."""
-    delta = xend - xstart
-    with np.errstate(divide="ignore", invalid="ignore"):
-        low, high = (-half_extent - xstart) / delta, (half_extent - xstart) / delta
-    inside = np.abs(xstart) <= half_extent
-    t_low = np.where(delta == 0, np.where(inside, -np.inf, np.inf), np.minimum(low, high)).max(-1)
-    t_high = np.where(delta == 0, np.where(inside, np.inf, -np.inf), np.maximum(low, high)).min(-1)
-    return np.clip(np.clip(t_high, 0.0, 1.0) - np.clip(t_low, 0.0, 1.0), 0.0, None) * np.linalg.norm(delta, axis=-1)
-
-
 def test_segment_versus_line_on_a_uniform_box(parallelproj) -> None:
     """An image box larger than the ring, so crystals lie inside it: on a uniform image both libraries give the
     exact chord to within a sample step where the LOR crosses the box, but where it ends inside, parallelproj
@@ -294,7 +284,7 @@ def test_segment_versus_line_on_a_uniform_box(parallelproj) -> None:
     xstart, xend = op.lor_endpoints()
     compared = same_axis(xstart, xend, grid)
     half = np.asarray(grid.extent_mm[::-1]) / 2.0
-    chords = box_chords(xstart, xend, half)
+    chords = segment_box_lengths(xstart, xend, half)
     ours = op(np.ones(grid.shape, dtype=np.float32))
     theirs = np.asarray(parallelproj.joseph3d_fwd(pp_points(xstart), pp_points(xend),
                                                   np.ones(grid.shape, dtype=np.float32), *pp_grid(grid)))

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from pet_projection import (ImageGrid, ListmodeProjector, PETSinogramProjector, RingScannerGeometry, SinogramLayout,
                             TOFParameters)
+from pet_projection.geometry import segment_box_lengths
 
 
 def small_scanner(n_rings: int = 3) -> RingScannerGeometry:
@@ -121,19 +122,6 @@ def test_tof_from_timing_resolution() -> None:
     assert tof.sigma_mm == pytest.approx(tof.fwhm_mm / 2.3548, rel=1e-4)
 
 
-def _box_chords(xstart: np.ndarray, xend: np.ndarray, half_extent: np.ndarray) -> np.ndarray:
-    """Exact chord lengths (mm) of segments through the box ``|x_k| <= half_extent_k`` (slab clipping)."""
-    delta = xend - xstart
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t0 = (-half_extent - xstart) / delta
-        t1 = (half_extent - xstart) / delta
-    lo = np.where(delta == 0, np.where(np.abs(xstart) <= half_extent, -np.inf, np.inf), np.minimum(t0, t1))
-    hi = np.where(delta == 0, np.where(np.abs(xstart) <= half_extent, np.inf, -np.inf), np.maximum(t0, t1))
-    t_lo = np.clip(lo.max(-1), 0.0, 1.0)
-    t_hi = np.clip(hi.min(-1), 0.0, 1.0)
-    return np.clip(t_hi - t_lo, 0.0, None) * np.linalg.norm(delta, axis=-1)
-
-
 def test_uniform_image_gives_box_chords_including_fov_edge_and_oblique_planes() -> None:
     """Joseph on a uniform image integrates the image box (voxel faces) along every LOR to within two sample steps.
 
@@ -144,7 +132,7 @@ def test_uniform_image_gives_box_chords_including_fov_edge_and_oblique_planes() 
     grid = ImageGrid((5, 20, 20), (4.0, 4.0, 4.0))  # 80 mm wide in a 120 mm ring: outer LORs graze or miss it
     op = PETSinogramProjector(layout, grid)
     xstart, xend = op.lor_endpoints()
-    chords = _box_chords(xstart, xend, np.array([40.0, 40.0, 10.0]))
+    chords = segment_box_lengths(xstart, xend, np.array([40.0, 40.0, 10.0]))
     values = op(np.ones(grid.shape))
     delta = np.abs(xend - xstart)
     step = np.linalg.norm(xend - xstart, axis=-1) / np.max(delta / 4.0, axis=-1)  # path per sample plane, mm
