@@ -90,3 +90,13 @@ def assert_same_tensors(first: dict, second: dict) -> None:
     assert first.keys() == second.keys()
     for key in first:
         assert torch.equal(first[key], second[key]), key
+
+
+def one_error_line(capsys, *words: str) -> str:
+    """The one line a command printed on stderr (no traceback), which holds every word of ``words``."""
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]

@@ -11,15 +11,8 @@ import pytest
 
 from tasks.cli import main
 from tasks.cli.errors import error_message
+from tests.helpers import one_error_line
 
-
-def _one_line(capsys: pytest.CaptureFixture, *words: str) -> str:
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for word in words:
-        assert word in lines[0], lines[0]
-    return lines[0]
 
 
 def _image(tmp_path: pathlib.Path) -> pathlib.Path:
@@ -44,9 +37,9 @@ def test_ctrl_c_exits_130_without_a_traceback(tmp_path: pathlib.Path, capsys, mo
 
     monkeypatch.setattr(tasks.cli.convert, "convert", interrupted)
     assert main(["convert", str(_image(tmp_path)), str(tmp_path / "out.npy")]) == 130
-    _one_line(capsys, "allpet convert: interrupted")
+    one_error_line(capsys, "allpet convert: interrupted")
     assert tasks.cli.convert.main([str(_image(tmp_path)), str(tmp_path / "out.npy")]) == 130
-    _one_line(capsys, "interrupted")
+    one_error_line(capsys, "interrupted")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["image.npz"]
 
 
@@ -71,11 +64,11 @@ def test_convert_keeps_existing_outputs_unless_told(tmp_path: pathlib.Path, caps
     capsys.readouterr()
     np.savez(source, image=np.ones((2, 3, 4), np.float32), voxel_size_mm=np.ones(3), origin_mm=np.zeros(3))
     assert main(["convert", str(source), str(out)]) == 2
-    _one_line(capsys, str(out), "--overwrite")
+    one_error_line(capsys, str(out), "--overwrite")
     if companion is not None:  # the data file alone is an output too
         out.unlink()
         assert main(["convert", str(source), str(out)]) == 2
-        _one_line(capsys, str(tmp_path / companion), "--overwrite")
+        one_error_line(capsys, str(tmp_path / companion), "--overwrite")
         (tmp_path / name).write_bytes(written[name])
     assert {path.name: path.read_bytes() for path in tmp_path.iterdir() if path != source} == \
         {key: value for key, value in written.items() if key != source.name}
@@ -97,7 +90,7 @@ def test_convert_checks_the_output_before_reading(tmp_path: pathlib.Path, capsys
     for out, word in ((tmp_path / "folder.npy", "folder"), (source / "out.npy", "is not a folder"),
                       (tmp_path / "locked" / "out.npy", "cannot be written")):
         assert main(["convert", str(source), str(out)]) == 2
-        line = _one_line(capsys, str(out.parent if word != "folder" else out), word)
+        line = one_error_line(capsys, str(out.parent if word != "folder" else out), word)
         assert ".tmp" not in line
 
 
@@ -107,13 +100,13 @@ def test_attention_refuses_a_folder_or_an_existing_file_as_output(tmp_path: path
     write_dataset(tmp_path / "d", "low_dose", 1, SimulationConfig(size=16, n_views=12), seed=0, progress=False)
     (tmp_path / "existing").mkdir()
     assert main(["attention", str(tmp_path / "d"), "--out", str(tmp_path / "existing")]) == 2
-    _one_line(capsys, str(tmp_path / "existing"), "folder")
+    one_error_line(capsys, str(tmp_path / "existing"), "folder")
     out = tmp_path / "attention.npz"
     assert main(["attention", str(tmp_path / "d"), "--out", str(out)]) == 0
     before = out.read_bytes()
     capsys.readouterr()
     assert main(["attention", str(tmp_path / "d"), "--out", str(out)]) == 2
-    _one_line(capsys, str(out), "--overwrite")
+    one_error_line(capsys, str(out), "--overwrite")
     assert out.read_bytes() == before
     assert main(["attention", str(tmp_path / "d"), "--out", str(out), "--overwrite"]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["attention.npz", "d", "existing"]

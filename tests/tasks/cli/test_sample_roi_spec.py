@@ -27,7 +27,7 @@ from tasks.attention_inputs import anatomy_table, spec_hash
 from tasks.checkpoint_sampler import CheckpointSampler
 from tasks.cli import sample as cli_sample
 from tasks.cli import train as cli_train
-from tests.helpers import TINY_OVERRIDES
+from tests.helpers import one_error_line, TINY_OVERRIDES
 
 SIZE, VIEWS = 32, 24
 # long enough that the output follows the input (after 2 steps it is mostly the sampler's noise), short for a test
@@ -131,14 +131,6 @@ def test_up_weighting_a_region_changes_the_output_on_its_rays(prior_run, tmp_pat
 
 # --- the spec is checked before any sampling: one line naming the file, nothing written ------------------------
 
-def _one_error_line(capsys, *words: str) -> str:
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for word in words:
-        assert word in lines[0], lines[0]
-    return lines[0]
-
 
 @pytest.fixture
 def never_sample(monkeypatch) -> None:
@@ -164,7 +156,7 @@ def test_a_bad_spec_is_refused_before_sampling(prior_run, tmp_path, capsys, neve
     out = tmp_path / "samples"
     assert cli_sample.main(["--checkpoint", str(run), "--input", str(folder), "--out", str(out), *SAMPLE_ARGS,
                             "--roi-spec", str(spec_file)]) == 2
-    _one_error_line(capsys, str(spec_file), *words)
+    one_error_line(capsys, str(spec_file), *words)
     assert not out.exists()
 
 
@@ -173,10 +165,10 @@ def test_a_missing_spec_file_is_named(prior_run, tmp_path, capsys, never_sample)
     missing = tmp_path / "nowhere.json"
     assert cli_sample.main(["--checkpoint", str(run), "--input", str(folder), "--out", str(tmp_path / "samples"),
                             "--roi-spec", str(missing)]) == 2
-    _one_error_line(capsys, str(missing))
+    one_error_line(capsys, str(missing))
     assert cli_sample.main(["--checkpoint", str(run), "--input", str(folder), "--out", str(tmp_path / "samples"),
                             "--roi-spec", str(tmp_path)]) == 2
-    _one_error_line(capsys, str(tmp_path), "folder")
+    one_error_line(capsys, str(tmp_path), "folder")
     assert not (tmp_path / "samples").exists()
 
 
@@ -192,7 +184,7 @@ def test_a_spec_needs_inputs_with_label_maps(prior_run, tmp_path, capsys, never_
                    ["--n-samples", "2"]):
         assert cli_sample.main(["--checkpoint", str(run), *inputs, "--out", str(tmp_path / "samples"),
                                 "--roi-spec", str(spec_file)]) == 2
-        _one_error_line(capsys, str(spec_file), "label maps")
+        one_error_line(capsys, str(spec_file), "label maps")
     assert not (tmp_path / "samples").exists()
 
 
@@ -209,4 +201,4 @@ def test_a_spec_for_a_model_that_takes_no_attention_is_refused(tmp_path, capsys,
     spec_file.write_text('{"edits": [{"op": "add", "region": "brainstem"}]}')
     assert cli_sample.main(["--checkpoint", str(run), "--input", str(folder), "--out", str(tmp_path / "samples"),
                             "--roi-spec", str(spec_file)]) == 2
-    _one_error_line(capsys, str(spec_file), "takes no attention")
+    one_error_line(capsys, str(spec_file), "takes no attention")

@@ -15,7 +15,7 @@ from ldm.presets import load_config
 from ldm.training_data import build_training_data
 from tasks.cli import sample as cli_sample
 from tasks.cli import train as cli
-from tests.helpers import TINY_OVERRIDES, assert_same_tensors, load_safetensors
+from tests.helpers import one_error_line, TINY_OVERRIDES, assert_same_tensors, load_safetensors
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +138,7 @@ def test_cli_sample_refuses_a_folder_of_another_task_or_image_size(tmp_path, cap
     for folder, words in (("low_dose", ("tracer_separation", "low_dose")), ("large", ("16 x 16", "32 x 32"))):
         assert cli_sample.main(["--checkpoint", str(run), "--input", str(tmp_path / folder), "--out", str(out),
                                 "--steps", "1", "--overwrite"]) == 2
-        _one_error_line(capsys, *words)
+        one_error_line(capsys, *words)
     assert (out / "samples.npz").read_bytes() == before
 
 
@@ -187,14 +187,6 @@ def _inputs(tmp_path, shape=(3, 16, 16), **extra) -> str:
     return str(path)
 
 
-def _one_error_line(capsys, *words: str) -> str:
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for word in words:
-        assert word in lines[0], lines[0]
-    return lines[0]
-
 
 def _run_copy(tiny_run, tmp_path):
     import shutil
@@ -209,7 +201,7 @@ def test_cli_sample_refuses_inputs_of_another_geometry(tiny_run, tmp_path, capsy
     for shape, word in (((2, 12, 16), "n_views"), ((2, 16, 24), "n_bins")):
         assert cli_sample.main(["--checkpoint", str(tiny_run), "--input", _inputs(tmp_path, shape), "--out", str(out),
                                 "--steps", "1"]) == 2
-        _one_error_line(capsys, f"({shape[1]}, {shape[2]})", "(16, 16)", word)
+        one_error_line(capsys, f"({shape[1]}, {shape[2]})", "(16, 16)", word)
     assert not out.exists()
 
 
@@ -220,7 +212,7 @@ def test_cli_sample_refuses_a_simulated_folder_for_an_inpainting_model(tiny_run,
     write_dataset(tmp_path / "low_dose", "low_dose", 1, SimulationConfig(size=16, n_views=16), seed=0, progress=False)
     assert cli_sample.main(["--checkpoint", str(tiny_run), "--input", str(tmp_path / "low_dose"), "--out", str(out),
                             "--steps", "1"]) == 2  # the tiny run is an inpainting model
-    _one_error_line(capsys, "inpainting", "low_dose")
+    one_error_line(capsys, "inpainting", "low_dose")
     assert not out.exists()
 
 
@@ -228,13 +220,13 @@ def test_cli_sample_needs_the_inputs_of_its_task(tiny_run, tmp_path, capsys):
     np.savez(tmp_path / "paired.npz", input=np.ones((2, 16, 16), np.float32))
     assert cli_sample.main(["--checkpoint", str(tiny_run), "--input", str(tmp_path / "paired.npz"),
                             "--out", str(tmp_path / "samples"), "--steps", "1"]) == 2
-    _one_error_line(capsys, "inpainting", "mask")
+    one_error_line(capsys, "inpainting", "mask")
 
 
 def test_cli_sample_refuses_zero_samples(tiny_run, tmp_path, capsys):
     assert cli_sample.main(["--checkpoint", str(tiny_run), "--input", _inputs(tmp_path, (0, 16, 16)),
                             "--out", str(tmp_path / "samples"), "--steps", "1"]) == 2
-    _one_error_line(capsys, "no samples")
+    one_error_line(capsys, "no samples")
     assert not (tmp_path / "samples").exists()
 
 
@@ -245,7 +237,7 @@ def test_cli_sample_keeps_earlier_samples_unless_told(tiny_run, tmp_path, capsys
     before = {name: (out / name).read_bytes() for name in ("samples.npz", "sampling.json")}
     capsys.readouterr()
     assert cli_sample.main(args + ["--seed", "5"]) == 2
-    _one_error_line(capsys, str(out / "samples.npz"), "--overwrite")
+    one_error_line(capsys, str(out / "samples.npz"), "--overwrite")
     assert {name: (out / name).read_bytes() for name in before} == before
     assert cli_sample.main(args + ["--seed", "5", "--overwrite"]) == 0
     assert (out / "samples.npz").read_bytes() != before["samples.npz"]
@@ -263,12 +255,12 @@ def test_cli_sample_checks_its_output_folder_before_sampling(tiny_run, tmp_path,
     for out in (tmp_path / "a_file", tmp_path / "a_file" / "below"):
         assert cli_sample.main(["--checkpoint", str(tiny_run), "--input", _inputs(tmp_path), "--out", str(out),
                                 "--steps", "1"]) == 2
-        _one_error_line(capsys, str(tmp_path / "a_file"))
+        one_error_line(capsys, str(tmp_path / "a_file"))
     (tmp_path / "locked").mkdir()
     locked = read_only(tmp_path / "locked")
     assert cli_sample.main(["--checkpoint", str(tiny_run), "--input", _inputs(tmp_path), "--out", str(locked),
                             "--steps", "1"]) == 2
-    line = _one_error_line(capsys, str(locked))
+    line = one_error_line(capsys, str(locked))
     assert ".tmp" not in line
 
 
@@ -284,7 +276,7 @@ def test_cli_sample_names_a_broken_checkpoint_file(tiny_run, tmp_path, capsys, n
     weights = ["--raw-weights"] if name == "model.safetensors" else []
     assert cli_sample.main(["--checkpoint", str(checkpoint), "--input", _inputs(tmp_path), "--out",
                             str(tmp_path / "samples"), "--steps", "1", *weights]) == 2
-    _one_error_line(capsys, str(path))
+    one_error_line(capsys, str(path))
     assert not (tmp_path / "samples").exists()
 
 
@@ -333,7 +325,7 @@ def test_cli_train_resume_refuses_train_settings_that_change_the_run(tiny_run, t
     monkeypatch.setattr(ldm.training_data, "build_training_data", never)
     assert cli.main(["--config", "tiny", "--no-progress", f"train.out_dir={copy}", *TINY_OVERRIDES, change,
                      "--resume"]) == 2
-    _one_error_line(capsys, "cannot resume", change.split("=")[0])
+    one_error_line(capsys, "cannot resume", change.split("=")[0])
 
 
 def test_cli_train_resume_allows_settings_that_keep_the_run(tiny_run, tmp_path):
@@ -354,7 +346,7 @@ def test_cli_train_refuses_an_output_folder_it_cannot_write(tmp_path, capsys, re
     for out in (tmp_path / "a_file", tmp_path / "a_file" / "run", read_only(tmp_path / "locked"),
                 tmp_path / "locked" / "run"):
         assert cli.main(["--config", "tiny", "--no-progress", f"train.out_dir={out}", *TINY_OVERRIDES]) == 2
-        _one_error_line(capsys, str(out))
+        one_error_line(capsys, str(out))
 
 
 @pytest.mark.parametrize("text", [b"model: {autoencoder: [", b"- 1\n- 2\n", b"\xff\xfe\x00garbage", b"base: 7\n"])
@@ -362,4 +354,4 @@ def test_cli_train_names_a_broken_config_file(tmp_path, capsys, text):
     path = tmp_path / "broken.yaml"
     path.write_bytes(text)
     assert cli.main(["--config", str(path), f"train.out_dir={tmp_path / 'run'}"]) == 2
-    _one_error_line(capsys, str(path))
+    one_error_line(capsys, str(path))
