@@ -21,34 +21,88 @@ describe, not an attenuation-corrected estimate of a scan.
 rays are exactly bins of STIR's arc-corrected projection data
 (:func:`stir_mismatch`), Interfile sinograms; ``manifest.json`` and
 ``montage.png``.
+
+**Task pairs** (``allpet synthesize --task``; :func:`synthetic_sample`,
+:func:`write_pair_dataset`): each synthesized sinogram becomes one
+:class:`~pet_projection.simulation.TaskSample` of ``low_dose`` or
+``attenuation_correction``, written as an ``allpet simulate`` dataset folder
+(:mod:`pet_projection.simulation.dataset_folder`), so
+:func:`tasks.sources.load_samples` and :class:`ldm.folder_datasets.SimulatedTaskDataset`
+read it as they are. The generated sinogram is the full-dose measured prompts
+``y`` (rounded to non-negative integer counts) of a patient the simulator's
+acquisition model (:class:`~pet_projection.simulation.Acquisition`) then describes:
+
+- **body and mu-map**: the body outline is the non-attenuation-corrected OSEM
+  image, smoothed (Gaussian, :data:`BODY_SMOOTHING_FWHM_BINS` bins FWHM),
+  above :data:`BODY_THRESHOLD` of its maximum, holes filled, largest connected
+  part; it is filled with water at 511 keV (0.0096 /mm) and labelled
+  ``soft_tissue`` (no organ or lesion labels: a synthesized image has no
+  ground-truth segmentation, so the lesion attention is zero);
+- **background**: scatter and randoms are flat at the mean count of the rays
+  that miss the body (:func:`~pet_projection.masks.body_support`), the
+  simulator's randoms model with normalisation 1 (``randoms_fraction`` of
+  the sample's ``metadata["acquisition"]``, scatter fraction 0);
+- **activity**: OSEM of ``y`` with the attenuation factors ``a = exp(-P mu)``
+  and that background, started from the body outline (EM keeps the activity
+  outside the body zero), on the simulator's grid of the region: the sample's
+  images, in expected-count units, so that ``a P x + b`` is the mean of ``y``
+  (normalisation 1 and no resolution model: ``fwhm_mm`` 0);
+- ``low_dose``: target ``y``; input its binomial thinning
+  (:func:`~pet_projection.simulation.thin_counts`) by a dose reduction factor
+  drawn per sample from ``dose_reduction_factors``, as the simulator thins its
+  full-dose prompts;
+- ``attenuation_correction``: input ``y``, the measured prompts with
+  attenuation; target the noise-free corrected sinogram ``P x``
+  (:meth:`~pet_projection.simulation.Acquisition.attenuation_free`).
+
+``delayed_frame``, ``tracer_separation`` and ``tracer_conversion`` are not
+offered (:data:`UNPAIRABLE_TASKS`): the simulator's kinetic and tracer models
+give each tissue region its own uptake, and its image phantoms find the
+regions in the mu-map (skull and intracranial space, lungs, bone:
+:mod:`pet_projection.simulation.image_segmentation`); a synthesized emission
+sinogram holds no attenuation information, so its water mu-map has one tissue
+class and the delayed frame or second tracer would be the same image scaled.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from ldm.experiment import ExperimentConfig
 from ldm.model import LDMConfig, SinogramLDM
 from ldm.prompts import Prompt
 from ldm.sampling import sample
 from ldm.schedulers import SAMPLERS
-from ldm.windows import SinogramWindow
+from ldm.windows import SinogramWindow, window_row
 from pet_projection import (CylindricalScanner, ImageGrid, ParallelBeamProjector, PETSystemModel, ProjDataLayout,
                             __version__, osem)
 from pet_projection.io import write_image, write_projdata
 from pet_projection.io.nifti import write_nifti
+from pet_projection.masks import body_support
+from pet_projection.physics import FWHM_PER_SIGMA
+from pet_projection.simulation import (Acquisition, AcquisitionSettings, Scan, SimulationConfig, TaskSample,
+                                       get_tracer, save_sample, thin_counts)
+from pet_projection.simulation.acquisition import describe_projector
 from pet_projection.simulation.anatomy import FIELD_OF_VIEW_MM
+from pet_projection.simulation.dataset_folder import build_manifest, sample_path
+from pet_projection.simulation.manifest import file_record
+from pet_projection.simulation.patient import projector_for
+from pet_projection.simulation.phantoms import MU_SOFT_TISSUE_PER_MM, REGION_LABELS
 from pet_projection.validation import check_choice, positive_int
 
-__all__ = ["MANIFEST_FILE", "MONTAGE_FILE", "RECONSTRUCTION_NOTE", "check_synthesis_prompt", "image_grid",
+__all__ = ["BODY_SMOOTHING_FWHM_BINS", "BODY_THRESHOLD", "MANIFEST_FILE", "MONTAGE_FILE", "PAIR_ACQUISITION",
+           "PAIR_TASKS", "RECONSTRUCTION_NOTE", "UNPAIRABLE_TASKS", "body_outline", "check_pair_prompt",
+           "check_pair_task", "check_synthesis_prompt", "image_grid", "pair_config", "pair_projector",
            "prompt_labels", "reconstruct", "stir_layout", "stir_mismatch", "synthesis_window", "synthesize",
-           "training_bin_width_mm", "write_montage", "write_synthesis"]
+           "synthetic_sample", "training_bin_width_mm", "write_montage", "write_pair_dataset", "write_synthesis"]
 
 MANIFEST_FILE, MONTAGE_FILE = "manifest.json", "montage.png"
 SINOGRAMS_FILE, IMAGES_FILE = "sinograms.npy", "images.npy"
@@ -58,6 +112,21 @@ RECONSTRUCTION_NOTE = ("OSEM with the window's own parallel-beam projector; a ge
                        "data with unit attenuation and normalisation and no background (negative values set to 0)")
 # tolerance of "the same ray" when comparing the window's rays with STIR's bins: angles in rad, positions in bins
 _STIR_TOLERANCE = 1e-9
+
+# task pairs (module notes)
+PAIR_TASKS = ("low_dose", "attenuation_correction")
+UNPAIRABLE_TASKS = {
+    "delayed_frame": "the delayed frame follows each tissue region's kinetics",
+    "tracer_separation": "the second tracer's image follows each tissue region's uptake of it",
+    "tracer_conversion": "the second tracer's image follows each tissue region's uptake of it",
+}
+BODY_SMOOTHING_FWHM_BINS = 2.0
+BODY_THRESHOLD = 0.2
+# the acquisition of a synthesized sample: no resolution model, scatter or detector efficiencies (the sample's
+# metadata carry its own randoms_fraction: the flat background of the module notes)
+PAIR_ACQUISITION = AcquisitionSettings(fwhm_mm=0.0, scatter_fraction=0.0, randoms_fraction=0.0,
+                                       efficiency_spread=0.0)
+_BODY_LABEL = "soft_tissue"
 
 
 # ------------------------------------------------------------------------------------------------ prompt and window
@@ -338,4 +407,199 @@ def write_synthesis(folder: Path, sinograms: np.ndarray, images: np.ndarray, win
                 "samples": samples}
     write_montage(folder / MONTAGE_FILE, sinograms, images, window, record.get("prompt", {}).get("text", ""))
     (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    return manifest
+
+
+# ------------------------------------------------------------------------------------------------ task pairs
+
+def check_pair_task(task: str) -> str:
+    """The simulator's name of ``task`` (hyphens allowed) if synthesized data can pair it, else ``ValueError``.
+
+    See the module notes for why only :data:`PAIR_TASKS` are offered.
+    """
+    name = task.replace("-", "_") if isinstance(task, str) else task
+    if name in UNPAIRABLE_TASKS:
+        raise ValueError(f"synthesized sinograms cannot be paired for the task {name!r}: {UNPAIRABLE_TASKS[name]}, "
+                         f"and a synthesized emission sinogram holds no attenuation information to find the "
+                         f"regions in (docs/foundation.md); tasks: {', '.join(PAIR_TASKS)}")
+    if name not in PAIR_TASKS:
+        raise ValueError(f"unknown task {task!r}; synthesized pairs: {', '.join(PAIR_TASKS)}")
+    return name
+
+
+def check_pair_prompt(prompt: Prompt) -> None:
+    """``ValueError`` unless a synthesis ``prompt`` names the tracer and the region (a task sample records both)."""
+    check_synthesis_prompt(prompt)
+    missing = [key for key in ("tracer", "region") if getattr(prompt, key) is None]
+    if missing:
+        raise ValueError(f"task pairs record the tracer and the region of every sample, but the prompt names no "
+                         f"{' and no '.join(missing)}: name both, e.g. \"FDG brain\"")
+
+
+def pair_config(prompt: Prompt, window: SinogramWindow, dose_reduction_factors: Optional[Sequence[float]] = None
+                ) -> SimulationConfig:
+    """The simulator settings that describe task pairs of ``prompt`` on ``window``.
+
+    2D, ``window.n_bins`` pixels and bins over the region's field of view,
+    ``window.n_views`` views; the prompt's tracer and region; no lesions or
+    texture (the model draws the activity); :data:`PAIR_ACQUISITION`;
+    ``dose_reduction_factors`` (default the simulator's) for ``low_dose``.
+    """
+    check_pair_prompt(prompt)
+    factors = {} if dose_reduction_factors is None else {"dose_reduction_factors": tuple(dose_reduction_factors)}
+    return SimulationConfig(size=window.n_bins, n_views=window.n_views, anatomy=prompt.region, tracer=prompt.tracer,
+                            n_lesions=(0, 0), texture=0.0, acquisition=PAIR_ACQUISITION, **factors)
+
+
+def pair_projector(config: SimulationConfig, window: SinogramWindow) -> ParallelBeamProjector:
+    """The simulator's projector of ``config``'s region, which must have exactly the window's rays.
+
+    ``ValueError`` otherwise: the dataset format describes each sample by the
+    simulator's geometry (views over [0, 180), the region's field of view in
+    ``n_bins`` bins centred on the axis).
+    """
+    projector = projector_for(config, config.anatomy)
+    if not np.allclose(window_row(projector.geometry), window.row(), rtol=0.0, atol=1e-9):
+        half = 0.5 * FIELD_OF_VIEW_MM[config.anatomy]
+        raise ValueError(f"task pairs need the simulator's {config.anatomy} geometry: views over [0, 180) degrees "
+                         f"and --radial-range {-half:g} {half:g} ({window.n_bins} bins of "
+                         f"{2.0 * half / window.n_bins:g} mm), but the window covers "
+                         f"[{math.degrees(window.angle_range_rad[0]):g}, {math.degrees(window.angle_range_rad[1]):g})"
+                         f" degrees and {window.radial_range_mm[0]:g} to {window.radial_range_mm[1]:g} mm")
+    return projector
+
+
+def body_outline(image: np.ndarray) -> np.ndarray:
+    """The body of a non-attenuation-corrected image (module notes): bool, the image's shape ``(ny, nx)``.
+
+    Empty when the image has no positive value.
+    """
+    smooth = ndimage.gaussian_filter(np.asarray(image, dtype=np.float64), BODY_SMOOTHING_FWHM_BINS / FWHM_PER_SIGMA)
+    peak = float(smooth.max())
+    if peak <= 0.0:
+        return np.zeros(smooth.shape, dtype=bool)
+    components, n = ndimage.label(ndimage.binary_fill_holes(smooth > BODY_THRESHOLD * peak))
+    largest = 1 + int(np.argmax(np.bincount(components.ravel())[1:]))
+    return components == largest
+
+
+def synthetic_sample(task: str, sinogram: np.ndarray, window: SinogramWindow, config: SimulationConfig,
+                     rng: np.random.Generator, n_iterations: int = 4, n_subsets: int = 8) -> TaskSample:
+    """One task sample of a synthesized full-dose sinogram (module notes).
+
+    Parameters
+    ----------
+    task : {"low_dose", "attenuation_correction"}
+    sinogram : ndarray ``(n_views, n_bins)``
+        Generated counts, axes (view, radial) (:func:`synthesize`).
+    window : SinogramWindow
+        Its window: the simulator's geometry of ``config`` (:func:`pair_projector`).
+    config : SimulationConfig
+        :func:`pair_config`.
+    rng : numpy.random.Generator
+        ``low_dose`` draws the dose reduction factor, then the thinning.
+    n_iterations, n_subsets : int
+        OSEM of the outline and of the activity.
+
+    Returns
+    -------
+    TaskSample
+        Sinograms ``(n_views, n_bins)`` in counts, images ``(n_bins, n_bins)``
+        (axes y, x) in expected-count units, mu-map in 1/mm; its metadata as
+        the simulator's, with ``synthesis`` (background per ray in counts,
+        body pixels, outline settings).
+    """
+    task = check_pair_task(task)
+    projector = pair_projector(config, window)
+    counts = np.rint(np.maximum(np.asarray(sinogram, dtype=np.float64), 0.0))
+    body = body_outline(reconstruct(counts, window, n_iterations, n_subsets))
+    mu_map = np.where(body, MU_SOFT_TISSUE_PER_MM, 0.0)
+    misses = ~np.asarray(body_support(body.astype(np.float32), projector), dtype=bool)
+    level = float(counts[misses].mean()) if misses.any() else 0.0
+    ones = np.ones(projector.out_shape)
+    unit = Acquisition(projector, mu_map, config.acquisition, rng, normalisation=ones)
+    system = PETSystemModel(projector, attenuation=unit.attenuation, background=np.full(projector.out_shape, level))
+    image = np.asarray(osem(counts, system, min(positive_int("n_subsets", n_subsets), window.n_views), n_iterations,
+                            x0=body.astype(np.float64)), dtype=np.float64)  # EM keeps the zeros outside the body
+    trues, background = float(unit.system.linear(image).sum()), level * counts.size
+    if trues <= 0.0:
+        raise ValueError("the synthesized sinogram holds no counts from inside the body: nothing to pair")
+    settings = dataclasses.replace(config.acquisition, randoms_fraction=background / (trues + background))
+    acquisition = Acquisition(projector, mu_map, settings, rng, normalisation=ones)
+    expected = acquisition.expected(image)  # trues a P x and the flat background as randoms
+    tracer = get_tracer(config.tracer)
+    metadata = {"task": task, "region": config.anatomy, "anatomy": config.anatomy, "dim": 2,
+                "axial_position_mm": 0.0, "lesions": [], "region_names": {_BODY_LABEL: REGION_LABELS[_BODY_LABEL]},
+                "total_counts": float(counts.sum()), "projector": describe_projector(projector),
+                "acquisition": settings.to_dict(), "tracers": [tracer.name],
+                "frames_min": [list(tracer.reference_frame_min)],
+                "image_units": "expected counts per voxel: the system model of projector and attenuation maps the "
+                               "image to expected trues (normalisation 1, no resolution model)",
+                "synthesis": {"background_per_ray": level, "body_pixels": int(body.sum()),
+                              "body_threshold": BODY_THRESHOLD, "body_smoothing_fwhm_bins": BODY_SMOOTHING_FWHM_BINS,
+                              "osem": {"n_iterations": n_iterations, "n_subsets": min(n_subsets, window.n_views)}}}
+    if task == "low_dose":
+        factor = config.draw_dose_reduction_factor(rng)
+        scan = Scan(thin_counts(counts, factor, rng), counts, expected.background / factor, expected.background)
+        metadata.update(dose_reduction_factor=factor, count_scale=1.0 / factor, target_count_scale=1.0)
+        input_image = image / factor
+    else:
+        scan = Scan(counts, acquisition.attenuation_free(image, 1.0), expected.background,
+                    np.zeros(projector.out_shape))
+        metadata.update(count_scale=1.0, target_count_scale=1.0)
+        input_image = image
+    f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
+    labels = np.where(body, REGION_LABELS[_BODY_LABEL], 0).astype(np.int16)
+    return TaskSample(task, f32(scan.input), f32(scan.target), f32(input_image), f32(image), f32(mu_map), labels,
+                      f32(acquisition.attenuation), f32(ones), f32(scan.input_background),
+                      f32(scan.target_background), dict(metadata["region_names"]), metadata)
+
+
+def write_pair_dataset(folder: Path, samples: Sequence[TaskSample], config: SimulationConfig, window: SinogramWindow,
+                       seed: int, record: Mapping[str, Any]) -> dict[str, Any]:
+    """Write task samples as an ``allpet simulate`` dataset into ``folder`` (fresh; the caller makes it atomic).
+
+    Parameters
+    ----------
+    folder : Path
+    samples : sequence of TaskSample
+        Of one task (:func:`synthetic_sample`), sample ``i`` from ``sample_rng(seed, i)``.
+    config : SimulationConfig
+        :func:`pair_config`; its ``total_counts`` becomes the samples' mean.
+    window : SinogramWindow
+    seed : int
+    record : mapping
+        The synthesis run (prompt, model, seed, ...), kept as the manifest's ``synthesis``.
+
+    Returns
+    -------
+    dict
+        The manifest written as ``manifest.json``: the simulator's
+        (:func:`~pet_projection.simulation.dataset_folder.build_manifest`, with the
+        sample files' records), ``command``, ``allpet_version`` and ``synthesis``
+        (``record``, the window's geometry and the pairing notes).
+    """
+    if not samples:
+        raise ValueError("no task samples to write")
+    folder = Path(folder)
+    task = samples[0].task
+    totals = [float(s.metadata["total_counts"]) for s in samples]
+    config = dataclasses.replace(config, total_counts=float(np.mean(totals)))
+    (folder / "samples").mkdir(parents=True, exist_ok=True)
+    files = []
+    for index, task_sample in enumerate(samples):
+        path = sample_path(folder, index)
+        save_sample(path, task_sample, {"sample_index": index, "dataset_seed": seed})
+        files.append(file_record(path))
+    manifest = {**build_manifest(task, len(samples), config, seed), "command": "allpet synthesize",
+                "allpet_version": __version__,
+                "synthesis": {**record, "geometry": _geometry(window),
+                              "note": "full-dose sinograms of the foundation model, paired by the simulator's "
+                                      "physics; see tasks.synthesis (task pairs)",
+                              "samples": [{"index": k, "total_counts": total} for k, total in enumerate(totals)]},
+                "sample_files": files}
+    write_montage(folder / MONTAGE_FILE, np.stack([s.target if task == "low_dose" else s.input for s in samples]),
+                  np.stack([s.target_image for s in samples]), window,
+                  f"{record.get('prompt', {}).get('text', '')}: {task.replace('_', ' ')} pairs")
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     return manifest

@@ -6,6 +6,8 @@ Examples::
     allpet synthesize --prompt "68Ga-PSMA chest" --n 4 --views 48 --angle-range 0 120 --radial-bins 40 \\
         --radial-range -150 100 --seed 3 --out psma_window/
     allpet synthesize --prompt "FDOPA brain" --n 8 --model runs/foundation --steps 20 --out synth/ --overwrite
+    allpet synthesize --prompt "FDG brain" --n 200 --task low_dose --out data/ld_synth/
+    allpet demo --task low_dose --train-data data/ld_synth/ --test-data data/ld_test/
 
 The prompt names a tracer and a body region in words (``ldm.prompts``:
 ``"18F-FDG brain"``, ``"methionine head"``, ``"whole body"``); either may be
@@ -31,6 +33,26 @@ bins (views over [0, 180), bin ``B // 2`` on the axis), ``sinogram_NNNNN.hs``/``
 (else ``manifest.json`` says why not); ``manifest.json`` (prompt, geometry,
 seed, steps, sampler, model, package version, per-sample total counts and
 fraction of negative values) and ``montage.png``.
+
+``--task low_dose`` or ``--task attenuation_correction`` writes task pairs
+instead, in the dataset format of ``allpet simulate`` (``manifest.json`` and
+``samples/sample_NNNNN.npz``, read by ``allpet demo --train-data`` and
+``allpet train data.source=folder data.path=DIR``): each generated sinogram is
+the full-dose measured prompts of one sample, and the simulator's physics
+gives its partner (``tasks.synthesis``, task pairs): a water mu-map in the
+body outline of its OSEM image, a flat background from the rays that miss
+the body, the attenuation-corrected activity image; ``low_dose`` inputs are
+binomial thinnings by a factor drawn per sample from ``--dose-factors``
+(default 4 10 20 50 100), ``attenuation_correction`` targets the noise-free
+corrected sinogram. The prompt must name the tracer and the region, and the
+window must be the simulator's geometry of the region: views over [0, 180)
+and bins over the region's field of view (256 mm brain, 500 mm trunk, chest,
+abdomen) centred on the axis, the default radial range with ``--task``.
+``delayed_frame``, ``tracer_separation`` and ``tracer_conversion`` are refused:
+their partners follow each tissue region's kinetics or uptake, and a
+synthesized emission sinogram carries no attenuation information to find
+the regions in. The manifest's ``synthesis`` holds the prompt, model, seed,
+steps and geometry; ``montage.png`` shows the sinograms and activity images.
 """
 
 from __future__ import annotations
@@ -75,6 +97,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--osem-subsets", type=int, default=8)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads of torch and Numba")
+    parser.add_argument("--task", default=None,
+                        help="write task pairs in the allpet simulate format: low_dose or attenuation_correction")
+    parser.add_argument("--dose-factors", type=float, nargs="+", default=None, metavar="F",
+                        help="--task low_dose: dose reduction factors drawn per sample (each >= 1; default the "
+                             "simulator's 4 10 20 50 100)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the folder --out of an earlier allpet synthesize run")
@@ -93,6 +120,12 @@ def _check_options(args: argparse.Namespace) -> None:
         if value is not None and not (all(math.isfinite(v) for v in value) and value[0] < value[1]):
             raise ValueError(f"--{name.replace('_', '-')} must be two finite numbers, the first smaller, got "
                              f"{' '.join(f'{v:g}' for v in value)}")
+    if args.dose_factors is not None:
+        if args.task is None or args.task.replace("-", "_") != "low_dose":
+            raise ValueError("--dose-factors applies to --task low_dose only")
+        bad = [f for f in args.dose_factors if not (math.isfinite(f) and f >= 1.0)]
+        if bad:
+            raise ValueError(f"--dose-factors must be finite and at least 1 (1 = full dose), got {bad[0]:g}")
     out = args.out
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, "is not a folder", str(out))
@@ -131,11 +164,16 @@ def _run(args: argparse.Namespace) -> int:
     from ldm.prompts import parse_prompt
     from ldm.runtime import resolve_device, set_cpu_threads
     from ldm.weights import is_weights_folder, load_model, shipped_weights
-    from tasks.synthesis import (check_synthesis_prompt, prompt_labels, reconstruct, synthesis_window, synthesize,
+    from pet_projection.simulation.anatomy import FIELD_OF_VIEW_MM
+    from tasks.synthesis import (check_pair_prompt, check_pair_task, check_synthesis_prompt, pair_config,
+                                 pair_projector, prompt_labels, reconstruct, synthesis_window, synthesize,
                                  write_synthesis)
 
     prompt = parse_prompt(args.prompt)
     check_synthesis_prompt(prompt)
+    task = None if args.task is None else check_pair_task(args.task)
+    if task is not None:
+        check_pair_prompt(prompt)
     if args.threads is not None:
         set_cpu_threads(args.threads)
     if args.model is None and not is_weights_folder(shipped_weights()):
@@ -144,14 +182,20 @@ def _run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     model, config, folder = load_model(args.model, str(device))
     prompt_labels(model.config, prompt)
+    radial_range = None if args.radial_range is None else tuple(args.radial_range)
+    if task is not None and radial_range is None:  # the simulator's geometry: the region's field of view
+        half = 0.5 * FIELD_OF_VIEW_MM[prompt.region]
+        radial_range = (-half, half)
     window = synthesis_window(config, prompt, args.views, args.radial_bins,
-                              tuple(math.radians(a) for a in args.angle_range),
-                              None if args.radial_range is None else tuple(args.radial_range))
+                              tuple(math.radians(a) for a in args.angle_range), radial_range)
+    simulation = None
+    if task is not None:
+        simulation = pair_config(prompt, window, args.dose_factors)
+        pair_projector(simulation, window)
     start = time.perf_counter()
     sinograms = synthesize(model, prompt, window, args.n, args.seed, args.steps, args.batch_size,
                            progress=not args.no_progress, sampler=args.sampler)
     sampling_s = time.perf_counter() - start
-    images = reconstruct(sinograms, window, args.osem_iterations, args.osem_subsets)
     record: dict[str, Any] = {
         "prompt": {"text": args.prompt, "words": prompt.text(), "task": prompt.task, "tracer": prompt.tracer,
                    "region": prompt.region, "label_ids": prompt.label_ids()},
@@ -160,11 +204,33 @@ def _run(args: argparse.Namespace) -> int:
         "model": {"folder": str(folder), "card": _card_title(folder)},
         "reconstruction": {"method": "osem", "n_iterations": args.osem_iterations,
                            "n_subsets": min(args.osem_subsets, window.n_views)}}
+    if task is not None:
+        return _write_pairs(args, task, sinograms, window, simulation, record)
+    images = reconstruct(sinograms, window, args.osem_iterations, args.osem_subsets)
     with atomic_directory(args.out) as staging:
         manifest = write_synthesis(staging, sinograms, images, window, record)
     interfile = "with" if manifest["interfile_sinograms"]["written"] else "without"
     print(f"{COMMAND_NAME}: {args.n} sinograms {sinograms.shape[1:]} of {prompt.text()!r} in {sampling_s:.1f} s, "
           f"{interfile} Interfile sinograms -> {args.out}", file=sys.stderr)
+    return 0
+
+
+def _write_pairs(args: argparse.Namespace, task: str, sinograms: Any, window: Any, simulation: Any,
+                 record: dict[str, Any]) -> int:
+    """Pair every sinogram for ``task`` and write them as an ``allpet simulate`` dataset into ``--out``."""
+    from tqdm.auto import tqdm
+
+    from pet_projection.simulation import sample_rng
+    from tasks.synthesis import synthetic_sample, write_pair_dataset
+
+    samples = [synthetic_sample(task, sinogram, window, simulation, sample_rng(args.seed, k), args.osem_iterations,
+                                args.osem_subsets)
+               for k, sinogram in enumerate(tqdm(sinograms, desc=f"pair {task}", unit="sample",
+                                                 disable=args.no_progress))]
+    with atomic_directory(args.out) as staging:
+        write_pair_dataset(staging, samples, simulation, window, args.seed, {**record, "task": task})
+    print(f"{COMMAND_NAME}: {args.n} {task} pairs {sinograms.shape[1:]} of {record['prompt']['words']!r} in "
+          f"{record['sampling_s']:.1f} s of sampling -> {args.out} (allpet simulate format)", file=sys.stderr)
     return 0
 
 
