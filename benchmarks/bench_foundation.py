@@ -9,7 +9,11 @@ pipeline runs (:func:`tasks.pipeline.run_task`) on the same samples:
   on the same K examples and the classical baselines come with this run;
 - ``from scratch``: the same LDM architecture (the foundation's) with fresh
   weights, its autoencoder and diffusion stages trained on the same K examples
-  (``--scratch-steps`` each).
+  (``--scratch-steps`` each);
+- low dose only, ``unsupervised``: the shipped model with no paired example,
+  a posterior sample of each test input's Poisson counts under the prompt's
+  prior (``PipelineConfig.unsupervised``; it uses no K, so it runs with the
+  first K only).
 
 Both see the foundation's geometry (``--size`` pixels and views, 4 mm
 pixels for the brain), score on the same in-distribution test samples and
@@ -38,7 +42,7 @@ from typing import Optional, Sequence
 from tasks.metrics import summarise
 from tasks.pipeline import run_task
 from tasks.pipeline_config import PipelineConfig
-from tasks.results import METHOD_INPUT_FILTERED, METHOD_LDM, METHOD_UNET
+from tasks.results import METHOD_INPUT_FILTERED, METHOD_LDM, METHOD_UNET, METHOD_UNSUPERVISED
 from tasks.sources import make_samples
 
 METHOD_FINETUNED = "ALL-PET pretrained + fine-tuned"
@@ -61,7 +65,9 @@ def run(task: str, examples: Sequence[int], n_test: int, steps: int, scratch_ste
         records = []
         with tempfile.TemporaryDirectory() as scratch:
             started = time.perf_counter()
-            tuned = run_task(dataclasses.replace(base, n_train=k, ldm_init="foundation"), Path(scratch) / "ft",
+            tuned = run_task(dataclasses.replace(base, n_train=k, ldm_init="foundation",
+                                                 unsupervised=task == "low_dose" and k == examples[0]),
+                             Path(scratch) / "ft",
                              progress, samples=(train[:k], test))
             tuned_s = time.perf_counter() - started
             started = time.perf_counter()
@@ -71,6 +77,7 @@ def run(task: str, examples: Sequence[int], n_test: int, steps: int, scratch_ste
             fresh_s = time.perf_counter() - started
         records += _rows(tuned, METHOD_LDM, METHOD_FINETUNED) + _rows(tuned, METHOD_UNET, METHOD_UNET)
         records += _rows(tuned, METHOD_INPUT_FILTERED, METHOD_INPUT_FILTERED)
+        records += _rows(tuned, METHOD_UNSUPERVISED, METHOD_UNSUPERVISED)
         records += _rows(fresh, METHOD_LDM, METHOD_SCRATCH)
         out["rows"].append({"examples": k, "test_sets": list(tuned.test_sets), "records": records,
                             "seconds": {METHOD_FINETUNED: tuned_s, METHOD_SCRATCH: fresh_s}})
@@ -91,7 +98,7 @@ def _paired(records: list, test_set: str, method: str, other: str, metric: str):
 def markdown(report: dict) -> str:
     lines = [f"# Foundation model: few-shot adaptation ({report['machine']}, {report['date']})", "",
              f"Command: `{report['command']}`", ""]
-    methods = (METHOD_FINETUNED, METHOD_SCRATCH, METHOD_UNET, METHOD_INPUT_FILTERED)
+    methods = (METHOD_FINETUNED, METHOD_SCRATCH, METHOD_UNET, METHOD_INPUT_FILTERED, METHOD_UNSUPERVISED)
     for task in report["tasks"]:
         for row in task["rows"]:
             records = row["records"]
@@ -99,7 +106,7 @@ def markdown(report: dict) -> str:
                       "| test set | method | PSNR (dB) | SSIM | lesion contrast recovery | "
                       "PSNR gain of fine-tuned (dB, paired) |", "|---|---|---|---|---|---|"]
             for test_set in row["test_sets"]:
-                for method in methods:
+                for method in [m for m in methods if any(r["method"] == m for r in records)]:
                     cells = [_summary(records, test_set, method, m).format(3) for m in METRICS]
                     gain = ("" if method == METHOD_FINETUNED
                             else _paired(records, test_set, METHOD_FINETUNED, method, "psnr").format(2))

@@ -110,7 +110,14 @@ class TrainConfig:
         Start from these weights (a weights folder such as the shipped
         ``foundation``, or a run or checkpoint folder: its EMA weights;
         :func:`ldm.weights.init_weights`) instead of random ones: fine-tuning.
-        The architecture must be the same; the calibrated scales come along.
+        The architecture must be the same; the calibrated scales come along
+        (see ``calibrate_sinogram_scale``).
+    calibrate_sinogram_scale : bool
+        With ``init_from``: calibrate ``sinogram_scale`` anew on this run's
+        first batch (the rms of its targets) instead of keeping the loaded
+        one, so that data of another count level (a fine-tune's task data)
+        reach the pretrained autoencoder at the level it was trained at;
+        ``latent_scale`` is kept. Continued pretraining on the same data keeps both.
     cpu_threads : int, optional
         CPU threads of torch and Numba (:func:`ldm.runtime.set_cpu_threads`),
         set by ``allpet train``; ``None`` keeps the defaults. On a shared or
@@ -136,6 +143,7 @@ class TrainConfig:
     device: str = "auto"
     find_unused_parameters: bool = True
     init_from: Optional[str] = None
+    calibrate_sinogram_scale: bool = False
     cpu_threads: Optional[int] = None
 
     def __post_init__(self) -> None:
@@ -165,6 +173,7 @@ class TrainConfig:
         if not isinstance(self.device, str) or self.device.split(":")[0] not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
         check_bool("find_unused_parameters", self.find_unused_parameters)
+        check_bool("calibrate_sinogram_scale", self.calibrate_sinogram_scale)
         if self.cpu_threads is not None:
             positive_int("cpu_threads", self.cpu_threads, 1)
         if self.init_from is not None and (not isinstance(self.init_from, str) or not self.init_from):

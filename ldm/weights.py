@@ -77,12 +77,14 @@ def load_model(source: Optional[Any] = None, device: str = "cpu") -> tuple[Sinog
     return model.to(device).eval(), config, folder
 
 
-def init_weights(model: SinogramLDM, source: Any) -> Path:
+def init_weights(model: SinogramLDM, source: Any, calibrate_sinogram_scale: bool = False) -> Path:
     """Load the weights of ``source`` into ``model`` (strict); returns the folder they came from.
 
     ``source``: a shipped model's name (:data:`SHIPPED_MODELS`), a weights
     folder, or a run or checkpoint folder (EMA weights). ``ValueError`` when
-    the architectures differ.
+    the architectures differ. With ``calibrate_sinogram_scale`` the loaded
+    ``sinogram_scale`` is cleared, so the model's first training batch
+    calibrates it (``TrainConfig.calibrate_sinogram_scale``).
     """
     pretrained, _, folder = load_model(shipped_weights(source) if source in SHIPPED_MODELS else source)
     try:
@@ -90,6 +92,8 @@ def init_weights(model: SinogramLDM, source: Any) -> Path:
     except RuntimeError as error:
         raise ValueError(f"the weights of {folder} do not fit this model (another architecture): "
                          f"{' '.join(str(error).split())[:300]}") from None
+    if calibrate_sinogram_scale:
+        model.sinogram_scale.zero_()
     return folder
 
 

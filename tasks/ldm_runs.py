@@ -8,22 +8,26 @@ prompt labels and the sinogram window, :class:`PromptedItems`);
 :func:`train_ldm` trains it on a task's examples (:mod:`tasks.examples`),
 keeping a checkpoint that ``allpet sample`` can apply (:func:`ldm_data_config`);
 :func:`sample_ldm` draws its sinograms for test examples.
+:func:`sample_unsupervised` uses the pretrained model with no paired
+example at all (low dose: a posterior sample of the measured counts).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
+
+from pet_projection.simulation import TaskSample
 
 from .examples import ExampleDataset, Examples, MixedDataset
 from .pipeline_config import PipelineConfig
 from .task import PETTask
 
-__all__ = ["PromptedItems", "ldm_data_config", "ldm_experiment", "sample_ldm", "torch_device", "train_ldm",
-           "training_logs"]
+__all__ = ["PromptedItems", "ldm_data_config", "ldm_experiment", "sample_ldm", "sample_unsupervised",
+           "torch_device", "train_ldm", "training_logs"]
 
 
 def torch_device(config: PipelineConfig) -> Any:
@@ -76,12 +80,17 @@ def _prompted(items: Any, task: PETTask, config: PipelineConfig, projector: Any)
     """``items`` as :class:`PromptedItems` for the foundation architecture (``ldm_init`` or ``ldm_preset``)."""
     if config.ldm_init is None and config.ldm_preset != "foundation":
         return items
+    return PromptedItems(items, task.name, *_prompt_ids(config, projector))
+
+
+def _prompt_ids(config: PipelineConfig, projector: Any) -> tuple[int, int, np.ndarray]:
+    """Tracer and region ids of the run's prompt (-1: unspecified) and the window row of ``projector``."""
     from ldm.windows import window_row
     from pet_projection.simulation import ANATOMIES, TRACERS
 
     tracer = config.simulation_config().tracer
     region = ANATOMIES.index(config.anatomy) if config.anatomy in ANATOMIES else -1
-    return PromptedItems(items, task.name, list(TRACERS).index(tracer), region, window_row(projector.geometry))
+    return list(TRACERS).index(tracer), region, window_row(projector.geometry)
 
 
 def ldm_experiment(task: PETTask, config: PipelineConfig, n_items: int, out_dir: Path):
@@ -110,9 +119,7 @@ def ldm_experiment(task: PETTask, config: PipelineConfig, n_items: int, out_dir:
         residual = config.physics_prior and task.residual_decode
         model = dataclasses.replace(architecture.model_config(), mode="bridge", prediction_type="sample",
                                     use_constraints=config.use_constraints, residual_decode=residual,
-                                    autoencode_inputs=source is None and residual and task.autoencode_inputs,
-                                    sinogram_scale=None if source is None else architecture.model.sinogram_scale,
-                                    latent_scale=None if source is None else architecture.model.latent_scale)
+                                    autoencode_inputs=source is None and residual and task.autoencode_inputs)
         steps = {"autoencoder": 0 if source is not None else config.autoencoder_steps,
                  "diffusion": config.diffusion_steps}
         # fine-tuning starts from trained weights: a smaller peak learning rate than training from scratch
@@ -126,7 +133,8 @@ def ldm_experiment(task: PETTask, config: PipelineConfig, n_items: int, out_dir:
                                     out_dir=str(out_dir), seed=config.seed, checkpoint_every=max(total, 1),
                                     log_every=max(1, min(10, total // 20 or 1)), keep_checkpoints=1,
                                     cpu_threads=config.threads, num_workers=0,
-                                    init_from=None if source is None else str(source))
+                                    init_from=None if source is None else str(source),
+                                    calibrate_sinogram_scale=source is not None)
         return model, train
     mode = {"mode": "bridge", "prediction_type": "sample"} if config.ldm_mode == "bridge" else {"mode": "ddpm"}
     preset_model = preset.model_config()
@@ -207,7 +215,7 @@ def train_ldm(task: PETTask, examples: Examples, config: PipelineConfig, out_dir
     if train_config.init_from is not None:
         from ldm.weights import init_weights
 
-        init_weights(model, train_config.init_from)
+        init_weights(model, train_config.init_from, train_config.calibrate_sinogram_scale)
     trainer = Trainer(model, train_config, dataset, out_dir=out_dir, run_config=run_config, device=torch_device(config),
                       progress=progress)
     trainer.fit()
@@ -240,6 +248,52 @@ def sample_ldm(model: Any, task: PETTask, examples: Examples, config: PipelineCo
                            guidance_scale=config.guidance_scale)
         out.append(sinograms[:, 0].float().cpu().numpy())
     return np.concatenate(out)
+
+
+def sample_unsupervised(task: PETTask, samples: Sequence[TaskSample], examples: Examples, config: PipelineConfig,
+                        projector: Any, progress: bool = True) -> np.ndarray:
+    """Full-dose sinograms ``(N, n_views, n_bins)`` of low-dose examples from the pretrained prior alone.
+
+    The pretrained model (``config.ldm_init``, else the shipped
+    ``"foundation"``) is prompted for synthesis of the run's tracer and region
+    in the samples' window and sampled as the posterior of each example's
+    measured counts (``samples[sample_index].input``, Poisson;
+    :func:`ldm.sampling.sample_poisson_posterior`, ``config.sampling_steps``
+    steps, likelihood step ``config.unsupervised_step_size``); the expected
+    counts are brought to the target's count scale
+    (:meth:`~tasks.task.PETTask.input_scale`). No paired example and no
+    training: what the prior knows of the anatomy and the counts alone.
+    Deterministic in ``config.seed``.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from ldm.prompts import PROMPT_TASKS
+    from ldm.sampling import sample_poisson_posterior
+    from ldm.weights import SHIPPED_MODELS, load_model, shipped_weights
+
+    source = config.ldm_init or "foundation"
+    device = torch_device(config)
+    model = load_model(shipped_weights(source) if source in SHIPPED_MODELS else source, str(device))[0]
+    tracer, region, row = _prompt_ids(config, projector)
+    labels = {"task": PROMPT_TASKS.index("synthesis"), "tracer": tracer, "region": region}
+    picked = [samples[int(i)] for i in examples.sample_index]
+    counts = np.stack([sample.input for sample in picked]).astype(np.float32)
+    scales = np.array([task.input_scale(sample) for sample in picked], dtype=np.float32)
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    out = []
+    size = 8
+    for start in tqdm(range(0, len(picked), size), desc="unsupervised sampling (Poisson posterior)",
+                      disable=not progress, unit="batch"):
+        chunk = torch.from_numpy(counts[start:start + size, None]).to(device)
+        n = chunk.shape[0]
+        batch = {"input": torch.zeros_like(chunk), "mask": torch.zeros_like(chunk),
+                 "window": torch.from_numpy(np.repeat(row[None], n, axis=0)).to(device),
+                 **{key: torch.full((n,), value, dtype=torch.long, device=device) for key, value in labels.items()}}
+        expected = sample_poisson_posterior(model, batch, chunk, config.sampling_steps,
+                                            config.unsupervised_step_size, generator=generator)
+        out.append(expected[:, 0].float().cpu().numpy())
+    return np.concatenate(out) * scales[:, None, None]
 
 
 def training_logs(run_dir: Path) -> dict[str, dict[str, list[float]]]:

@@ -30,10 +30,10 @@ from pet_projection.simulation import TaskSample
 from .baselines import SinogramUNet
 from .classical_baselines import ClassicalBaseline
 from .examples import Examples, build_examples, with_resampled_inputs, with_warped_anatomies
-from .ldm_runs import sample_ldm, torch_device, train_ldm, training_logs
+from .ldm_runs import sample_ldm, sample_unsupervised, torch_device, train_ldm, training_logs
 from .pipeline_config import PipelineConfig
 from .registry import get_task
-from .results import IN_DISTRIBUTION, METHOD_LDM, METHOD_UNET, TaskResult
+from .results import IN_DISTRIBUTION, METHOD_LDM, METHOD_UNET, METHOD_UNSUPERVISED, TaskResult
 from .scoring import score_test_set, tune_post_filter_fwhm
 from .sources import EvaluationSet, select_samples, unseen_test_sets
 from .task import PETTask, sample_projector
@@ -90,6 +90,11 @@ def run_task(config: PipelineConfig, work_dir: Any, progress: bool = True,
     with _timed(timings, "LDM sampling"):
         sinograms: list[dict[str, np.ndarray]] = [{METHOD_LDM: sample_ldm(model, task, ex, config, progress,
                                                                           projector)} for ex in examples]
+    if config.unsupervised:
+        with _timed(timings, "unsupervised sampling"):
+            for outputs, test_set, ex in zip(sinograms, test_sets, examples):
+                outputs[METHOD_UNSUPERVISED] = sample_unsupervised(task, test_set.samples, ex, config, projector,
+                                                                   progress)
     info: dict[str, Any] = {"task_summary": task.summary, "device": str(device),
                             "ldm_parameters": sum(p.numel() for p in model.parameters()),
                             "latent_factor": model.config.autoencoder.downsampling_factor,

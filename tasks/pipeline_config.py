@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 from pet_projection.config_dicts import dataclass_to_dict
 from pet_projection.simulation import SimulationConfig
-from pet_projection.validation import check_choice
+from pet_projection.validation import check_bool, check_choice, check_non_negative
 
 from .attention_inputs import ATTENTION_MODES
 from .model_inputs import ModelInput, physics_prior_model_input
@@ -76,7 +76,11 @@ class PipelineConfig:
     ``ldm_preset="foundation"`` trains that architecture from scratch instead
     of the tiny one (:func:`tasks.ldm_runs.ldm_experiment`). Both need the
     foundation's geometry to be meaningful: 64 pixels and views of the
-    region's field of view (``size=64, n_views=64``). Sampling:
+    region's field of view (``size=64, n_views=64``). ``unsupervised`` (low
+    dose only) adds the pretrained model used without any paired example: a
+    posterior sample of each measured low-dose sinogram's Poisson counts under
+    the prompt's prior (:func:`tasks.ldm_runs.sample_unsupervised`), with
+    ``unsupervised_step_size`` (the likelihood's step). Sampling:
     ``sampler``, ``sampling_steps``, ``guidance_scale`` (TMA guidance).
     Baselines: ``baselines`` (all on or off), ``unet_steps``; OSEM
     ``osem_subsets`` x ``osem_iterations``; post-filter FWHMs tried, in voxels
@@ -125,6 +129,8 @@ class PipelineConfig:
     batch_size: int = 8
     ldm_init: Optional[str] = None
     ldm_preset: str = "tiny"
+    unsupervised: bool = False
+    unsupervised_step_size: float = 0.1
     sampler: str = "ddim"
     sampling_steps: int = 25
     guidance_scale: float = 0.0
@@ -177,6 +183,11 @@ class PipelineConfig:
             raise TypeError(f"ldm_init must name pretrained weights ('foundation' or a folder), got {self.ldm_init!r}")
         if self.ldm_init is not None and self.ldm_mode != "bridge":
             raise ValueError("ldm_init fine-tunes the pretrained model as the task's bridge: set ldm_mode='bridge'")
+        check_bool("unsupervised", self.unsupervised)
+        if self.unsupervised and self.task != "low_dose":
+            raise ValueError("unsupervised sampling serves the low_dose task only (the Poisson likelihood of its "
+                             f"measured counts), not {self.task!r}")
+        check_non_negative("unsupervised_step_size", self.unsupervised_step_size)
         if self.ldm_mode not in ("ddpm", "bridge"):
             raise ValueError(f"ldm_mode must be 'ddpm' or 'bridge', got {self.ldm_mode!r}")
         if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):

@@ -13,7 +13,10 @@ conditions them (the task's physics prior, :attr:`tasks.task.PETTask.prior_model
 the model becomes the input-to-target bridge that predicts ``z0``, as the
 pretrained denoiser does, with the task's residual decode; training starts
 from the pretrained weights (``train.init_from``), keeps the pretrained
-autoencoder (0 autoencoder steps) and runs ``--steps`` diffusion steps. The
+autoencoder (0 autoencoder steps) and its latent scale, calibrates the
+sinogram scale on the task's data (``train.calibrate_sinogram_scale``: the
+pretrained autoencoder sees them at the level it was trained at, whatever
+their counts) and runs ``--steps`` diffusion steps. The
 prompt's task label is the folder's task. Further ``KEY=VALUE`` overrides
 follow these. The fine-tuned run is a checkpoint for :func:`ldm.weights.load_model`
 and for task runs (``PipelineConfig.ldm_init``); ``allpet sample`` does not yet
@@ -66,6 +69,7 @@ def finetune_overrides(task_name: str, data: Path, examples: int, model: str, st
             f"data.bin_width_mm={projector['bin_width_mm']}", f"data.model_input={task.prior_model_input}",
             f"data.prior_fwhm_voxels={task.prior_fwhm_voxels}", "model.mode=bridge", "model.prediction_type=sample",
             f"model.residual_decode={str(task.residual_decode).lower()}", f"train.init_from={model}",
+            "train.calibrate_sinogram_scale=true",
             "train.stages.autoencoder.steps=0", f"train.stages.diffusion.steps={steps}",
             f"train.stages.diffusion.warmup_steps={min(50, steps // 10)}", "train.stages.diffusion.lr=2.0e-4",
             f"train.batch_size={min(batch_size, examples * task.n_outputs)}", f"train.out_dir={out}",

@@ -139,8 +139,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if config.train.init_from is not None:
             from ldm.weights import init_weights
 
-            print(f"allpet train: starting from the weights of {init_weights(model, config.train.init_from)}",
-                  file=sys.stderr)
+            folder = init_weights(model, config.train.init_from, config.train.calibrate_sinogram_scale)
+            print(f"allpet train: starting from the weights of {folder}", file=sys.stderr)
         trainer = Trainer(model, config.train, data.dataset, collate_fn=data.collate_fn, run_config=plain,
                           device=env.device, progress=not args.no_progress)
         if trainer.is_main and data.input_weights is not None:  # sampling conditions its inputs with them too

@@ -240,3 +240,60 @@ def test_prompted_model_generates_the_requested_window_keeping_known_rays(n_view
     known = batch["mask"].bool()
     torch.testing.assert_close(out[known], batch["known"][known])
     assert bool((out >= 0).all())  # the constraints' projection keeps counts non-negative
+
+
+# ------------------------------------------------------------------------------------------------ unsupervised use
+
+def _synthesis_batch(counts: torch.Tensor) -> dict:
+    n, _, n_views, n_bins = counts.shape
+    window = SinogramWindow(n_views, n_bins, (0.0, math.pi), (-80.0, 80.0))
+    ids = Prompt("synthesis", "fdg", "brain").label_ids()
+    return {"input": torch.zeros_like(counts), "mask": torch.zeros_like(counts),
+            "window": torch.from_numpy(np.repeat(window.row()[None], n, axis=0)),
+            **{key: torch.full((n,), value) for key, value in ids.items()}}
+
+
+def _poisson_counts(n: int = 2, n_views: int = 12, n_bins: int = 16, seed: int = 0) -> torch.Tensor:
+    grid = ImageGrid((n_bins, n_bins), voxel_size_mm=160.0 / n_bins)
+    projector = ParallelBeamProjector(ParallelBeamGeometry(grid, n_views, n_bins, 160.0 / n_bins))
+    rng = np.random.default_rng(seed)
+    images = random_ellipses(grid, n, rng).astype(np.float64) + 0.1
+    expected = np.stack([np.asarray(projector(image)) for image in images])
+    expected *= 3.0e3 / expected.sum(axis=(1, 2), keepdims=True)
+    return torch.from_numpy(rng.poisson(expected)[:, None].astype(np.float32))
+
+
+def _nll(expected: torch.Tensor, counts: torch.Tensor) -> float:
+    rate = expected.double().clamp_min(1e-9)
+    return float((rate - counts.double() * torch.log(rate)).sum())
+
+
+def test_poisson_posterior_matches_the_counts_level_and_fits_them_better_than_the_prior():
+    from ldm.sampling import sample_poisson_posterior
+
+    model = _prompted_model()
+    counts = _poisson_counts()
+    batch = _synthesis_batch(counts)
+    prior = sample_poisson_posterior(model, batch, counts, n_steps=4, step_size=0.0,
+                                     generator=torch.Generator().manual_seed(1))
+    posterior = sample_poisson_posterior(model, batch, counts, n_steps=4, step_size=0.3, n_inner=5,
+                                         generator=torch.Generator().manual_seed(1))
+    for out in (prior, posterior):
+        assert out.shape == counts.shape and bool((out >= 0).all())
+        torch.testing.assert_close(out.sum(dim=(1, 2, 3)), counts.sum(dim=(1, 2, 3)), rtol=1e-4, atol=0.0)
+    assert _nll(posterior, counts) < _nll(prior, counts) - 10.0
+
+
+def test_poisson_posterior_refuses_bridge_models_and_bad_counts():
+    from ldm.sampling import sample_poisson_posterior
+
+    model = _prompted_model()
+    counts = _poisson_counts(n=1)
+    batch = _synthesis_batch(counts)
+    with pytest.raises(ValueError, match="non-negative"):
+        sample_poisson_posterior(model, batch, -counts, n_steps=2)
+    with pytest.raises(ValueError, match="shape"):
+        sample_poisson_posterior(model, batch, counts[..., :-1], n_steps=2)
+    bridge = SinogramLDM(LDMConfig(**{**model.config.__dict__, "mode": "bridge"}))
+    with pytest.raises(ValueError, match="ddpm"):
+        sample_poisson_posterior(bridge, batch, counts, n_steps=2)

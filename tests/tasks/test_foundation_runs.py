@@ -36,14 +36,17 @@ def test_prompted_items_carry_the_task_or_inpainting_the_labels_and_the_window()
 
 def test_fine_tuning_keeps_the_pretrained_architecture_and_autoencoder(tmp_path):
     weights = write_tiny_weights(tmp_path / "tiny")
-    config = PipelineConfig.quick(ldm_init=str(weights), baselines=False, unseen_test=())
+    config = PipelineConfig.quick(ldm_init=str(weights), baselines=False, unseen_test=(), unsupervised=True)
     model_config, train_config = ldm_experiment(get_task("low_dose"), config, 8, tmp_path / "run")
     pretrained, pretrained_config, _ = load_model(weights)
     assert model_config.mode == "bridge" and model_config.coordinate_channels
     assert model_config.denoiser == pretrained_config.model.denoiser
     assert train_config.stages["autoencoder"].steps == 0 and train_config.init_from == str(weights)
+    assert train_config.calibrate_sinogram_scale  # the task's count level, not the pretraining's
     result = run_task(config, tmp_path / "work", progress=False)
-    assert any(record["method"] == "LDM (ALL-PET)" and np.isfinite(record["psnr"]) for record in result.records)
+    for method in ("LDM (ALL-PET)", "ALL-PET pretrained, unsupervised (no pairs)"):
+        rows = [record for record in result.records if record["method"] == method]
+        assert len(rows) == config.n_test and all(np.isfinite(record["psnr"]) for record in rows)
     tuned, _, _ = load_model(tmp_path / "work" / "ldm")
     for name, value in pretrained.autoencoder.state_dict().items():
         torch.testing.assert_close(tuned.autoencoder.state_dict()[name], value, rtol=0, atol=0, msg=name)
@@ -55,3 +58,8 @@ def test_the_same_architecture_from_scratch_trains_both_stages(tmp_path):
     assert model_config.n_tasks == len(PROMPT_TASKS) and model_config.coordinate_channels
     assert model_config.sinogram_scale is None and train_config.init_from is None
     assert train_config.stages["autoencoder"].steps == config.autoencoder_steps
+
+
+def test_unsupervised_sampling_is_for_low_dose_only():
+    with pytest.raises(ValueError, match="low_dose task only"):
+        PipelineConfig.quick("delayed_frame", unsupervised=True)

@@ -48,6 +48,19 @@ def test_init_weights_refuses_another_architecture(pretrained):
         load_model(pretrained)
 
 
+def test_init_weights_can_leave_the_sinogram_scale_to_the_new_data(pretrained):
+    model, _, _ = load_model(pretrained / "weights")
+    pretrained_scale = float(model.sinogram_scale)
+    init_weights(model, str(pretrained / "weights"), calibrate_sinogram_scale=True)
+    assert float(model.sinogram_scale) == 0.0 and float(model.latent_scale) > 0.0
+    target = 7.0 * pretrained_scale * torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    window = torch.tensor([[0.0, torch.pi / 16, -64.0, 8.0]] * 2, dtype=torch.float64)
+    batch = {"target": target, "input": torch.zeros_like(target), "mask": torch.zeros_like(target),
+             "window": window, "task": torch.tensor([0, 0])}
+    model.train().loss(batch, "diffusion")
+    torch.testing.assert_close(float(model.sinogram_scale), float(target.double().square().mean().sqrt()))
+
+
 def test_finetune_adapts_the_denoiser_and_keeps_the_pretrained_autoencoder(pretrained, tmp_path, capsys):
     data = tmp_path / "ld"
     assert allpet(["simulate", "--task", "low_dose", "--n", "3", "--size", "16", "--views", "16", "--region",
@@ -60,6 +73,9 @@ def test_finetune_adapts_the_denoiser_and_keeps_the_pretrained_autoencoder(pretr
     assert config.model.mode == "bridge" and config.data.max_examples == 2
     for name, value in before.autoencoder.state_dict().items():
         torch.testing.assert_close(after.autoencoder.state_dict()[name], value, rtol=0, atol=0, msg=name)
+    # the pretrained latent scale is kept, the sinogram scale is calibrated on the task's (other) count level
+    assert float(after.latent_scale) == float(before.latent_scale)
+    assert config.train.calibrate_sinogram_scale and float(after.sinogram_scale) != float(before.sinogram_scale)
     changed = [name for name, value in before.denoiser.state_dict().items()
                if not torch.equal(after.denoiser.state_dict()[name], value)]
     assert changed, "fine-tuning left the denoiser unchanged"
