@@ -251,7 +251,7 @@ class EditedAttention:
 def simulated_inputs(path: Any, labels: Sequence[str] = (), model_input: Optional[ModelInput] = None,
                      input_weights: Optional[np.ndarray] = None, spec: Optional[RoiEditSpec] = None,
                      samples: Optional[Sequence[int]] = None, progress: bool = False,
-                     mode: str = "segmentation") -> dict[str, np.ndarray]:
+                     mode: str = "segmentation", window: bool = False) -> dict[str, np.ndarray]:
     """Sampling inputs of an ``allpet simulate`` folder, read as in training, attention in ``mode`` after ``spec``.
 
     Parameters
@@ -275,22 +275,26 @@ def simulated_inputs(path: Any, labels: Sequence[str] = (), model_input: Optiona
         without a spec gives the items of
         :class:`~ldm.folder_datasets.SimulatedTaskDataset` unchanged (the
         simulator's lesion labels).
+    window : bool
+        Add each item's sinogram window row ``"window"`` ``(N, 4)`` float64
+        (a foundation model's coordinate channels: :mod:`ldm.windows`).
 
     Returns
     -------
     dict
         ``(N, V, R)`` float32 sinograms ``input``, ``attention`` and ``support``
-        (no ``target``) and ``(N,)`` int64 labels: N items in sample order, targets innermost.
+        (no ``target``), ``(N,)`` int64 labels and, with ``window``, the window
+        rows: N items in sample order, targets innermost.
     """
     from tqdm.auto import tqdm
 
-    from ldm.batches import LABEL_KEYS, SINOGRAM_KEYS, collate
+    from ldm.batches import LABEL_KEYS, SINOGRAM_KEYS, WINDOW_KEY, collate
     from ldm.folder_datasets import SimulatedTaskDataset
 
     edited = EditedAttention(spec, mode)
     if model_input is not None:
         model_input = edited.model_input(model_input)
-    dataset = SimulatedTaskDataset(path, labels, model_input, input_weights)
+    dataset = SimulatedTaskDataset(path, labels, model_input, input_weights, window=window)
     indices = range(len(dataset.data)) if samples is None else samples
     outside = [i for i in indices if not 0 <= i < len(dataset.data)]
     if outside:
@@ -304,4 +308,4 @@ def simulated_inputs(path: Any, labels: Sequence[str] = (), model_input: Optiona
         items.append(item)
     batch = collate(items)
     return {key: batch[key][:, 0].numpy() if key in SINOGRAM_KEYS else batch[key].numpy()
-            for key in SINOGRAM_KEYS + LABEL_KEYS if key in batch and key != "target"}
+            for key in SINOGRAM_KEYS + LABEL_KEYS + (WINDOW_KEY,) if key in batch and key != "target"}

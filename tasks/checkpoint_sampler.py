@@ -103,9 +103,10 @@ class CheckpointSampler:
 
     @property
     def labels(self) -> list[str]:
-        """The integer labels the model takes: ``tracer`` and / or ``region``."""
+        """The integer labels the model takes: ``tracer``, ``region`` and / or (a prompted model) ``task``."""
         model = self.config.model
-        return [name for name, count in (("tracer", model.n_tracers), ("region", model.n_regions)) if count]
+        return [name for name, count in (("tracer", model.n_tracers), ("region", model.n_regions),
+                                         ("task", model.n_tasks)) if count]
 
     @property
     def takes_attention(self) -> bool:
@@ -194,7 +195,8 @@ class CheckpointSampler:
 
         data = self.config.data
         weights = self.unmixing_weights() if data.model_input == "unmixing" else None
-        return simulated_inputs(path, self.labels, folder_model_input(data), weights, spec, samples, progress, mode)
+        return simulated_inputs(path, self.labels, folder_model_input(data), weights, spec, samples, progress, mode,
+                                window=self.config.model.coordinate_channels)
 
     # --- sampling ----------------------------------------------------------------------------------
 
@@ -205,13 +207,22 @@ class CheckpointSampler:
         Batches of ``settings.batch_size`` in order, all drawing from one
         generator seeded with ``settings.seed``, so the same inputs and
         settings give the same sinograms. Inputs the model cannot take are a ``ValueError``.
+        A model with coordinate channels (the foundation model) takes each
+        input's window row ``"window"`` ``(N, 4)``; inputs without one are in
+        the training geometry (``data_projector``), whose row they get.
         """
         import torch
         from tqdm.auto import tqdm
 
-        from ldm.batches import SINOGRAM_KEYS
+        from ldm.batches import SINOGRAM_KEYS, WINDOW_KEY
         from ldm.runtime import AUTOCAST_DTYPES
         from ldm.sampling import sample
+        from ldm.training_data import data_projector
+        from ldm.windows import window_row
+
+        if self.config.model.coordinate_channels and WINDOW_KEY not in inputs:
+            row = window_row(data_projector(self.config.data).geometry)
+            inputs = {**inputs, WINDOW_KEY: np.repeat(row[None], len(next(iter(inputs.values()))), axis=0)}
 
         generator = torch.Generator(self.device).manual_seed(settings.seed)
         dtype = AUTOCAST_DTYPES[settings.precision]

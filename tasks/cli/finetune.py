@@ -18,9 +18,10 @@ sinogram scale on the task's data (``train.calibrate_sinogram_scale``: the
 pretrained autoencoder sees them at the level it was trained at, whatever
 their counts) and runs ``--steps`` diffusion steps. The
 prompt's task label is the folder's task. Further ``KEY=VALUE`` overrides
-follow these. The fine-tuned run is a checkpoint for :func:`ldm.weights.load_model`
-and for task runs (``PipelineConfig.ldm_init``); ``allpet sample`` does not yet
-give a foundation model its window and task label.
+follow these. The fine-tuned run is a checkpoint for :func:`ldm.weights.load_model`,
+for task runs (``PipelineConfig.ldm_init``) and for ``allpet sample --checkpoint
+RUN --input DIR`` on an ``allpet simulate`` folder of the task (each input gets
+the folder's task label and its sinogram window).
 """
 
 from __future__ import annotations

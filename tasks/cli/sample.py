@@ -65,7 +65,7 @@ from .errors import check_outputs, command, run_command
 __all__ = ["main", "read_inputs", "sample_with"]
 
 BATCH_SINOGRAMS = ("input", "known", "mask", "attention", "support")
-BATCH_LABELS = ("tracer", "region")
+BATCH_LABELS = ("tracer", "region", "task")
 SAMPLES_FILE, RECORD_FILE = "samples.npz", "sampling.json"
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 pytest.importorskip("diffusers")
 
+from ldm.prompts import PROMPT_TASKS  # noqa: E402
 from ldm.weights import init_weights, is_weights_folder, load_model  # noqa: E402
 from tasks.cli import main as allpet  # noqa: E402
 
@@ -79,6 +81,12 @@ def test_finetune_adapts_the_denoiser_and_keeps_the_pretrained_autoencoder(pretr
     changed = [name for name, value in before.denoiser.state_dict().items()
                if not torch.equal(after.denoiser.state_dict()[name], value)]
     assert changed, "fine-tuning left the denoiser unchanged"
+    # allpet sample gives the fine-tuned model the folder's task label and window
+    assert allpet(["sample", "--checkpoint", str(run), "--input", str(data), "--steps", "2", "--recon", "none",
+                   "--out", str(tmp_path / "samples"), "--no-progress"]) == 0
+    with np.load(tmp_path / "samples" / "samples.npz") as samples:
+        assert samples["sinogram"].shape == (3, 16, 16) and np.isfinite(samples["sinogram"]).all()
+        assert samples["task"].tolist() == [PROMPT_TASKS.index("low_dose")] * 3
     capsys.readouterr()
     assert allpet(["finetune", "--task", "delayed_frame", "--data", str(data), "--examples", "2",
                    "--model", str(pretrained / "weights"), "--out", str(tmp_path / "x")]) == 2
