@@ -136,6 +136,15 @@ class _Baseline(nn.Module):
         raise NotImplementedError
 
     def _step(self, x: torch.Tensor, tracer: torch.Tensor, region: torch.Tensor, generator: torch.Generator) -> float:
+        """One optimiser step on the model's ``loss`` (the GAN's two-player step overrides it); returns the loss."""
+        loss = self.loss(x, tracer, region, generator)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return float(loss.detach())
+
+    def loss(self, x: torch.Tensor, tracer: torch.Tensor, region: torch.Tensor,
+             generator: Optional[torch.Generator] = None) -> torch.Tensor:
         raise NotImplementedError
 
     def _sample(self, tracer: torch.Tensor, region: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -207,13 +216,6 @@ class ConditionalVAE(_Baseline):
         nll = (recon - x).square().sum(dim=(1, 2, 3)) / (2 * self.sigma**2)
         kl = 0.5 * (mean.square() + log_var.exp() - 1.0 - log_var).sum(dim=1)
         return (nll + kl).mean()
-
-    def _step(self, x: torch.Tensor, tracer: torch.Tensor, region: torch.Tensor, generator: torch.Generator) -> float:
-        loss = self.loss(x, tracer, region, generator)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        return float(loss.detach())
 
     def _sample(self, tracer: torch.Tensor, region: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         z = torch.randn((len(tracer), LATENT_DIM), generator=generator)
@@ -335,13 +337,6 @@ class PixelDDPM(_Baseline):
         a = self.alpha_bar[t][:, None, None, None]
         target = x0 if self.schedule.prediction_type == "sample" else noise
         return (self._predict(a.sqrt() * x0 + (1 - a).sqrt() * noise, t, tracer, region) - target).square().mean()
-
-    def _step(self, x: torch.Tensor, tracer: torch.Tensor, region: torch.Tensor, generator: torch.Generator) -> float:
-        loss = self.loss(x, tracer, region, generator)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        return float(loss.detach())
 
     def _sample(self, tracer: torch.Tensor, region: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         from diffusers import DDIMScheduler
