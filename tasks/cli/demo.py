@@ -9,6 +9,8 @@ Examples::
     allpet demo --keep-model && allpet sample --checkpoint report/model --input data/test --out samples
     allpet demo --attention oracle       # the simulator's lesion labels as attention: an upper bound
     allpet demo --unseen-test            # no unseen test sets (default: stir_thorax left_out_region)
+    allpet demo --foundation             # fine-tune the shipped foundation model on 16 examples (64 x 64)
+    allpet demo --unsupervised           # low dose: also the shipped model with no pairs (Poisson likelihood)
 
 Writes ``OUT/index.html`` (and ``report.md``), ``OUT/figures/*.png``,
 ``OUT/metrics.csv`` and ``OUT/results.json`` (with ``--keep-model`` also the
@@ -58,6 +60,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--unseen-test", nargs="*", default=None, metavar="SET", help=UNSEEN_TEST_HELP)
     parser.add_argument("--n-unseen-test", type=int, default=None, metavar="N",
                         help="samples per unseen test set (default 16; --quick 2)")
+    parser.add_argument("--foundation", action="store_true",
+                        help="start the LDM from the shipped foundation model and fine-tune it (its geometry, 64 x 64 "
+                             "pixels and views; 16 training examples and 300 diffusion steps unless --quick or "
+                             "--n-train say otherwise; about 20 minutes on a 2-core CPU)")
+    parser.add_argument("--unsupervised", action="store_true",
+                        help="low dose: add the shipped foundation model used with no paired example (a posterior "
+                             "sample of each input's Poisson counts)")
     parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--keep-model", action="store_true",
@@ -86,6 +95,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                              ("unseen_test", args.unseen_test),
                                              ("train_data", args.train_data), ("test_data", args.test_data))
                if value is not None}
+    if args.foundation:
+        foundation = {"ldm_init": "foundation"} if args.quick else {"ldm_init": "foundation", "size": 64,
+                                                                   "n_views": 64, "n_train": 16,
+                                                                   "diffusion_steps": 300}
+        changes = {**foundation, **changes}
+    if args.unsupervised:
+        changes["unsupervised"] = True
     start = time.perf_counter()
     try:
         config = demo_config(args.task, args.quick, device=args.device, threads=args.threads, **changes)

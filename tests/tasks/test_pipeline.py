@@ -150,6 +150,19 @@ def test_demo_cli_quick_writes_report(tmp_path):
     assert summary["left_out_region"][METHOD_LDM]["psnr"]["n"] == 2  # --quick: 2 samples per unseen set
 
 
+def test_demo_cli_can_start_from_the_shipped_model_and_add_the_unsupervised_row(tmp_path):
+    from tasks.cli.demo import main
+    from tasks.results import METHOD_UNSUPERVISED
+
+    out = tmp_path / "report"
+    assert main(["--quick", "--foundation", "--unsupervised", "--out", str(out), "--no-progress", "--n-test", "1",
+                 "--unseen-test"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["config"]["ldm_init"] == "foundation" and results["config"]["unsupervised"]
+    assert np.isfinite(results["summary"][IN_DISTRIBUTION][METHOD_UNSUPERVISED]["psnr"]["mean"])
+    assert main(["--quick", "--task", "delayed_frame", "--unsupervised", "--out", str(tmp_path / "x")]) == 2
+
+
 def test_oracle_attention_is_the_old_label_attention(tmp_path):
     """``attention="oracle"``: the examples' attention and the prior's unfiltered regions are the lesion labels'."""
     from pet_projection.simulation import lesion_attention
