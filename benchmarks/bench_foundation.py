@@ -21,7 +21,8 @@ on the unseen test sets (:data:`tasks.pipeline_config.UNSEEN_TEST_SETS`),
 with the fair attention (a segmentation of each input). The table gives
 image PSNR, SSIM and lesion contrast recovery with 95% CIs, and the paired
 differences (pretrained + fine-tuned minus each other method) with their
-95% CIs; ``--out`` gets ``.json`` and ``.md``.
+95% CIs; ``--out`` gets ``.json``, ``.md`` and ``.png`` (paired PSNR gain over
+post-filtered OSEM against K, a panel per task and test set; ``--replot`` redraws both from the ``.json``).
 
 Run: ``python -m benchmarks.bench_foundation`` (defaults: low dose,
 K = 16 and 64; about 30 minutes on a 2-core CPU).
@@ -116,6 +117,43 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def plot(report: dict, path: Path) -> None:
+    """Paired PSNR gain over post-filtered OSEM (mean, 95% CI) against K: a row of panels per task, one per test set."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = report["tasks"]
+    sets = tasks[0]["rows"][0]["test_sets"]
+    figure, axes = plt.subplots(len(tasks), len(sets), figsize=(4.2 * len(sets), 3.4 * len(tasks)), squeeze=False)
+    for task, row_axes in zip(tasks, axes):
+        ks = [row["examples"] for row in task["rows"]]
+        for test_set, ax in zip(sets, row_axes):
+            for shift, method in zip((-0.04, 0.0, 0.04), (METHOD_FINETUNED, METHOD_SCRATCH, METHOD_UNET)):
+                gains = [_paired(row["records"], test_set, method, METHOD_INPUT_FILTERED, "psnr")
+                         for row in task["rows"]]
+                ax.errorbar([k * 2 ** shift for k in ks], [g.mean for g in gains],
+                            yerr=[[g.mean - g.low for g in gains], [g.high - g.mean for g in gains]],
+                            marker="o", capsize=3, label=method)
+            for row in task["rows"]:
+                gain = _paired(row["records"], test_set, METHOD_UNSUPERVISED, METHOD_INPUT_FILTERED, "psnr")
+                if gain.n:
+                    ax.axhspan(gain.low, gain.high, color="grey", alpha=0.2)
+                    ax.axhline(gain.mean, color="grey", linestyle="--", label=METHOD_UNSUPERVISED)
+                    break
+            ax.axhline(0.0, color="black", linewidth=0.8)
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(ks, [str(k) for k in ks])
+            ax.set_title(f"{task['task']}: {test_set}", fontsize=10)
+            ax.set_xlabel("paired training examples K")
+            ax.set_ylabel("PSNR gain over post-filtered OSEM (dB)")
+    axes[0, 0].legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", nargs="+", default=["low_dose"])
@@ -127,15 +165,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/results/foundation")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--replot", action="store_true", help="redraw .md and .png from the existing .json, no runs")
     args = parser.parse_args(argv)
+    out = Path(args.out)
+    if args.replot:
+        report = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
+        out.with_suffix(".md").write_text(markdown(report), encoding="utf-8")
+        plot(report, out.with_suffix(".png"))
+        return 0
     report = {"command": "python -m benchmarks.bench_foundation " + " ".join(sys.argv[1:] if argv is None else argv),
               "machine": f"{platform.machine()}, CPU only", "date": time.strftime("%Y-%m-%d"),
               "tasks": [run(task, args.examples, args.n_test, args.steps, args.scratch_steps, args.size, args.seed,
                             not args.no_progress) for task in args.tasks]}
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")
     out.with_suffix(".md").write_text(markdown(report), encoding="utf-8")
+    plot(report, out.with_suffix(".png"))
     print(markdown(report))
     return 0
 
