@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from .metrics import IMAGE_METRICS, SINOGRAM_METRICS
+from .pipeline_config import PipelineConfig
 from .results import IN_DISTRIBUTION, METHOD_LDM, TaskResult
 
 __all__ = ["TEST_SET_LABELS", "comparison_table", "markdown_table", "metrics_table", "side_by_side_table",
@@ -223,6 +224,13 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
         "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows) + "</table>")
 
 
+
+def _model_name(config: PipelineConfig) -> str:
+    """What the run's LDM is: the tiny preset, the foundation architecture from scratch, or pretrained weights."""
+    if config.ldm_init is not None:
+        return f"pretrained sinogram LDM ({config.ldm_init}) fine-tuned"
+    return "foundation-architecture sinogram LDM" if config.ldm_preset == "foundation" else "tiny sinogram LDM"
+
 def write_report(result: TaskResult, folder: Any, extra: Any = None) -> Path:
     """Write the report of ``result`` into ``folder`` (created; files listed in the module docstring).
 
@@ -261,10 +269,11 @@ def write_report(result: TaskResult, folder: Any, extra: Any = None) -> Path:
                     f", dose reduction factor {config.dose_reduction_factor:g}" if config.task == "low_dose" else ""),
         "test sets": "; ".join(f"{TEST_SET_LABELS[name]}: {text}" for name, text in result.test_sets.items()),
         "attention": f"{config.attention_label} (training and testing)" if config.use_tma else "off (no TMA)",
-        "model": f"tiny sinogram LDM, {result.info.get('ldm_parameters', 0):,} parameters, autoencoder "
+        "model": f"{_model_name(config)}, {result.info.get('ldm_parameters', 0):,} parameters, autoencoder "
                  f"downsampling {result.info.get('latent_factor', '?')}, denoiser width "
                  f"{result.info.get('denoiser_channels', '?')}; "
-                 f"{config.autoencoder_steps} autoencoder + {config.diffusion_steps} diffusion steps; "
+                 f"{0 if config.ldm_init else config.autoencoder_steps} autoencoder + {config.diffusion_steps} "
+                 "diffusion steps; "
                  f"TMA {'on' if config.use_tma else 'off'}, constraints {'on' if config.use_constraints else 'off'}, "
                  f"RMAS/DMM {'on' if config.use_rmas else 'off'}; {config.sampler} {config.sampling_steps} steps",
         "reconstruction": f"OSEM {config.osem_subsets} subsets x {config.osem_iterations} iterations; post-filter "
