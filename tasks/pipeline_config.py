@@ -72,7 +72,11 @@ class PipelineConfig:
     ``autoencoder_steps``, ``diffusion_steps``, ``batch_size``. Foundation
     model: ``ldm_init`` starts the LDM from pretrained weights (``"foundation"``,
     the shipped model, or a weights, run or checkpoint folder), fine-tuned as
-    the task's bridge for ``diffusion_steps`` with its autoencoder kept;
+    the task's bridge for ``diffusion_steps``; its autoencoder is kept, or,
+    for tasks whose inputs and targets are sinograms of another kind than the
+    pretraining data (:attr:`~tasks.task.PETTask.autoencode_inputs`:
+    attenuation correction, delayed frame, tracer separation), fine-tuned on
+    the examples' inputs and targets for ``finetune_autoencoder_steps`` first;
     ``ldm_preset="foundation"`` trains that architecture from scratch instead
     of the tiny one (:func:`tasks.ldm_runs.ldm_experiment`). Both need the
     foundation's geometry to be meaningful: 64 pixels and views of the
@@ -128,6 +132,7 @@ class PipelineConfig:
     diffusion_steps: int = 1400
     batch_size: int = 8
     ldm_init: Optional[str] = None
+    finetune_autoencoder_steps: int = 200
     ldm_preset: str = "tiny"
     unsupervised: bool = False
     unsupervised_step_size: float = 0.1
@@ -152,7 +157,8 @@ class PipelineConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("autoencoder_steps", "diffusion_steps", "unet_steps", "count_resampling", "anatomy_warps"):
+        for name in ("autoencoder_steps", "diffusion_steps", "unet_steps", "count_resampling", "anatomy_warps",
+                     "finetune_autoencoder_steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")

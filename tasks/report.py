@@ -30,8 +30,10 @@ from typing import Any
 
 import numpy as np
 
+from .ldm_runs import autoencoder_steps
 from .metrics import IMAGE_METRICS, SINOGRAM_METRICS
 from .pipeline_config import PipelineConfig
+from .registry import get_task
 from .results import IN_DISTRIBUTION, METHOD_LDM, TaskResult
 
 __all__ = ["TEST_SET_LABELS", "comparison_table", "markdown_table", "metrics_table", "side_by_side_table",
@@ -272,7 +274,7 @@ def write_report(result: TaskResult, folder: Any, extra: Any = None) -> Path:
         "model": f"{_model_name(config)}, {result.info.get('ldm_parameters', 0):,} parameters, autoencoder "
                  f"downsampling {result.info.get('latent_factor', '?')}, denoiser width "
                  f"{result.info.get('denoiser_channels', '?')}; "
-                 f"{0 if config.ldm_init else config.autoencoder_steps} autoencoder + {config.diffusion_steps} "
+                 f"{autoencoder_steps(get_task(config.task), config)} autoencoder + {config.diffusion_steps} "
                  "diffusion steps; "
                  f"TMA {'on' if config.use_tma else 'off'}, constraints {'on' if config.use_constraints else 'off'}, "
                  f"RMAS/DMM {'on' if config.use_rmas else 'off'}; {config.sampler} {config.sampling_steps} steps",

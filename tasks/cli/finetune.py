@@ -13,7 +13,10 @@ conditions them (the task's physics prior, :attr:`tasks.task.PETTask.prior_model
 the model becomes the input-to-target bridge that predicts ``z0``, as the
 pretrained denoiser does, with the task's residual decode; training starts
 from the pretrained weights (``train.init_from``), keeps the pretrained
-autoencoder (0 autoencoder steps) and its latent scale, calibrates the
+autoencoder and its latent scale (or, for tasks whose inputs are another
+kind of sinogram, :attr:`tasks.task.PETTask.autoencode_inputs`, fine-tunes
+the autoencoder on the inputs and targets for ``--autoencoder-steps`` first,
+default 200, latent scale kept), calibrates the
 sinogram scale on the task's data (``train.calibrate_sinogram_scale``: the
 pretrained autoencoder sees them at the level it was trained at, whatever
 their counts) and runs ``--steps`` diffusion steps. The
@@ -44,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--examples", type=int, required=True, help="paired examples to adapt on (its first K)")
     parser.add_argument("--model", default="foundation", help="pretrained weights (default: the shipped foundation)")
     parser.add_argument("--steps", type=int, default=400, help="diffusion fine-tuning steps (default 400)")
+    parser.add_argument("--autoencoder-steps", type=int, default=None,
+                        help="autoencoder fine-tuning steps (default: 200 for tasks whose inputs are another kind of "
+                             "sinogram than the targets, else 0)")
     parser.add_argument("--batch-size", type=int, default=8, help="batch size (at most --examples; default 8)")
     parser.add_argument("--out", required=True, help="run folder")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -51,15 +57,21 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def finetune_overrides(task_name: str, data: Path, examples: int, model: str, steps: int, batch_size: int,
-                       out: Path) -> list[str]:
+                       out: Path, autoencoder_steps: Optional[int] = None) -> list[str]:
     """The ``allpet train`` overrides of a fine-tune (module docstring); checks the folder first."""
     from pet_projection.simulation import SimulatedDataset
 
+    from ..pipeline_config import PipelineConfig
     from ..registry import get_task
 
     task = get_task(task_name)
     if examples < 1 or steps < 1 or batch_size < 1:
         raise ValueError("--examples, --steps and --batch-size must be positive")
+    autoencode_inputs = task.residual_decode and task.autoencode_inputs
+    if autoencoder_steps is None:
+        autoencoder_steps = PipelineConfig.finetune_autoencoder_steps if autoencode_inputs else 0
+    if autoencoder_steps < 0:
+        raise ValueError("--autoencoder-steps must be >= 0")
     folder = SimulatedDataset(data)
     if folder.task != task.name:
         raise ValueError(f"{data} holds a {folder.task!r} dataset, not {task.name!r}")
@@ -71,10 +83,13 @@ def finetune_overrides(task_name: str, data: Path, examples: int, model: str, st
             f"data.prior_fwhm_voxels={task.prior_fwhm_voxels}", "model.mode=bridge", "model.prediction_type=sample",
             f"model.residual_decode={str(task.residual_decode).lower()}", f"train.init_from={model}",
             "train.calibrate_sinogram_scale=true",
-            "train.stages.autoencoder.steps=0", f"train.stages.diffusion.steps={steps}",
+            f"model.autoencode_inputs={str(autoencode_inputs).lower()}",
+            f"train.stages.autoencoder.steps={autoencoder_steps}", "train.stages.autoencoder.lr=4.0e-4",
+            f"train.stages.autoencoder.warmup_steps={min(50, autoencoder_steps // 10)}",
+            f"train.stages.diffusion.steps={steps}",
             f"train.stages.diffusion.warmup_steps={min(50, steps // 10)}", "train.stages.diffusion.lr=2.0e-4",
             f"train.batch_size={min(batch_size, examples * task.n_outputs)}", f"train.out_dir={out}",
-            f"train.checkpoint_every={steps}", f"train.log_every={max(1, min(25, steps // 10))}"]
+            f"train.checkpoint_every={steps + autoencoder_steps}", f"train.log_every={max(1, min(25, steps // 10))}"]
 
 
 @command("finetune")
@@ -89,7 +104,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     model = shipped_weights(args.model) if args.model in SHIPPED_MODELS else Path(args.model)
     _, _, folder = load_model(model)  # a missing or broken model fails before the data are read
     overrides = finetune_overrides(args.task, Path(args.data), args.examples, str(model), args.steps,
-                                   args.batch_size, Path(args.out))
+                                   args.batch_size, Path(args.out), args.autoencoder_steps)
     train_args = ["--config", str(folder / CONFIG_FILE), *overrides, *args.overrides]
     if args.no_progress:
         train_args.append("--no-progress")

@@ -52,6 +52,21 @@ def test_fine_tuning_keeps_the_pretrained_architecture_and_autoencoder(tmp_path)
         torch.testing.assert_close(tuned.autoencoder.state_dict()[name], value, rtol=0, atol=0, msg=name)
 
 
+def test_fine_tuning_adapts_the_autoencoder_where_the_inputs_are_another_kind_of_sinogram(tmp_path):
+    weights = write_tiny_weights(tmp_path / "tiny")
+    config = PipelineConfig.quick("attenuation_correction", ldm_init=str(weights), baselines=False, unseen_test=(),
+                                  finetune_autoencoder_steps=3)
+    model_config, train_config = ldm_experiment(get_task("attenuation_correction"), config, 8, tmp_path / "run")
+    assert model_config.autoencode_inputs and model_config.residual_decode
+    assert train_config.stages["autoencoder"].steps == 3 and train_config.init_from == str(weights)
+    run_task(config, tmp_path / "work", progress=False)
+    pretrained, tuned = load_model(weights)[0], load_model(tmp_path / "work" / "ldm")[0]
+    changed = [name for name, value in pretrained.autoencoder.state_dict().items()
+               if not torch.equal(tuned.autoencoder.state_dict()[name], value)]
+    assert changed
+    assert torch.equal(tuned.latent_scale, pretrained.latent_scale)  # the pretrained denoiser's latent units
+
+
 def test_the_same_architecture_from_scratch_trains_both_stages(tmp_path):
     config = PipelineConfig.quick(ldm_preset="foundation", baselines=False, unseen_test=())
     model_config, train_config = ldm_experiment(get_task("low_dose"), config, 8, tmp_path)

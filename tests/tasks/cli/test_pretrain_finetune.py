@@ -91,3 +91,20 @@ def test_finetune_adapts_the_denoiser_and_keeps_the_pretrained_autoencoder(pretr
     assert allpet(["finetune", "--task", "delayed_frame", "--data", str(data), "--examples", "2",
                    "--model", str(pretrained / "weights"), "--out", str(tmp_path / "x")]) == 2
     assert "holds a 'low_dose' dataset, not 'delayed_frame'" in capsys.readouterr().err
+
+
+def test_finetune_adapts_the_autoencoder_to_attenuation_correction_inputs(pretrained, tmp_path):
+    data = tmp_path / "ac"
+    assert allpet(["simulate", "--task", "attenuation_correction", "--n", "2", "--size", "16", "--views", "16",
+                   "--region", "brain", "--out", str(data), "--quiet"]) == 0
+    run = tmp_path / "ft"
+    assert allpet(["finetune", "--task", "attenuation_correction", "--data", str(data), "--examples", "2",
+                   "--steps", "1", "--autoencoder-steps", "2", "--model", str(pretrained / "weights"),
+                   "--out", str(run), "--no-progress"]) == 0
+    before, _, _ = load_model(pretrained / "weights")
+    after, config, _ = load_model(run)
+    assert config.model.autoencode_inputs and config.train.stages["autoencoder"].steps == 2
+    changed = [name for name, value in before.autoencoder.state_dict().items()
+               if not torch.equal(after.autoencoder.state_dict()[name], value)]
+    assert changed, "the autoencoder was not fine-tuned"
+    assert float(after.latent_scale) == float(before.latent_scale)
