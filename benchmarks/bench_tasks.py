@@ -6,7 +6,7 @@ Usage::
                                               # benchmarks/results/tasks_demo.{json,md}
     python -m benchmarks.bench_tasks --tasks delayed_frame tracer_conversion --jobs 1
 
-Each task runs exactly what ``allpet demo --task TASK`` runs
+Each task runs exactly what ``allpet demo --model tiny --task TASK`` runs
 (:class:`~tasks.pipeline_config.PipelineConfig` defaults: 128 training and 16 test
 brain slices of 32 x 32 pixels, 32 views, clinical counts per pixel, the
 tiny LDM with RMAS/DMM, TMA, constraints and the task's prior, each task's
@@ -72,8 +72,9 @@ def _cell(interval: dict, digits: int = 2) -> str:
 def markdown(report: dict) -> str:
     c = report["config"]
     lines = [f"# The five tasks at the demo scale ({c['n_train']} training, {c['n_test']} test slices per task)", "",
-             "`allpet demo --task TASK` for each task, one thread each. Every method's sinograms are reconstructed "
-             "with OSEM 4 x 4 and scored against the true image; mean ± 95% CI half-width over the test images.",
+             "`allpet demo --model tiny --task TASK` for each task, one thread each. Every method's sinograms are "
+             "reconstructed with OSEM 4 x 4 and scored against the true image; mean ± 95% CI half-width over the test "
+             "images.",
              ""]
     for row in report["rows"]:
         lines += [f"## {row['task']}: {row['summary']} ({row['runtime_s'] / 60:.1f} min)", "",
@@ -96,7 +97,8 @@ def main(argv=None) -> int:
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--n-train", type=int, default=128)
     parser.add_argument("--n-test", type=int, default=16)
-    parser.add_argument("--quick", action="store_true", help="the CI-sized model and grid (allpet demo --quick)")
+    parser.add_argument("--quick", action="store_true",
+                        help="the CI-sized model and grid (allpet demo --model tiny --quick)")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (1: in this process)")
     parser.add_argument("--out", type=Path, default=RESULTS / "tasks_demo")
     args = parser.parse_args(argv)

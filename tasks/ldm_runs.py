@@ -26,8 +26,8 @@ from .examples import ExampleDataset, Examples, MixedDataset
 from .pipeline_config import PipelineConfig
 from .task import PETTask
 
-__all__ = ["PromptedItems", "autoencoder_steps", "ldm_data_config", "ldm_experiment", "sample_ldm", "sample_unsupervised",
-           "torch_device", "train_ldm", "training_logs"]
+__all__ = ["PromptedItems", "autoencoder_steps", "example_items", "ldm_data_config", "ldm_experiment", "sample_ldm",
+           "sample_unsupervised", "torch_device", "train_ldm", "training_logs"]
 
 
 def torch_device(config: PipelineConfig) -> Any:
@@ -81,6 +81,13 @@ def _prompted(items: Any, task: PETTask, config: PipelineConfig, projector: Any)
     if config.ldm_init is None and config.ldm_preset != "foundation":
         return items
     return PromptedItems(items, task.name, *_prompt_ids(config, projector))
+
+
+def example_items(task: PETTask, examples: Examples, config: PipelineConfig, projector: Any,
+                  with_target: bool = True) -> Any:
+    """``examples`` as LDM batch items of ``config``'s model (with prompt labels and window where it takes them)."""
+    return _prompted(ExampleDataset(examples, labels=task.n_labels > 0, with_target=with_target), task, config,
+                     projector)
 
 
 def _prompt_ids(config: PipelineConfig, projector: Any) -> tuple[int, int, np.ndarray]:
@@ -247,7 +254,7 @@ def sample_ldm(model: Any, task: PETTask, examples: Examples, config: PipelineCo
     from ldm.batches import collate
     from ldm.sampling import sample
 
-    dataset = _prompted(ExampleDataset(examples, labels=task.n_labels > 0, with_target=False), task, config, projector)
+    dataset = example_items(task, examples, config, projector, with_target=False)
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(config.seed)
     size = max(1, min(16, len(dataset)))

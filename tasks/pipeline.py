@@ -19,6 +19,7 @@ physics prior's filter does. The result
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
@@ -33,7 +34,7 @@ from .examples import Examples, build_examples, with_resampled_inputs, with_warp
 from .ldm_runs import sample_ldm, sample_unsupervised, torch_device, train_ldm, training_logs
 from .pipeline_config import PipelineConfig
 from .registry import get_task
-from .results import IN_DISTRIBUTION, METHOD_LDM, METHOD_UNET, METHOD_UNSUPERVISED, TaskResult
+from .results import IN_DISTRIBUTION, METHOD_LDM, METHOD_SCRATCH, METHOD_UNET, METHOD_UNSUPERVISED, TaskResult
 from .scoring import score_test_set, tune_post_filter_fwhm
 from .sources import EvaluationSet, select_samples, unseen_test_sets
 from .task import PETTask, sample_projector
@@ -90,6 +91,13 @@ def run_task(config: PipelineConfig, work_dir: Any, progress: bool = True,
     with _timed(timings, "LDM sampling"):
         sinograms: list[dict[str, np.ndarray]] = [{METHOD_LDM: sample_ldm(model, task, ex, config, progress,
                                                                           projector)} for ex in examples]
+    if config.scratch_steps:
+        with _timed(timings, "LDM from scratch"):
+            fresh = dataclasses.replace(config, ldm_init=None, ldm_preset="foundation", scratch_steps=0,
+                                        autoencoder_steps=config.scratch_steps, diffusion_steps=config.scratch_steps)
+            scratch_model = train_ldm(task, train_ex, fresh, work_dir / "ldm_scratch", projector, progress)
+            for outputs, ex in zip(sinograms, examples):
+                outputs[METHOD_SCRATCH] = sample_ldm(scratch_model, task, ex, fresh, progress, projector)
     if config.unsupervised:
         with _timed(timings, "unsupervised sampling"):
             for outputs, test_set, ex in zip(sinograms, test_sets, examples):

@@ -77,6 +77,10 @@ class PipelineConfig:
     pretraining data (:attr:`~tasks.task.PETTask.autoencode_inputs`:
     attenuation correction, delayed frame, tracer separation), fine-tuned on
     the examples' inputs and targets for ``finetune_autoencoder_steps`` first;
+    ``scratch_steps`` (with ``ldm_init``; 0, the default: off) adds the
+    same architecture trained from fresh weights on the same examples,
+    ``scratch_steps`` autoencoder and ``scratch_steps`` diffusion steps (the
+    ``"same LDM from scratch"`` rows): what the pretraining is worth.
     ``ldm_preset="foundation"`` trains that architecture from scratch instead
     of the tiny one (:func:`tasks.ldm_runs.ldm_experiment`). Both need the
     foundation's geometry to be meaningful: 64 pixels and views of the
@@ -133,6 +137,7 @@ class PipelineConfig:
     batch_size: int = 8
     ldm_init: Optional[str] = None
     finetune_autoencoder_steps: int = 200
+    scratch_steps: int = 0
     ldm_preset: str = "tiny"
     unsupervised: bool = False
     unsupervised_step_size: float = 0.1
@@ -158,7 +163,7 @@ class PipelineConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         for name in ("autoencoder_steps", "diffusion_steps", "unet_steps", "count_resampling", "anatomy_warps",
-                     "finetune_autoencoder_steps"):
+                     "finetune_autoencoder_steps", "scratch_steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
@@ -187,6 +192,8 @@ class PipelineConfig:
         check_choice("ldm_preset", self.ldm_preset, ("tiny", "foundation"))
         if self.ldm_init is not None and (not isinstance(self.ldm_init, str) or not self.ldm_init):
             raise TypeError(f"ldm_init must name pretrained weights ('foundation' or a folder), got {self.ldm_init!r}")
+        if self.scratch_steps and self.ldm_init is None:
+            raise ValueError("scratch_steps adds the pretrained model's architecture from scratch: set ldm_init")
         if self.ldm_init is not None and self.ldm_mode != "bridge":
             raise ValueError("ldm_init fine-tunes the pretrained model as the task's bridge: set ldm_mode='bridge'")
         check_bool("unsupervised", self.unsupervised)

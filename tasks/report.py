@@ -34,7 +34,7 @@ from .ldm_runs import autoencoder_steps
 from .metrics import IMAGE_METRICS, SINOGRAM_METRICS
 from .pipeline_config import PipelineConfig
 from .registry import get_task
-from .results import IN_DISTRIBUTION, METHOD_LDM, TaskResult
+from .results import IN_DISTRIBUTION, METHOD_LDM, METHOD_SCRATCH, METHOD_UNET, TaskResult
 
 __all__ = ["TEST_SET_LABELS", "comparison_table", "markdown_table", "metrics_table", "side_by_side_table",
            "write_report"]
@@ -66,20 +66,24 @@ def side_by_side_table(result: TaskResult, metrics: tuple = TABLE_METRICS) -> tu
 
 
 def comparison_table(result: TaskResult) -> tuple[list[str], list[list[str]]]:
-    """Paired differences LDM minus the filtered classical baseline per metric and test set (empty without it).
+    """Paired differences of the LDM minus the other methods, per test set (no rows without baselines).
 
-    Each cell is ``mean ± 95% CI half-width (n = pairs)`` over the set's
-    (sample, channel) pairs (:meth:`~tasks.results.TaskResult.paired_difference`).
+    Rows: :data:`COMPARISON_METRICS` against the filtered classical
+    baseline, then image PSNR against the learnt baselines of the run (the
+    supervised UNet, the same LDM from scratch). Each cell is ``mean ± 95% CI
+    half-width (n = pairs)`` over the set's (sample, channel) pairs
+    (:meth:`~tasks.results.TaskResult.paired_difference`).
     """
     filtered = result.info.get("filtered_baseline")
-    header = [f"LDM minus {filtered}" if filtered else "LDM minus baseline"] + [TEST_SET_LABELS[name]
-                                                                               for name in result.test_sets]
+    header = ["LDM minus"] + [TEST_SET_LABELS[name] for name in result.test_sets]
     if not filtered:
         return header, []
+    pairs = [(filtered, metric) for metric in COMPARISON_METRICS]
+    pairs += [(method, "psnr") for method in (METHOD_UNET, METHOD_SCRATCH) if method in result.methods]
     rows = []
-    for metric in COMPARISON_METRICS:
-        cells = [result.paired_difference(metric, METHOD_LDM, filtered, name) for name in result.test_sets]
-        rows.append([METRIC_LABELS[metric]] + [f"{d.format()} (n = {d.n})" for d in cells])
+    for other, metric in pairs:
+        cells = [result.paired_difference(metric, METHOD_LDM, other, name) for name in result.test_sets]
+        rows.append([f"{other}: {METRIC_LABELS[metric]}"] + [f"{d.format()} (n = {d.n})" for d in cells])
     return header, rows
 
 
@@ -233,6 +237,7 @@ def _model_name(config: PipelineConfig) -> str:
         return f"pretrained sinogram LDM ({config.ldm_init}) fine-tuned"
     return "foundation-architecture sinogram LDM" if config.ldm_preset == "foundation" else "tiny sinogram LDM"
 
+
 def write_report(result: TaskResult, folder: Any, extra: Any = None) -> Path:
     """Write the report of ``result`` into ``folder`` (created; files listed in the module docstring).
 
@@ -277,7 +282,9 @@ def write_report(result: TaskResult, folder: Any, extra: Any = None) -> Path:
                  f"{autoencoder_steps(get_task(config.task), config)} autoencoder + {config.diffusion_steps} "
                  "diffusion steps; "
                  f"TMA {'on' if config.use_tma else 'off'}, constraints {'on' if config.use_constraints else 'off'}, "
-                 f"RMAS/DMM {'on' if config.use_rmas else 'off'}; {config.sampler} {config.sampling_steps} steps",
+                 f"RMAS/DMM {'on' if config.use_rmas else 'off'}; {config.sampler} {config.sampling_steps} steps"
+                 + (f"; beside it the same architecture from scratch on the same examples ({config.scratch_steps} "
+                    f"autoencoder + {config.scratch_steps} diffusion steps)" if config.scratch_steps else ""),
         "reconstruction": f"OSEM {config.osem_subsets} subsets x {config.osem_iterations} iterations; post-filter "
                           f"FWHM {result.info.get('post_filter_fwhm_mm', 0):g} mm "
                           f"({result.info.get('post_filter_fwhm_voxels', 0):g} voxels, tuned on training samples; "

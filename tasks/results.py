@@ -8,21 +8,23 @@ from typing import Any
 from .metrics import summarise
 
 __all__ = ["IN_DISTRIBUTION", "METHOD_INPUT", "METHOD_INPUT_FILTERED", "METHOD_LDM", "METHOD_ORDER", "METHOD_TARGET",
-           "METHOD_UNET", "METHOD_UNMIXING", "METHOD_UNMIXING_FILTERED", "METHOD_UNSUPERVISED", "TaskResult"]
+           "METHOD_UNET", "METHOD_UNMIXING", "METHOD_UNMIXING_FILTERED", "METHOD_SCRATCH", "METHOD_UNSUPERVISED",
+           "TaskResult"]
 
 # the test set of the training distribution (the unseen ones: tasks.pipeline_config.UNSEEN_TEST_SETS)
 IN_DISTRIBUTION = "in_distribution"
 METHOD_LDM = "LDM (ALL-PET)"
 METHOD_UNSUPERVISED = "ALL-PET pretrained, unsupervised (no pairs)"
+METHOD_SCRATCH = "same LDM from scratch"
 METHOD_INPUT = "OSEM of input"
 METHOD_INPUT_FILTERED = "OSEM of input + post-filter"
 METHOD_UNET = "UNet regression (supervised)"
 METHOD_UNMIXING = "Linear unmixing + OSEM"
 METHOD_UNMIXING_FILTERED = "Linear unmixing + OSEM + post-filter"
 METHOD_TARGET = "reference: OSEM of target data"
-# the rows' order in tables: classical baselines, learnt baseline, the LDM, the reference
+# the rows' order in tables: classical baselines, learnt baselines, the LDM, the reference
 METHOD_ORDER = (METHOD_INPUT, METHOD_INPUT_FILTERED, METHOD_UNMIXING, METHOD_UNMIXING_FILTERED, METHOD_UNET,
-                METHOD_LDM, METHOD_UNSUPERVISED, METHOD_TARGET)
+                METHOD_SCRATCH, METHOD_LDM, METHOD_UNSUPERVISED, METHOD_TARGET)
 
 
 @dataclass

@@ -5,7 +5,9 @@ Examples::
     allpet ablate --task low_dose --n-small 500 --n-large 5000 --out ablations   # the issue's setting (hours on a CPU)
     allpet ablate --quick                                                        # CI size
 
-Writes ``OUT/ablations.md``, ``OUT/ablations.csv`` and ``OUT/ablations.json``.
+Writes ``OUT/ablations.md``, ``OUT/ablations.csv`` and ``OUT/ablations.json``. The ablations
+switch parts of the tiny LDM trained from scratch (``allpet demo --model tiny``): the
+pretrained foundation model was trained with all of them on.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.guidance_scale is not None:
         changes["guidance_scale"] = args.guidance_scale
     try:
-        base = demo_config(args.task, args.quick, device=args.device, threads=args.threads, **changes)
+        base = demo_config(args.task, args.quick, "tiny", device=args.device, threads=args.threads, **changes)
         run_ablations(base, args.out, n_small=n_small, n_large=n_large, variants=args.variants,
                       progress=not args.no_progress)
     except (ValueError, TypeError) as error:

@@ -2,14 +2,14 @@
 
 Examples::
 
-    allpet demo                          # low-dose task, report in ./report (minutes on a 2-core CPU)
+    allpet demo                          # low dose: fine-tune the shipped model on 16 examples, report in ./report
+    allpet demo --model tiny             # the tiny LDM trained from scratch on 128 slices of 32 x 32 instead
     allpet demo --task tracer_separation --out report_sep
     allpet demo --quick                  # CI size, well under a minute
     allpet demo --train-data data/train --test-data data/test   # your own allpet simulate folders
     allpet demo --keep-model && allpet sample --checkpoint report/model --input data/test --out samples
     allpet demo --attention oracle       # the simulator's lesion labels as attention: an upper bound
     allpet demo --unseen-test            # no unseen test sets (default: stir_thorax left_out_region)
-    allpet demo --foundation             # fine-tune the shipped foundation model on 16 examples (64 x 64)
     allpet demo --unsupervised           # low dose: also the shipped model with no pairs (Poisson likelihood)
 
 Writes ``OUT/index.html`` (and ``report.md``), ``OUT/figures/*.png``,
@@ -60,10 +60,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--unseen-test", nargs="*", default=None, metavar="SET", help=UNSEEN_TEST_HELP)
     parser.add_argument("--n-unseen-test", type=int, default=None, metavar="N",
                         help="samples per unseen test set (default 16; --quick 2)")
-    parser.add_argument("--foundation", action="store_true",
-                        help="start the LDM from the shipped foundation model and fine-tune it (its geometry, 64 x 64 "
-                             "pixels and views; 16 training examples and 300 diffusion steps unless --quick or "
-                             "--n-train say otherwise; about 20 minutes on a 2-core CPU)")
+    parser.add_argument("--model", default="foundation",
+                        help="foundation (default: the shipped pretrained model, fine-tuned on 16 examples of 64 x 64 "
+                             "pixels and views beside the same architecture trained from scratch on them), a "
+                             "weights or run folder of such a model, or tiny (the tiny LDM trained from scratch on "
+                             "128 slices of 32 x 32 pixels; no pretrained weights)")
+    parser.add_argument("--scratch-steps", type=int, default=None, metavar="N",
+                        help="pretrained models: autoencoder and diffusion steps of the same architecture trained "
+                             "from scratch on the same examples (default 300; 0: leave that row out)")
     parser.add_argument("--unsupervised", action="store_true",
                         help="low dose: add the shipped foundation model used with no paired example (a posterior "
                              "sample of each input's Poisson counts)")
@@ -95,16 +99,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                              ("unseen_test", args.unseen_test),
                                              ("train_data", args.train_data), ("test_data", args.test_data))
                if value is not None}
-    if args.foundation:
-        foundation = {"ldm_init": "foundation"} if args.quick else {"ldm_init": "foundation", "size": 64,
-                                                                   "n_views": 64, "n_train": 16,
-                                                                   "diffusion_steps": 300}
-        changes = {**foundation, **changes}
+    if args.model == "tiny" and args.scratch_steps is not None:
+        print("allpet demo: --scratch-steps compares a pretrained model with its architecture from scratch; "
+              "--model tiny is trained from scratch already", file=sys.stderr)
+        return 2
+    if args.model != "tiny" and (args.latent_factor is not None or args.denoiser_channels is not None):
+        print("allpet demo: --latent-factor and --denoiser-channels shape the tiny LDM (--model tiny); a pretrained "
+              "model keeps its architecture", file=sys.stderr)
+        return 2
+    if args.scratch_steps is not None:
+        changes["scratch_steps"] = args.scratch_steps
     if args.unsupervised:
         changes["unsupervised"] = True
     start = time.perf_counter()
     try:
-        config = demo_config(args.task, args.quick, device=args.device, threads=args.threads, **changes)
+        config = demo_config(args.task, args.quick, args.model, device=args.device, threads=args.threads, **changes)
         folder, result = run_demo(config, args.out, progress=not args.no_progress, keep_model=args.keep_model)
     except (ValueError, TypeError, FileNotFoundError) as error:
         print(f"allpet demo: {error} (nothing was written; an earlier report in {args.out} is unchanged)",

@@ -16,7 +16,7 @@ from tasks.demo import demo_config  # noqa: E402
 
 
 def test_each_variant_switches_one_thing() -> None:
-    variants = ablation_variants(demo_config("low_dose", guidance_scale=1.5), 500, 5000)
+    variants = ablation_variants(demo_config("low_dose", model="tiny", guidance_scale=1.5), 500, 5000)
     flags = {name: (c.n_train, c.use_rmas, c.use_tma, c.use_constraints, c.physics_prior)
              for name, c in variants.items()}
     assert flags == {"full": (500, True, True, True, True), "no RMAS/DMM": (500, False, True, True, True),
@@ -27,7 +27,7 @@ def test_each_variant_switches_one_thing() -> None:
     # TMA guidance needs TMA: the variant without TMA samples without guidance, the others keep it
     assert variants["no TMA"].guidance_scale == 0.0 and variants["full"].guidance_scale == 1.5
     # count resampling is augmentation too: the large variant drops it, the others keep the base config's
-    resampled = ablation_variants(demo_config("low_dose", count_resampling=2), 500, 5000)
+    resampled = ablation_variants(demo_config("low_dose", model="tiny", count_resampling=2), 500, 5000)
     assert {name: c.count_resampling for name, c in resampled.items()} == {
         name: 0 if name == "large, no augmentation" else 2 for name in resampled}
 
@@ -35,7 +35,7 @@ def test_each_variant_switches_one_thing() -> None:
 @pytest.mark.parametrize("n_small, n_large", [(0, 10), (20, 10)])
 def test_bad_training_sizes(n_small: int, n_large: int) -> None:
     with pytest.raises(ValueError, match="n_small <= n_large"):
-        ablation_variants(demo_config("low_dose"), n_small, n_large)
+        ablation_variants(demo_config("low_dose", model="tiny"), n_small, n_large)
 
 
 def test_the_command_writes_its_table(tmp_path: pathlib.Path) -> None:

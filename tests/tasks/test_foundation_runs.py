@@ -16,6 +16,8 @@ from tasks.ldm_runs import PromptedItems, ldm_experiment  # noqa: E402
 from tasks.pipeline import run_task  # noqa: E402
 from tasks.pipeline_config import PipelineConfig  # noqa: E402
 from tasks.registry import get_task  # noqa: E402
+from tasks.report import comparison_table  # noqa: E402
+from tasks.results import METHOD_LDM, METHOD_SCRATCH, METHOD_UNET, METHOD_UNSUPERVISED  # noqa: E402
 from tests.tasks.test_synthesis import write_tiny_weights  # noqa: E402
 
 
@@ -36,7 +38,7 @@ def test_prompted_items_carry_the_task_or_inpainting_the_labels_and_the_window()
 
 def test_fine_tuning_keeps_the_pretrained_architecture_and_autoencoder(tmp_path):
     weights = write_tiny_weights(tmp_path / "tiny")
-    config = PipelineConfig.quick(ldm_init=str(weights), baselines=False, unseen_test=(), unsupervised=True)
+    config = PipelineConfig.quick(ldm_init=str(weights), unseen_test=(), unsupervised=True, scratch_steps=2)
     model_config, train_config = ldm_experiment(get_task("low_dose"), config, 8, tmp_path / "run")
     pretrained, pretrained_config, _ = load_model(weights)
     assert model_config.mode == "bridge" and model_config.coordinate_channels
@@ -44,9 +46,16 @@ def test_fine_tuning_keeps_the_pretrained_architecture_and_autoencoder(tmp_path)
     assert train_config.stages["autoencoder"].steps == 0 and train_config.init_from == str(weights)
     assert train_config.calibrate_sinogram_scale  # the task's count level, not the pretraining's
     result = run_task(config, tmp_path / "work", progress=False)
-    for method in ("LDM (ALL-PET)", "ALL-PET pretrained, unsupervised (no pairs)"):
+    for method in (METHOD_LDM, METHOD_UNSUPERVISED, METHOD_SCRATCH):
         rows = [record for record in result.records if record["method"] == method]
         assert len(rows) == config.n_test and all(np.isfinite(record["psnr"]) for record in rows)
+    # the same architecture from scratch: its own run folder, fresh weights, both stages trained
+    scratch, scratch_config, _ = load_model(tmp_path / "work" / "ldm_scratch")
+    assert scratch_config.train.init_from is None and scratch_config.train.stages["autoencoder"].steps == 2
+    assert any(not torch.equal(scratch.autoencoder.state_dict()[name], value)
+               for name, value in pretrained.autoencoder.state_dict().items())
+    assert [row[0] for row in comparison_table(result)[1]][-2:] == [f"{METHOD_UNET}: PSNR (dB)",
+                                                                    f"{METHOD_SCRATCH}: PSNR (dB)"]
     tuned, _, _ = load_model(tmp_path / "work" / "ldm")
     for name, value in pretrained.autoencoder.state_dict().items():
         torch.testing.assert_close(tuned.autoencoder.state_dict()[name], value, rtol=0, atol=0, msg=name)
@@ -73,6 +82,11 @@ def test_the_same_architecture_from_scratch_trains_both_stages(tmp_path):
     assert model_config.n_tasks == len(PROMPT_TASKS) and model_config.coordinate_channels
     assert model_config.sinogram_scale is None and train_config.init_from is None
     assert train_config.stages["autoencoder"].steps == config.autoencoder_steps
+
+
+def test_the_scratch_reference_needs_pretrained_weights_to_compare_with():
+    with pytest.raises(ValueError, match="set ldm_init"):
+        PipelineConfig.quick(scratch_steps=10)
 
 
 def test_unsupervised_sampling_is_for_low_dose_only():

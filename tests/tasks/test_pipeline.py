@@ -128,8 +128,8 @@ def test_demo_cli_quick_writes_report(tmp_path):
     from tasks.cli.demo import main
 
     out = tmp_path / "report"
-    assert main(["--quick", "--out", str(out), "--no-progress", "--n-test", "1", "--latent-factor", "2",
-                 "--denoiser-channels", "16"]) == 0
+    assert main(["--quick", "--model", "tiny", "--out", str(out), "--no-progress", "--n-test", "1",
+                 "--latent-factor", "2", "--denoiser-channels", "16"]) == 0
     # (low dose, the demo's default task, would use 4 by itself; the preset's denoiser is 32 wide)
     for name in ("index.html", "report.md", "metrics.csv", "metrics_per_sample.csv", "results.json",
                  "figures/example.png", "figures/attention.png", "figures/training.png",
@@ -150,17 +150,25 @@ def test_demo_cli_quick_writes_report(tmp_path):
     assert summary["left_out_region"][METHOD_LDM]["psnr"]["n"] == 2  # --quick: 2 samples per unseen set
 
 
-def test_demo_cli_can_start_from_the_shipped_model_and_add_the_unsupervised_row(tmp_path):
+def test_demo_cli_starts_from_the_shipped_model_beside_its_architecture_from_scratch(tmp_path, capsys):
     from tasks.cli.demo import main
-    from tasks.results import METHOD_UNSUPERVISED
+    from tasks.results import METHOD_SCRATCH, METHOD_UNSUPERVISED
 
     out = tmp_path / "report"
-    assert main(["--quick", "--foundation", "--unsupervised", "--out", str(out), "--no-progress", "--n-test", "1",
+    assert main(["--quick", "--unsupervised", "--out", str(out), "--no-progress", "--n-test", "1",
                  "--unseen-test"]) == 0
     results = json.loads((out / "results.json").read_text())
     assert results["config"]["ldm_init"] == "foundation" and results["config"]["unsupervised"]
-    assert np.isfinite(results["summary"][IN_DISTRIBUTION][METHOD_UNSUPERVISED]["psnr"]["mean"])
+    assert results["config"]["scratch_steps"] > 0
+    for method in (METHOD_LDM, METHOD_SCRATCH, METHOD_UNSUPERVISED):
+        assert np.isfinite(results["summary"][IN_DISTRIBUTION][method]["psnr"]["mean"]), method
+    assert f"| {METHOD_SCRATCH}: PSNR (dB) |" in (out / "report.md").read_text()
+    capsys.readouterr()
     assert main(["--quick", "--task", "delayed_frame", "--unsupervised", "--out", str(tmp_path / "x")]) == 2
+    assert main(["--quick", "--latent-factor", "2", "--out", str(tmp_path / "x")]) == 2
+    assert "a pretrained model keeps its architecture" in capsys.readouterr().err
+    assert main(["--quick", "--model", "tiny", "--scratch-steps", "5", "--out", str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x").exists()
 
 
 def test_oracle_attention_is_the_old_label_attention(tmp_path):
@@ -220,7 +228,7 @@ def test_a_kept_demo_model_samples_a_folder_as_the_demo_did(task, tmp_path):
     from tasks.cli.sample import main as sample_main
     from tasks.demo import demo_config, run_demo
 
-    config = demo_config(task, quick=True, n_train=4, n_test=2)
+    config = demo_config(task, quick=True, model="tiny", n_train=4, n_test=2)
     write_dataset(tmp_path / "test", task, 2, config.simulation_config(), seed=config.seed + 1, progress=False)
     folder, result = run_demo(config, tmp_path / "report", progress=False, keep_model=True)
     assert (folder / "model" / "config.yaml").is_file()
