@@ -60,8 +60,8 @@ def run_demo(config: PipelineConfig, out: Any = "report", progress: bool = True,
     """Run ``config`` end to end and write the report into ``out``; returns ``(report folder, result)``.
 
     With ``keep_model`` the trained LDM's checkpoint is kept in
-    ``out/model`` (under 15 MB at the demo scale: raw and EMA weights of
-    0.87 M parameters, optimiser state), with ``config.yaml``
+    ``out/model`` (raw and EMA weights and the optimiser state: about 21 MB
+    for the foundation model, under 15 MB for the tiny one), with ``config.yaml``
     (:func:`tasks.ldm_runs.ldm_data_config`) and, for tracer separation,
     ``unmixing_weights.npy``, so ``allpet sample --checkpoint out/model
     --input FOLDER`` applies it to an ``allpet simulate`` folder of the same
