@@ -118,8 +118,12 @@ def _training_simulation(config: PipelineConfig) -> SimulationConfig:
     return SimulatedDataset(Path(config.train_data)).config
 
 
-def _unseen_simulation(name: str, training: SimulationConfig, n: int) -> tuple[Optional[SimulationConfig], str]:
-    """The simulator settings of unseen set ``name`` of ``n`` samples and its description, or None and why not."""
+def _unseen_simulation(name: str, training: SimulationConfig, n: int,
+                       pretrained: bool = False) -> tuple[Optional[SimulationConfig], str]:
+    """The simulator settings of unseen set ``name`` of ``n`` samples and its description, or None and why not.
+
+    ``pretrained``: the run starts from pretrained weights (its description says what they saw).
+    """
     procedural = dataclasses.replace(training, activity_image=None, mu_map_image=None)
     if name == "stir_thorax":
         folder = third_party_folder()
@@ -135,9 +139,11 @@ def _unseen_simulation(name: str, training: SimulationConfig, n: int) -> tuple[O
     if len(families) != 1:
         return None, f"the training data hold every region family ({', '.join(sorted(families))}): none is left out"
     region = LEFT_OUT_FAMILY[families.pop()]
+    seen_in_pretraining = (" (pretrained weights may have seen it: the shipped foundation model was pretrained on "
+                           "every region family)" if pretrained else "")
     return (dataclasses.replace(procedural, anatomy=region),
-            f"{n} procedural {region} samples, a region family never in training, on the {region} grid "
-            f"({FIELD_OF_VIEW_MM[region]:g} mm across)")
+            f"{n} procedural {region} samples, a region family never in the task's training samples"
+            f"{seen_in_pretraining}, on the {region} grid ({FIELD_OF_VIEW_MM[region]:g} mm across)")
 
 
 def unseen_test_sets(config: PipelineConfig, progress: bool = True) -> tuple[list[EvaluationSet], dict[str, str]]:
@@ -154,7 +160,8 @@ def unseen_test_sets(config: PipelineConfig, progress: bool = True) -> tuple[lis
     training = _training_simulation(config)
     sets, skipped = [], {}
     for name in config.unseen_test:
-        simulation, description = _unseen_simulation(name, training, config.n_unseen_test)
+        simulation, description = _unseen_simulation(name, training, config.n_unseen_test,
+                                                     pretrained=config.ldm_init is not None)
         if simulation is None:
             skipped[name] = description
             continue

@@ -72,7 +72,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="low dose: add the shipped foundation model used with no paired example (a posterior "
                              "sample of each input's Poisson counts)")
     parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's, one per core; 1 where other jobs share the CPU)")
     parser.add_argument("--keep-model", action="store_true",
                         help="keep the trained LDM in OUT/model (allpet sample --checkpoint OUT/model applies it)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
