@@ -12,16 +12,6 @@ pytest.importorskip("diffusers")
 pytest.importorskip("skimage")
 
 
-@pytest.fixture
-def restore_threads():
-    """The benchmark sets torch's threads (``--threads``); give the other tests theirs back."""
-    import torch
-
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_synthesis_benchmark_runs_small(tmp_path, restore_threads):
     from benchmarks.bench_synthesis import HELD_OUT, METHODS, main
 
