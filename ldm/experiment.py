@@ -27,6 +27,7 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 DATA_SOURCES = ("ellipses", "folder", "foundation")
 DATA_TASKS = ("unconditional", "inpainting", "paired")
 MODEL_INPUTS = ("measured", "physics_prior", "unmixing")
+ATTENTION_SOURCES = ("segmentation", "oracle")
 
 
 # ----------------------------------------------------------------------------------------------- dataclasses
@@ -250,6 +251,15 @@ class DataConfig:
         each task's input physics and the unmixing. ``allpet sample`` reads
         this setting from the run's config and conditions its inputs the
         same way.
+    attention : {"segmentation", "oracle"}
+        The TMA attention of an ``allpet simulate`` folder's samples (and the
+        regions its physics prior keeps unfiltered): ``"segmentation"``, a
+        coarse segmentation of hyper- and hypometabolic regions in each
+        sample's measured input (what a user has; the ``tasks`` package
+        computes it, :class:`tasks.attention_inputs.EditedAttention`, and
+        ``allpet train`` passes it), or ``"oracle"``, the simulator's lesion
+        labels (an upper bound no user has). ``allpet sample`` conditions its
+        inputs the same way.
     prior_fwhm_voxels : float
         Post-filter FWHM of the physics prior, in voxels of the samples' image
         grid (default 2, the demo's for low dose; it uses 0 for attenuation
@@ -285,6 +295,7 @@ class DataConfig:
     layout: Optional[str] = None
     seed: int = 0
     model_input: Literal["measured", "physics_prior", "unmixing"] = "measured"
+    attention: Literal["segmentation", "oracle"] = "segmentation"
     prior_fwhm_voxels: float = 2.0
     prior_osem: tuple[int, int] = (4, 4)
     max_examples: Optional[int] = None
@@ -299,6 +310,7 @@ class DataConfig:
     def __post_init__(self) -> None:
         check_choice("source", self.source, DATA_SOURCES)
         check_choice("model_input", self.model_input, MODEL_INPUTS)
+        check_choice("attention", self.attention, ATTENTION_SOURCES)
         if self.layout is not None:
             check_choice("layout", self.layout, LAYOUTS)
         check_choice("task", self.task, DATA_TASKS)

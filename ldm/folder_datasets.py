@@ -149,6 +149,13 @@ class SimulatedTaskDataset(Dataset):
     window : bool
         Add each item's sinogram window row ``"window"`` (:func:`ldm.windows.window_row`
         of its projector), which models with coordinate channels need.
+    attention : callable, optional
+        ``attention(sample)``: its TMA attention, an object with ``image``
+        ``(ny, nx)`` and ``sinogram`` ``(n_views, n_bins)`` in ``[0, 1]``
+        (e.g. :class:`tasks.attention_inputs.EditedAttention`: a segmentation
+        of the sample's measured input); default: the TMA of the simulator's
+        lesion labels (:func:`~pet_projection.simulation.lesion_attention`),
+        an upper bound no user has.
 
     Items (read with the simulator's :class:`~pet_projection.simulation.SimulatedDataset`),
     one per sample, or for tasks with several targets per sample (tracer
@@ -160,8 +167,7 @@ class SimulatedTaskDataset(Dataset):
     ``target_count_scale / count_scale`` of the sample's metadata (for
     ``low_dose``: times the dose reduction factor), so that one sinogram scale
     of the model serves both, or ``model_input`` of the sample;
-    ``attention``: TMA of the sample's lesions
-    (:func:`~pet_projection.simulation.lesion_attention`), and ``support``:
+    ``attention``: the sample's TMA attention (``attention``), and ``support``:
     the rays the target can hold counts on
     (:func:`~pet_projection.simulation.count_support`: those that meet the
     body, and those with expected scatter and randoms), both on the sample's
@@ -170,7 +176,8 @@ class SimulatedTaskDataset(Dataset):
     """
 
     def __init__(self, root: Any, labels: Sequence[str] = (), model_input: Optional[ModelInput] = None,
-                 input_weights: Optional[np.ndarray] = None, window: bool = False) -> None:
+                 input_weights: Optional[np.ndarray] = None, window: bool = False,
+                 attention: Optional[Callable[[Any], Any]] = None) -> None:
         from pet_projection.simulation import TRACERS, SimulatedDataset
 
         self.data = SimulatedDataset(root)
@@ -197,6 +204,7 @@ class SimulatedTaskDataset(Dataset):
         self.model_input = model_input
         self.input_weights = input_weights
         self.window = bool(window)
+        self.attention = attention
         self._projectors: dict[str, ParallelBeamProjector] = {}
         self._items: dict[int, dict[str, torch.Tensor]] = {}
 
@@ -232,7 +240,14 @@ class SimulatedTaskDataset(Dataset):
 
         sample = self.data[index]
         projector = self._projector(sample.metadata["projector"])
-        attention_image, attention = lesion_attention(sample, projector)
+        if self.attention is None:
+            attention_image, attention = lesion_attention(sample, projector)
+        else:
+            maps = self.attention(sample)
+            attention_image, attention = np.asarray(maps.image), np.asarray(maps.sinogram)
+            if attention.shape != self.sinogram_shape:
+                raise ValueError(f"the attention of sample {index} has shape {attention.shape}, its sinograms "
+                                 f"{self.sinogram_shape}")
         supports = count_support(sample, projector).reshape(self.n_targets, *self.sinogram_shape)
         metadata = sample.metadata
         if self.model_input is None:

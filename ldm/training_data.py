@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -81,8 +81,8 @@ class TrainingData:
 def build_training_data(config: DataConfig, seed: int = 0, labels: Sequence[str] = (),
                         model_input: Optional[ModelInput] = None,
                         fit_input_weights: Optional[Callable[[SimulatedTaskDataset], np.ndarray]] = None,
-                        cache_dir: Optional[Path] = None, progress: bool = False, window: bool = False
-                        ) -> TrainingData:
+                        cache_dir: Optional[Path] = None, progress: bool = False, window: bool = False,
+                        attention: Optional[Callable[[Any], Any]] = None) -> TrainingData:
     """The training data of ``config``; ``seed`` (the run's seed) orders the RMAS samples.
 
     A folder's sinograms must have the shape ``(data.n_views, data.n_bins)``,
@@ -97,7 +97,10 @@ def build_training_data(config: DataConfig, seed: int = 0, labels: Sequence[str]
     :mod:`tasks.model_inputs`): ``"physics_prior"`` needs ``model_input``
     (see :class:`SimulatedTaskDataset`), ``"unmixing"`` needs
     ``fit_input_weights(folder) -> (n_targets, V, R)``, fitted on the folder's
-    measured inputs and targets.
+    measured inputs and targets. ``config.attention`` ``"segmentation"``
+    needs ``attention(sample)`` too (:class:`SimulatedTaskDataset`; ``allpet
+    train`` passes :class:`tasks.attention_inputs.EditedAttention`);
+    ``"oracle"`` reads the simulator's lesion labels.
 
     ``window`` adds each item's sinogram window row (models with coordinate
     channels; an ``allpet simulate`` folder only: its samples carry their
@@ -134,12 +137,18 @@ def build_training_data(config: DataConfig, seed: int = 0, labels: Sequence[str]
             if config.model_input == "unmixing" and fit_input_weights is None:
                 raise ValueError("data.model_input 'unmixing' needs a fit of the unmixing weights "
                                  "(tasks.model_inputs; allpet train passes it)")
+            if config.task == "paired" and config.attention == "segmentation" and attention is None:
+                raise ValueError("data.attention 'segmentation' needs the segmentation of each sample's measured "
+                                 "input (tasks.attention_inputs; allpet train passes it); 'oracle' reads the "
+                                 "simulator's lesion labels")
+            attention = attention if config.attention == "segmentation" else None
             folder = SimulatedTaskDataset(config.path, labels,
                                           model_input if config.model_input == "physics_prior" else None,
-                                          window=window)
+                                          window=window, attention=attention)
             if config.model_input == "unmixing":
                 weights = np.asarray(fit_input_weights(folder), dtype=np.float32)
-                folder = SimulatedTaskDataset(config.path, labels, input_weights=weights, window=window)
+                folder = SimulatedTaskDataset(config.path, labels, input_weights=weights, window=window,
+                                              attention=attention)
         elif window:
             raise ValueError(f"the model takes sinogram windows (coordinate channels), whose geometry only an allpet "
                              f"simulate folder carries; {config.path} is not one")

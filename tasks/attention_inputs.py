@@ -239,14 +239,6 @@ class EditedAttention:
             self._last = (key, attention_for(sample, self.spec, self.mode))
         return self._last[1]
 
-    def model_input(self, base: ModelInput) -> ModelInput:
-        """``base(sample, attention_image)`` given this attention's image instead of the one it is called with."""
-
-        def edited(sample: TaskSample, attention_image: np.ndarray) -> np.ndarray:
-            return base(sample, self(sample).image)
-
-        return edited
-
 
 def simulated_inputs(path: Any, labels: Sequence[str] = (), model_input: Optional[ModelInput] = None,
                      input_weights: Optional[np.ndarray] = None, spec: Optional[RoiEditSpec] = None,
@@ -291,10 +283,8 @@ def simulated_inputs(path: Any, labels: Sequence[str] = (), model_input: Optiona
     from ldm.batches import LABEL_KEYS, SINOGRAM_KEYS, WINDOW_KEY, collate
     from ldm.folder_datasets import SimulatedTaskDataset
 
-    edited = EditedAttention(spec, mode)
-    if model_input is not None:
-        model_input = edited.model_input(model_input)
-    dataset = SimulatedTaskDataset(path, labels, model_input, input_weights, window=window)
+    dataset = SimulatedTaskDataset(path, labels, model_input, input_weights, window=window,
+                                   attention=EditedAttention(spec, mode))
     indices = range(len(dataset.data)) if samples is None else samples
     outside = [i for i in indices if not 0 <= i < len(dataset.data)]
     if outside:
@@ -302,10 +292,7 @@ def simulated_inputs(path: Any, labels: Sequence[str] = (), model_input: Optiona
     items = []
     for index in tqdm([i * dataset.n_targets + k for i in indices for k in range(dataset.n_targets)],
                       desc="inputs", unit="item", disable=not progress):
-        item = dataset[index]
-        sinogram = edited(dataset.data[index // dataset.n_targets]).sinogram
-        item["attention"] = item["attention"].new_tensor(np.asarray(sinogram, dtype=np.float32)).unsqueeze(0)
-        items.append(item)
+        items.append(dataset[index])
     batch = collate(items)
     return {key: batch[key][:, 0].numpy() if key in SINOGRAM_KEYS else batch[key].numpy()
             for key in SINOGRAM_KEYS + LABEL_KEYS + (WINDOW_KEY,) if key in batch and key != "target"}

@@ -183,20 +183,21 @@ class CheckpointSampler:
                          f"{UNMIXING_WEIGHTS_FILE} (looked in {checkpoint} and the two folders above it)")
 
     def folder_inputs(self, path: Any, spec: Optional[RoiEditSpec] = None, samples: Optional[Sequence[int]] = None,
-                      progress: bool = False, mode: str = "segmentation") -> dict[str, np.ndarray]:
+                      progress: bool = False, mode: Optional[str] = None) -> dict[str, np.ndarray]:
         """Inputs of an ``allpet simulate`` folder as the model was trained on them, attention after ``spec``.
 
         The run's ``data.model_input`` (physics prior, or the unmixing weights
         saved in the run) and labels, the attention's regions in ``mode``
         (``"segmentation"`` of the measured input, or the ``"oracle"`` lesion
-        labels); see :func:`tasks.attention_inputs.simulated_inputs`.
+        labels; default: the run's ``data.attention``); see
+        :func:`tasks.attention_inputs.simulated_inputs`.
         """
         from .model_inputs import folder_model_input
 
         data = self.config.data
         weights = self.unmixing_weights() if data.model_input == "unmixing" else None
-        return simulated_inputs(path, self.labels, folder_model_input(data), weights, spec, samples, progress, mode,
-                                window=self.config.model.coordinate_channels)
+        return simulated_inputs(path, self.labels, folder_model_input(data), weights, spec, samples, progress,
+                                mode or data.attention, window=self.config.model.coordinate_channels)
 
     # --- sampling ----------------------------------------------------------------------------------
 
@@ -242,13 +243,13 @@ class CheckpointSampler:
         return np.concatenate(chunks)
 
     def sample_edited(self, path: Any, spec: RoiEditSpec, settings: SamplingSettings = SamplingSettings(),
-                      samples: Optional[Sequence[int]] = None, progress: bool = False, mode: str = "segmentation"
+                      samples: Optional[Sequence[int]] = None, progress: bool = False, mode: Optional[str] = None
                       ) -> tuple[np.ndarray, np.ndarray]:
         """The folder's outputs without and with the ROI edits ``spec``, each ``(N, V, R)`` float32.
 
         Both are sampled with ``settings`` (the same seed, so they differ by
         the edit alone), with the attention's regions in ``mode``
-        (:meth:`folder_inputs`). An edit is local: the edited output keeps the
+        (:meth:`folder_inputs`; default: the run's). An edit is local: the edited output keeps the
         unedited one on every ray whose attention the edit leaves unchanged,
         and takes the model's new output on the rays through the edited
         regions. (The latent model would otherwise carry the change to nearby

@@ -193,8 +193,9 @@ def ldm_data_config(task: PETTask, config: PipelineConfig, projector: Any):
     (:attr:`~tasks.task.PETTask.prior_model_input`: ``"physics_prior"`` with
     the pipeline's filter and OSEM settings, or ``"unmixing"`` for tracer
     separation, whose run keeps the weights in ``unmixing_weights.npy``),
-    else ``"measured"``. Its ``path`` is ``config.train_data``, or a note
-    that the training samples were simulated in memory. With ``use_tma`` off the pipeline filters the
+    else ``"measured"``, and the attention's source (``config.attention``).
+    Its ``path`` is ``config.train_data``, or a note that the training
+    samples were simulated in memory. With ``use_tma`` off the pipeline filters the
     lesions too, which a folder's prior does not: such a model's inputs differ
     from ``allpet sample``'s at the lesions.
     """
@@ -207,6 +208,7 @@ def ldm_data_config(task: PETTask, config: PipelineConfig, projector: Any):
                       image_size=int(geometry.grid.shape[-1]), voxel_size_mm=float(geometry.grid.voxel_size_mm[-1]),
                       n_views=int(geometry.n_views), n_bins=int(geometry.n_bins),
                       bin_width_mm=float(geometry.bin_width_mm), seed=config.seed, model_input=model_input,
+                      attention=config.attention,
                       prior_fwhm_voxels=float(config.prior_fwhm_voxels_for(task)),
                       prior_osem=(config.osem_subsets, config.osem_iterations))
 

@@ -109,6 +109,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise ValueError("--max-steps must be >= 0")
 
     from ldm.training_data import UNMIXING_WEIGHTS_FILE, build_training_data
+    from tasks.attention_inputs import EditedAttention
     from tasks.model_inputs import fit_unmixing_weights, folder_model_input
     from ldm.checkpoints import CONFIG_FILE, find_checkpoint
     from ldm.model import SinogramLDM
@@ -134,7 +135,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                            ("task", config.model.n_tasks)) if count]
         data = build_training_data(config.data, config.train.seed, labels, folder_model_input(config.data),
                                    fit_unmixing_weights, cache_dir=out_dir, progress=not args.no_progress,
-                                   window=config.model.coordinate_channels)
+                                   window=config.model.coordinate_channels,
+                                   attention=EditedAttention(None, config.data.attention))
         model = SinogramLDM(config.model_config())
         if config.train.init_from is not None:
             from ldm.weights import init_weights

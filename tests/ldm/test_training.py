@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -278,6 +279,9 @@ def test_simulator_folder_is_read_with_its_reader(tmp_path):
     write_dataset(tmp_path / "low_dose", "low_dose", 2, SimulationConfig(size=16, n_views=12), seed=0,
                   progress=False)
     config = DataConfig(source="folder", task="paired", path=str(tmp_path / "low_dose"), n_views=12, n_bins=16)
+    with pytest.raises(ValueError, match="data.attention 'segmentation' needs the segmentation"):
+        build_training_data(config, labels=("tracer", "region"))  # what a user has is the tasks layer's to compute
+    config = dataclasses.replace(config, attention="oracle")  # ldm alone: the simulator's lesion labels
     data = build_training_data(config, labels=("tracer", "region"))
     raw = SimulatedDataset(tmp_path / "low_dose")[1]
     item = data.dataset[1]
@@ -301,7 +305,8 @@ def test_simulator_folder_with_one_item_per_target_tracer(tmp_path):
 
     write_dataset(tmp_path / "separation", "tracer_separation", 2, SimulationConfig(size=16, n_views=12), seed=0,
                   progress=False)
-    config = DataConfig(source="folder", task="paired", path=str(tmp_path / "separation"), n_views=12, n_bins=16)
+    config = DataConfig(source="folder", task="paired", path=str(tmp_path / "separation"), n_views=12, n_bins=16,
+                        attention="oracle")
     data = build_training_data(config, labels=("tracer",))
     assert len(data.dataset) == 4
     raw = SimulatedDataset(tmp_path / "separation")[1]
@@ -326,7 +331,7 @@ def test_simulator_folder_with_the_unmixing_prior(tmp_path):
     write_dataset(tmp_path / "separation", "tracer_separation", 3, SimulationConfig(size=16, n_views=12), seed=0,
                   progress=False)
     config = DataConfig(source="folder", task="paired", path=str(tmp_path / "separation"), n_views=12, n_bins=16,
-                        model_input="unmixing")
+                        model_input="unmixing", attention="oracle")
     with pytest.raises(ValueError, match="fit of the unmixing weights"):
         build_training_data(config, labels=("tracer",))
     data = build_training_data(config, labels=("tracer",), fit_input_weights=fit_unmixing_weights)
@@ -354,7 +359,7 @@ def test_simulator_folder_with_the_physics_prior_as_model_input(tmp_path):
     write_dataset(tmp_path / "low_dose", "low_dose", 2, SimulationConfig(size=16, n_views=12, n_lesions=(1, 1)), seed=0,
                   progress=False)
     config = DataConfig(source="folder", task="paired", path=str(tmp_path / "low_dose"), n_views=12, n_bins=16,
-                        model_input="physics_prior", prior_fwhm_voxels=1.5, prior_osem=(3, 2))
+                        model_input="physics_prior", prior_fwhm_voxels=1.5, prior_osem=(3, 2), attention="oracle")
     with pytest.raises(ValueError, match="model-input function"):
         build_training_data(config)
     data = build_training_data(config, model_input=folder_model_input(config))

@@ -149,6 +149,25 @@ def test_edited_inputs_equal_the_training_inputs_without_edits(folder: pathlib.P
                                       prior(SimulatedDataset(folder)[1], maps.image).astype(np.float32))
 
 
+def test_allpet_train_reads_a_folder_with_the_segmentation_attention_as_sampling_does(folder: pathlib.Path) -> None:
+    pytest.importorskip("torch")
+    from ldm.experiment import DataConfig
+    from ldm.training_data import build_training_data
+    from tasks.model_inputs import folder_model_input
+
+    config = DataConfig(source="folder", task="paired", path=str(folder), image_size=32, n_views=24, n_bins=32,
+                        model_input="physics_prior")
+    data = build_training_data(config, labels=("region",), model_input=folder_model_input(config),
+                               attention=EditedAttention(None, config.attention))  # as allpet train calls it
+    inputs = simulated_inputs(folder, ["region"], folder_model_input(config))  # as allpet sample reads the folder
+    for index in range(2):
+        item, sample = data.dataset[index], SimulatedDataset(folder)[index]
+        segmented = attention_for(sample, None, "segmentation").sinogram.astype(np.float32)
+        np.testing.assert_array_equal(item["attention"][0].numpy(), segmented)
+        np.testing.assert_array_equal(item["input"][0].numpy(), inputs["input"][index])
+        assert not np.array_equal(segmented, lesion_attention(sample)[1].astype(np.float32))  # not the labels'
+
+
 def test_edited_attention_is_computed_once_per_sample(folder: pathlib.Path, monkeypatch) -> None:
     import tasks.attention_inputs as module
 
