@@ -44,7 +44,7 @@ from tasks.registry import get_task
 from tasks.sources import make_samples
 from tasks.task import sample_projector
 
-TASKS = ("low_dose", "attenuation_correction", "delayed_frame", "tracer_separation")
+TASKS = ("low_dose", "attenuation_correction", "delayed_frame", "tracer_separation", "tracer_conversion")
 
 
 def _batch(task, examples, config, projector) -> dict:
