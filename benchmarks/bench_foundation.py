@@ -28,7 +28,9 @@ the post-filtered classical baseline, OSEM or for tracer separation linear unmix
 per task and test set; ``--replot`` redraws both from the ``.json``).
 
 Run: ``python -m benchmarks.bench_foundation`` (defaults: low dose,
-K = 16 and 64; about 30 minutes on a 2-core CPU).
+K = 16 and 64; about 30 minutes on a 2-core CPU). ``--model DIR`` fine-tunes
+other pretrained weights (for example a pretraining that left a region family
+out); ``--no-unsupervised`` skips the unsupervised rows.
 """
 
 from __future__ import annotations
@@ -59,8 +61,13 @@ def _rows(result, method: str, rename: str) -> list[dict]:
 
 
 def run(task: str, examples: Sequence[int], n_test: int, steps: int, scratch_steps: int, size: int, seed: int,
-        progress: bool) -> dict:
-    """Records and summaries of one task for every K (module docstring)."""
+        progress: bool, model: str = "foundation", unsupervised: bool = True) -> dict:
+    """Records and summaries of one task for every K (module docstring).
+
+    ``model`` is the pretrained weights (``"foundation"``: the shipped model,
+    or a weights, run or checkpoint folder); ``unsupervised`` adds the
+    unsupervised low-dose rows at the first K.
+    """
     base = PipelineConfig(task=task, size=size, n_views=size, n_train=max(examples), n_test=n_test, seed=seed,
                           n_unseen_test=n_test, diffusion_steps=steps, autoencoder_steps=scratch_steps)
     train, test = make_samples(base, progress=progress)
@@ -68,8 +75,9 @@ def run(task: str, examples: Sequence[int], n_test: int, steps: int, scratch_ste
     for k in examples:
         with tempfile.TemporaryDirectory() as work:
             started = time.perf_counter()
-            result = run_task(dataclasses.replace(base, n_train=k, ldm_init="foundation", scratch_steps=scratch_steps,
-                                                  unsupervised=task == "low_dose" and k == examples[0]),
+            result = run_task(dataclasses.replace(base, n_train=k, ldm_init=model, scratch_steps=scratch_steps,
+                                                  unsupervised=unsupervised and task == "low_dose"
+                                                  and k == examples[0]),
                               Path(work), progress, samples=(train[:k], test))
             total_s = time.perf_counter() - started
         records = _rows(result, METHOD_LDM, METHOD_FINETUNED)
@@ -162,6 +170,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--scratch-steps", type=int, default=900, help="from scratch: steps of each stage")
     parser.add_argument("--size", type=int, default=64, help="pixels and views (the foundation's 64)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", default="foundation",
+                        help="pretrained weights: 'foundation' (shipped) or a weights, run or checkpoint folder")
+    parser.add_argument("--unsupervised", action=argparse.BooleanOptionalAction, default=True,
+                        help="low dose: add the unsupervised rows at the first K")
     parser.add_argument("--out", default="benchmarks/results/foundation")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--replot", action="store_true", help="redraw .md and .png from the existing .json, no runs")
@@ -175,7 +187,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     report = {"command": "python -m benchmarks.bench_foundation " + " ".join(sys.argv[1:] if argv is None else argv),
               "machine": f"{platform.machine()}, CPU only", "date": time.strftime("%Y-%m-%d"),
               "tasks": [run(task, args.examples, args.n_test, args.steps, args.scratch_steps, args.size, args.seed,
-                            not args.no_progress) for task in args.tasks]}
+                            not args.no_progress, args.model, args.unsupervised) for task in args.tasks]}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")
     out.with_suffix(".md").write_text(markdown(report), encoding="utf-8")

@@ -55,13 +55,34 @@ acquisition model (:class:`~pet_projection.simulation.Acquisition`) then describ
   attenuation; target the noise-free corrected sinogram ``P x``
   (:meth:`~pet_projection.simulation.Acquisition.attenuation_free`).
 
-``delayed_frame``, ``tracer_separation`` and ``tracer_conversion`` are not
-offered (:data:`UNPAIRABLE_TASKS`): the simulator's kinetic and tracer models
-give each tissue region its own uptake, and its image phantoms find the
-regions in the mu-map (skull and intracranial space, lungs, bone:
-:mod:`pet_projection.simulation.image_segmentation`); a synthesized emission
-sinogram holds no attenuation information, so its water mu-map has one tissue
-class and the delayed frame or second tracer would be the same image scaled.
+``delayed_frame``, ``tracer_separation`` and ``tracer_conversion``
+(:data:`KINETIC_TASKS`; :func:`kinetic_sample`) need what a generated
+sinogram does not hold: tissue regions with their own kinetics and uptake of
+a second tracer. The generated sinogram therefore becomes a *synthetic
+patient*, an image phantom of the simulator
+(:mod:`pet_projection.simulation.image_phantom`, the path the STIR thorax
+takes), and the simulator scans that patient for the task:
+
+- **mu-map** (:func:`tissue_mu_map`), from the body outline and the activity
+  alone: water in the body; for a brain a skull band
+  (:data:`SCALP_MM` under the outline, :data:`SKULL_MM` thick, cortical bone
+  of the simulator's table), so that the simulator's segmentation finds the
+  intracranial space and splits it into grey matter, white matter and CSF by
+  the activity; for a chest or trunk the lung fields, the interior regions of
+  the smoothed non-corrected image below :data:`LUNG_RATIO` of the body's
+  median activity and at least :data:`MIN_LUNG_MM2` large (lung, 0.0030 /mm);
+  an abdomen is water;
+- **activity**: OSEM of the generated counts with that mu-map's attenuation
+  and the flat background, as for the other tasks;
+- **the pair**: :func:`pet_projection.simulation.simulate_sample` of the task
+  with this image phantom (``anatomy`` the prompt's region, ``tracer`` the
+  prompt's, whose uptake turns the activity into the patient's texture,
+  ``second_tracer`` for the two-tracer tasks, ``total_counts`` the generated
+  sinogram's), with the simulator's acquisition: attenuation, resolution,
+  scatter, randoms, normalisation and Poisson noise are drawn anew, so the
+  pair's first scan is a new measurement of the generated patient, not the
+  generated counts themselves. Hot and cold regions of the activity become
+  lesions (:func:`~pet_projection.simulation.image_segmentation.segment_image`).
 """
 
 from __future__ import annotations
@@ -69,6 +90,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
@@ -85,24 +107,26 @@ from ldm.windows import SinogramWindow, window_row
 from pet_projection import (CylindricalScanner, ImageGrid, ParallelBeamProjector, PETSystemModel, ProjDataLayout,
                             __version__, osem)
 from pet_projection.io import write_image, write_projdata
+from pet_projection.io.formats import save_image
 from pet_projection.io.nifti import write_nifti
 from pet_projection.masks import body_support
 from pet_projection.physics import FWHM_PER_SIGMA
 from pet_projection.simulation import (Acquisition, AcquisitionSettings, Scan, SimulationConfig, TaskSample,
-                                       get_tracer, save_sample, thin_counts)
-from pet_projection.simulation.acquisition import describe_projector
+                                       get_tracer, save_sample, simulate_sample, thin_counts)
+from pet_projection.simulation.acquisition import describe_projector, projector_grid
 from pet_projection.simulation.anatomy import FIELD_OF_VIEW_MM
 from pet_projection.simulation.dataset_folder import build_manifest, sample_path
 from pet_projection.simulation.manifest import file_record
 from pet_projection.simulation.patient import projector_for
-from pet_projection.simulation.phantoms import MU_SOFT_TISSUE_PER_MM, REGION_LABELS
+from pet_projection.simulation.phantoms import MU_511KEV_PER_MM, MU_SOFT_TISSUE_PER_MM, REGION_LABELS
 from pet_projection.validation import check_choice, positive_int
 
-__all__ = ["BODY_SMOOTHING_FWHM_BINS", "BODY_THRESHOLD", "MANIFEST_FILE", "MONTAGE_FILE", "PAIR_ACQUISITION",
-           "PAIR_TASKS", "RECONSTRUCTION_NOTE", "UNPAIRABLE_TASKS", "body_outline", "check_pair_prompt",
-           "check_pair_task", "check_synthesis_prompt", "image_grid", "pair_config", "pair_projector",
-           "prompt_labels", "reconstruct", "stir_layout", "stir_mismatch", "synthesis_window", "synthesize",
-           "synthetic_sample", "training_bin_width_mm", "write_montage", "write_pair_dataset", "write_synthesis"]
+__all__ = ["BODY_SMOOTHING_FWHM_BINS", "BODY_THRESHOLD", "KINETIC_TASKS", "LUNG_RATIO", "MANIFEST_FILE",
+           "MIN_LUNG_MM2", "MONTAGE_FILE", "PAIR_ACQUISITION", "PAIR_TASKS", "RECONSTRUCTION_NOTE", "SCALP_MM",
+           "SKULL_MM", "body_outline", "check_pair_prompt", "check_pair_task", "check_synthesis_prompt",
+           "image_grid", "kinetic_sample", "pair_config", "pair_projector", "prompt_labels", "reconstruct",
+           "stir_layout", "stir_mismatch", "synthesis_window", "synthesize", "synthetic_sample", "tissue_mu_map",
+           "training_bin_width_mm", "write_montage", "write_pair_dataset", "write_synthesis"]
 
 MANIFEST_FILE, MONTAGE_FILE = "manifest.json", "montage.png"
 SINOGRAMS_FILE, IMAGES_FILE = "sinograms.npy", "images.npy"
@@ -114,12 +138,8 @@ RECONSTRUCTION_NOTE = ("OSEM with the window's own parallel-beam projector; a ge
 _STIR_TOLERANCE = 1e-9
 
 # task pairs (module notes)
-PAIR_TASKS = ("low_dose", "attenuation_correction")
-UNPAIRABLE_TASKS = {
-    "delayed_frame": "the delayed frame follows each tissue region's kinetics",
-    "tracer_separation": "the second tracer's image follows each tissue region's uptake of it",
-    "tracer_conversion": "the second tracer's image follows each tissue region's uptake of it",
-}
+KINETIC_TASKS = ("delayed_frame", "tracer_separation", "tracer_conversion")
+PAIR_TASKS = ("low_dose", "attenuation_correction") + KINETIC_TASKS
 BODY_SMOOTHING_FWHM_BINS = 2.0
 BODY_THRESHOLD = 0.2
 # the acquisition of a synthesized sample: no resolution model, scatter or detector efficiencies (the sample's
@@ -127,6 +147,11 @@ BODY_THRESHOLD = 0.2
 PAIR_ACQUISITION = AcquisitionSettings(fwhm_mm=0.0, scatter_fraction=0.0, randoms_fraction=0.0,
                                        efficiency_spread=0.0)
 _BODY_LABEL = "soft_tissue"
+# synthetic patients of the kinetic tasks (module notes): an adult scalp is about 5 mm and the skull 5-8 mm thick;
+# FDG lungs take up about a third of the mediastinal soft tissue
+SCALP_MM, SKULL_MM = 4.0, 7.0
+LUNG_RATIO = 0.5
+MIN_LUNG_MM2 = 400.0
 
 
 # ------------------------------------------------------------------------------------------------ prompt and window
@@ -413,15 +438,8 @@ def write_synthesis(folder: Path, sinograms: np.ndarray, images: np.ndarray, win
 # ------------------------------------------------------------------------------------------------ task pairs
 
 def check_pair_task(task: str) -> str:
-    """The simulator's name of ``task`` (hyphens allowed) if synthesized data can pair it, else ``ValueError``.
-
-    See the module notes for why only :data:`PAIR_TASKS` are offered.
-    """
+    """The simulator's name of ``task`` (hyphens allowed), one of :data:`PAIR_TASKS`, else ``ValueError``."""
     name = task.replace("-", "_") if isinstance(task, str) else task
-    if name in UNPAIRABLE_TASKS:
-        raise ValueError(f"synthesized sinograms cannot be paired for the task {name!r}: {UNPAIRABLE_TASKS[name]}, "
-                         f"and a synthesized emission sinogram holds no attenuation information to find the "
-                         f"regions in (docs/foundation.md); tasks: {', '.join(PAIR_TASKS)}")
     if name not in PAIR_TASKS:
         raise ValueError(f"unknown task {task!r}; synthesized pairs: {', '.join(PAIR_TASKS)}")
     return name
@@ -436,19 +454,33 @@ def check_pair_prompt(prompt: Prompt) -> None:
                          f"{' and no '.join(missing)}: name both, e.g. \"FDG brain\"")
 
 
-def pair_config(prompt: Prompt, window: SinogramWindow, dose_reduction_factors: Optional[Sequence[float]] = None
-                ) -> SimulationConfig:
+def pair_config(prompt: Prompt, window: SinogramWindow, dose_reduction_factors: Optional[Sequence[float]] = None,
+                task: str = "low_dose", second_tracer: Optional[str] = None) -> SimulationConfig:
     """The simulator settings that describe task pairs of ``prompt`` on ``window``.
 
     2D, ``window.n_bins`` pixels and bins over the region's field of view,
     ``window.n_views`` views; the prompt's tracer and region; no lesions or
-    texture (the model draws the activity); :data:`PAIR_ACQUISITION`;
-    ``dose_reduction_factors`` (default the simulator's) for ``low_dose``.
+    texture (the model draws the activity); ``dose_reduction_factors``
+    (default the simulator's) for ``low_dose``. The acquisition is
+    :data:`PAIR_ACQUISITION` for ``low_dose`` and ``attenuation_correction``
+    (the generated counts are the measurement) and the simulator's default for
+    :data:`KINETIC_TASKS` (it scans the synthetic patient). ``second_tracer``
+    (two-tracer tasks; default the simulator's, or FDG where the prompt's
+    tracer is that one) must differ from the prompt's.
     """
     check_pair_prompt(prompt)
+    task = check_pair_task(task)
     factors = {} if dose_reduction_factors is None else {"dose_reduction_factors": tuple(dose_reduction_factors)}
+    if second_tracer is None:
+        default = SimulationConfig.second_tracer
+        second_tracer = "fdg" if prompt.tracer == default else default
+    second_tracer = get_tracer(second_tracer).name
+    if second_tracer == prompt.tracer and task in ("tracer_separation", "tracer_conversion"):
+        raise ValueError(f"{task} needs a second tracer other than the prompt's {prompt.tracer!r}")
+    acquisition = AcquisitionSettings() if task in KINETIC_TASKS else PAIR_ACQUISITION
     return SimulationConfig(size=window.n_bins, n_views=window.n_views, anatomy=prompt.region, tracer=prompt.tracer,
-                            n_lesions=(0, 0), texture=0.0, acquisition=PAIR_ACQUISITION, **factors)
+                            second_tracer=second_tracer, n_lesions=(0, 0), texture=0.0, acquisition=acquisition,
+                            **factors)
 
 
 def pair_projector(config: SimulationConfig, window: SinogramWindow) -> ParallelBeamProjector:
@@ -483,6 +515,59 @@ def body_outline(image: np.ndarray) -> np.ndarray:
     return components == largest
 
 
+def tissue_mu_map(image: np.ndarray, body: np.ndarray, region: str, pixel_mm: float) -> np.ndarray:
+    """The mu-map (1/mm at 511 keV) of a synthetic patient from its activity alone (module notes).
+
+    Parameters
+    ----------
+    image : ndarray ``(ny, nx)``
+        Non-attenuation-corrected activity (any unit).
+    body : ndarray of bool ``(ny, nx)``
+        :func:`body_outline` of ``image``.
+    region : {"brain", "chest", "abdomen", "trunk"}
+    pixel_mm : float
+        Pixel size in mm.
+
+    Returns
+    -------
+    ndarray, float64 ``(ny, nx)``
+        Water in the body; a skull band for a brain; lung fields for a chest or trunk; 0 outside.
+    """
+    mu = np.where(body, MU_SOFT_TISSUE_PER_MM, 0.0)
+    if region == "brain":
+        outer = ndimage.binary_erosion(body, iterations=max(1, round(SCALP_MM / pixel_mm)))
+        inner = ndimage.binary_erosion(outer, iterations=max(1, round(SKULL_MM / pixel_mm)))
+        mu[outer & ~inner] = MU_511KEV_PER_MM["skull"]
+    elif region in ("chest", "trunk") and body.any():
+        smooth = ndimage.gaussian_filter(np.asarray(image, dtype=np.float64), BODY_SMOOTHING_FWHM_BINS / FWHM_PER_SIGMA)
+        interior = ndimage.binary_erosion(body, iterations=max(1, round(SCALP_MM / pixel_mm)))
+        components, n = ndimage.label(interior & (smooth < LUNG_RATIO * float(np.median(smooth[body]))))
+        sizes = np.bincount(components.ravel(), minlength=n + 1)
+        large = np.flatnonzero(sizes * pixel_mm ** 2 >= MIN_LUNG_MM2)
+        mu[np.isin(components, large[large > 0])] = MU_511KEV_PER_MM["lungs"]
+    return mu
+
+
+def _fitted_activity(counts: np.ndarray, window: SinogramWindow, projector: ParallelBeamProjector,
+                     mu_map: np.ndarray, body: np.ndarray, settings: AcquisitionSettings, rng: np.random.Generator,
+                     n_iterations: int, n_subsets: int) -> tuple[np.ndarray, float, Acquisition]:
+    """OSEM activity of ``counts`` with ``mu_map``'s attenuation and the flat background (module notes).
+
+    Returns the image ``(ny, nx)`` in expected-count units (zero outside
+    ``body``), the background per ray in counts and the unit acquisition
+    (normalisation 1) whose attenuation it used.
+    """
+    misses = ~np.asarray(body_support(body.astype(np.float32), projector), dtype=bool)
+    level = float(counts[misses].mean()) if misses.any() else 0.0
+    unit = Acquisition(projector, mu_map, settings, rng, normalisation=np.ones(projector.out_shape))
+    system = PETSystemModel(projector, attenuation=unit.attenuation, background=np.full(projector.out_shape, level))
+    image = np.asarray(osem(counts, system, min(positive_int("n_subsets", n_subsets), window.n_views), n_iterations,
+                            x0=body.astype(np.float64)), dtype=np.float64)  # EM keeps the zeros outside the body
+    if float(unit.system.linear(image).sum()) <= 0.0:
+        raise ValueError("the synthesized sinogram holds no counts from inside the body: nothing to pair")
+    return image, level, unit
+
+
 def synthetic_sample(task: str, sinogram: np.ndarray, window: SinogramWindow, config: SimulationConfig,
                      rng: np.random.Generator, n_iterations: int = 4, n_subsets: int = 8) -> TaskSample:
     """One task sample of a synthesized full-dose sinogram (module notes).
@@ -490,6 +575,7 @@ def synthetic_sample(task: str, sinogram: np.ndarray, window: SinogramWindow, co
     Parameters
     ----------
     task : {"low_dose", "attenuation_correction"}
+        The kinetic tasks go through :func:`kinetic_sample`.
     sinogram : ndarray ``(n_views, n_bins)``
         Generated counts, axes (view, radial) (:func:`synthesize`).
     window : SinogramWindow
@@ -510,21 +596,17 @@ def synthetic_sample(task: str, sinogram: np.ndarray, window: SinogramWindow, co
         body pixels, outline settings).
     """
     task = check_pair_task(task)
+    if task in KINETIC_TASKS:
+        raise ValueError(f"{task} pairs a synthetic patient: use kinetic_sample")
     projector = pair_projector(config, window)
     counts = np.rint(np.maximum(np.asarray(sinogram, dtype=np.float64), 0.0))
     body = body_outline(reconstruct(counts, window, n_iterations, n_subsets))
     mu_map = np.where(body, MU_SOFT_TISSUE_PER_MM, 0.0)
-    misses = ~np.asarray(body_support(body.astype(np.float32), projector), dtype=bool)
-    level = float(counts[misses].mean()) if misses.any() else 0.0
-    ones = np.ones(projector.out_shape)
-    unit = Acquisition(projector, mu_map, config.acquisition, rng, normalisation=ones)
-    system = PETSystemModel(projector, attenuation=unit.attenuation, background=np.full(projector.out_shape, level))
-    image = np.asarray(osem(counts, system, min(positive_int("n_subsets", n_subsets), window.n_views), n_iterations,
-                            x0=body.astype(np.float64)), dtype=np.float64)  # EM keeps the zeros outside the body
+    image, level, unit = _fitted_activity(counts, window, projector, mu_map, body, config.acquisition, rng,
+                                          n_iterations, n_subsets)
     trues, background = float(unit.system.linear(image).sum()), level * counts.size
-    if trues <= 0.0:
-        raise ValueError("the synthesized sinogram holds no counts from inside the body: nothing to pair")
     settings = dataclasses.replace(config.acquisition, randoms_fraction=background / (trues + background))
+    ones = np.ones(projector.out_shape)
     acquisition = Acquisition(projector, mu_map, settings, rng, normalisation=ones)
     expected = acquisition.expected(image)  # trues a P x and the flat background as randoms
     tracer = get_tracer(config.tracer)
@@ -555,6 +637,61 @@ def synthetic_sample(task: str, sinogram: np.ndarray, window: SinogramWindow, co
                       f32(scan.target_background), dict(metadata["region_names"]), metadata)
 
 
+def kinetic_sample(task: str, sinogram: np.ndarray, window: SinogramWindow, config: SimulationConfig,
+                   rng: np.random.Generator, n_iterations: int = 4, n_subsets: int = 8) -> TaskSample:
+    """One task sample of the synthetic patient of a synthesized sinogram (module notes).
+
+    Parameters
+    ----------
+    task : {"delayed_frame", "tracer_separation", "tracer_conversion"}
+    sinogram : ndarray ``(n_views, n_bins)``
+        Generated counts, axes (view, radial) (:func:`synthesize`).
+    window : SinogramWindow
+        Its window: the simulator's geometry of ``config`` (:func:`pair_projector`).
+    config : SimulationConfig
+        :func:`pair_config` of the task.
+    rng : numpy.random.Generator
+        The scan of the synthetic patient (:func:`~pet_projection.simulation.simulate_sample`).
+    n_iterations, n_subsets : int
+        OSEM of the outline and of the activity.
+
+    Returns
+    -------
+    TaskSample
+        The simulator's sample of the task for the synthetic patient; its
+        metadata add ``synthesis`` (background per ray, body and lung or
+        skull pixels, the mu-map's settings) and ``total_counts`` is the
+        generated sinogram's.
+    """
+    task = check_pair_task(task)
+    if task not in KINETIC_TASKS:
+        raise ValueError(f"{task} pairs the generated counts themselves: use synthetic_sample")
+    projector = pair_projector(config, window)
+    grid = projector_grid(projector)
+    counts = np.rint(np.maximum(np.asarray(sinogram, dtype=np.float64), 0.0))
+    non_corrected = reconstruct(counts, window, n_iterations, n_subsets)
+    body = body_outline(non_corrected)
+    mu_map = tissue_mu_map(non_corrected, body, config.anatomy, grid.voxel_size_mm[-1])
+    image, level, _ = _fitted_activity(counts, window, projector, mu_map, body, PAIR_ACQUISITION, rng, n_iterations,
+                                       n_subsets)
+    plane = ImageGrid((1,) + grid.shape, (1.0,) + grid.voxel_size_mm, (0.0,) + grid.origin_mm)
+    with tempfile.TemporaryDirectory(prefix="allpet-patient-") as folder:
+        activity_path, mu_path = Path(folder) / "activity.npz", Path(folder) / "mu_map.npz"
+        save_image(activity_path, image[None], plane)
+        save_image(mu_path, mu_map[None], plane)
+        patient = dataclasses.replace(config, total_counts=float(counts.sum()), activity_image=str(activity_path),
+                                      mu_map_image=str(mu_path), mu_map_unit="1/mm")
+        sample = simulate_sample(task, patient, rng)
+    tissue = {name: int(np.sum(mu_map == MU_511KEV_PER_MM[name]) if body.any() else 0) for name in ("skull", "lungs")}
+    metadata = {**sample.metadata, "phantom_source": "allpet synthesize: the synthetic patient of a generated sinogram",
+                "synthesis": {"background_per_ray": level, "body_pixels": int(body.sum()), "mu_map_pixels": tissue,
+                              "body_threshold": BODY_THRESHOLD, "body_smoothing_fwhm_bins": BODY_SMOOTHING_FWHM_BINS,
+                              "scalp_mm": SCALP_MM, "skull_mm": SKULL_MM, "lung_ratio": LUNG_RATIO,
+                              "min_lung_mm2": MIN_LUNG_MM2,
+                              "osem": {"n_iterations": n_iterations, "n_subsets": min(n_subsets, window.n_views)}}}
+    return dataclasses.replace(sample, metadata=metadata)
+
+
 def write_pair_dataset(folder: Path, samples: Sequence[TaskSample], config: SimulationConfig, window: SinogramWindow,
                        seed: int, record: Mapping[str, Any]) -> dict[str, Any]:
     """Write task samples as an ``allpet simulate`` dataset into ``folder`` (fresh; the caller makes it atomic).
@@ -563,7 +700,8 @@ def write_pair_dataset(folder: Path, samples: Sequence[TaskSample], config: Simu
     ----------
     folder : Path
     samples : sequence of TaskSample
-        Of one task (:func:`synthetic_sample`), sample ``i`` from ``sample_rng(seed, i)``.
+        Of one task (:func:`synthetic_sample` or :func:`kinetic_sample`), sample ``i`` from
+        ``sample_rng(seed, i)``.
     config : SimulationConfig
         :func:`pair_config`; its ``total_counts`` becomes the samples' mean.
     window : SinogramWindow
@@ -583,6 +721,7 @@ def write_pair_dataset(folder: Path, samples: Sequence[TaskSample], config: Simu
         raise ValueError("no task samples to write")
     folder = Path(folder)
     task = samples[0].task
+    kinetic = task in KINETIC_TASKS  # montage: the synthesized scan (input) and its activity image
     totals = [float(s.metadata["total_counts"]) for s in samples]
     config = dataclasses.replace(config, total_counts=float(np.mean(totals)))
     (folder / "samples").mkdir(parents=True, exist_ok=True)
@@ -594,12 +733,13 @@ def write_pair_dataset(folder: Path, samples: Sequence[TaskSample], config: Simu
     manifest = {**build_manifest(task, len(samples), config, seed), "command": "allpet synthesize",
                 "allpet_version": __version__,
                 "synthesis": {**record, "geometry": _geometry(window),
-                              "note": "full-dose sinograms of the foundation model, paired by the simulator's "
-                                      "physics; see tasks.synthesis (task pairs)",
+                              "note": ("the synthetic patients of the foundation model's sinograms, scanned by the "
+                                       "simulator" if kinetic else "full-dose sinograms of the foundation model, "
+                                       "paired by the simulator's physics") + "; see tasks.synthesis (task pairs)",
                               "samples": [{"index": k, "total_counts": total} for k, total in enumerate(totals)]},
                 "sample_files": files}
     write_montage(folder / MONTAGE_FILE, np.stack([s.target if task == "low_dose" else s.input for s in samples]),
-                  np.stack([s.target_image for s in samples]), window,
+                  np.stack([s.input_image if kinetic else s.target_image for s in samples]), window,
                   f"{record.get('prompt', {}).get('text', '')}: {task.replace('_', ' ')} pairs")
     (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     return manifest

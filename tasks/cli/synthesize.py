@@ -34,25 +34,28 @@ bins (views over [0, 180), bin ``B // 2`` on the axis), ``sinogram_NNNNN.hs``/``
 seed, steps, sampler, model, package version, per-sample total counts and
 fraction of negative values) and ``montage.png``.
 
-``--task low_dose`` or ``--task attenuation_correction`` writes task pairs
-instead, in the dataset format of ``allpet simulate`` (``manifest.json`` and
-``samples/sample_NNNNN.npz``, read by ``allpet demo --train-data`` and
-``allpet train data.source=folder data.path=DIR``): each generated sinogram is
-the full-dose measured prompts of one sample, and the simulator's physics
-gives its partner (``tasks.synthesis``, task pairs): a water mu-map in the
-body outline of its OSEM image, a flat background from the rays that miss
-the body, the attenuation-corrected activity image; ``low_dose`` inputs are
-binomial thinnings by a factor drawn per sample from ``--dose-factors``
-(default 4 10 20 50 100), ``attenuation_correction`` targets the noise-free
-corrected sinogram. The prompt must name the tracer and the region, and the
+``--task T`` writes task pairs instead, in the dataset format of
+``allpet simulate`` (``manifest.json`` and ``samples/sample_NNNNN.npz``, read
+by ``allpet demo --train-data`` and ``allpet train data.source=folder
+data.path=DIR``), for every task (``tasks.synthesis``, task pairs).
+``low_dose`` and ``attenuation_correction``: each generated sinogram is the
+full-dose measured prompts of one sample, and the simulator's physics gives
+its partner: a water mu-map in the body outline of its OSEM image, a flat
+background from the rays that miss the body, the attenuation-corrected
+activity image; ``low_dose`` inputs are binomial thinnings by a factor drawn
+per sample from ``--dose-factors`` (default 4 10 20 50 100),
+``attenuation_correction`` targets the noise-free corrected sinogram.
+``delayed_frame``, ``tracer_separation`` and ``tracer_conversion``: each
+generated sinogram becomes a synthetic patient (its activity image and a
+mu-map with a skull band for a brain, lung fields for a chest or trunk), an
+image phantom the simulator scans for the task with its kinetics, its second
+tracer (``--second-tracer``, default MET, or FDG for a MET prompt) and its
+acquisition physics. The prompt must name the tracer and the region, and the
 window must be the simulator's geometry of the region: views over [0, 180)
 and bins over the region's field of view (256 mm brain, 500 mm trunk, chest,
-abdomen) centred on the axis, the default radial range with ``--task``.
-``delayed_frame``, ``tracer_separation`` and ``tracer_conversion`` are refused:
-their partners follow each tissue region's kinetics or uptake, and a
-synthesized emission sinogram carries no attenuation information to find
-the regions in. The manifest's ``synthesis`` holds the prompt, model, seed,
-steps and geometry; ``montage.png`` shows the sinograms and activity images.
+abdomen) centred on the axis, the default radial range with ``--task``. The
+manifest's ``synthesis`` holds the prompt, model, seed, steps and geometry;
+``montage.png`` shows the sinograms and activity images.
 """
 
 from __future__ import annotations
@@ -98,7 +101,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads of torch and Numba")
     parser.add_argument("--task", default=None,
-                        help="write task pairs in the allpet simulate format: low_dose or attenuation_correction")
+                        help="write task pairs in the allpet simulate format: low_dose, attenuation_correction, "
+                             "delayed_frame, tracer_separation or tracer_conversion")
+    parser.add_argument("--second-tracer", default=None,
+                        help="--task tracer_separation or tracer_conversion: the second tracer (default met, or fdg "
+                             "for a met prompt)")
     parser.add_argument("--dose-factors", type=float, nargs="+", default=None, metavar="F",
                         help="--task low_dose: dose reduction factors drawn per sample (each >= 1; default the "
                              "simulator's 4 10 20 50 100)")
@@ -120,6 +127,9 @@ def _check_options(args: argparse.Namespace) -> None:
         if value is not None and not (all(math.isfinite(v) for v in value) and value[0] < value[1]):
             raise ValueError(f"--{name.replace('_', '-')} must be two finite numbers, the first smaller, got "
                              f"{' '.join(f'{v:g}' for v in value)}")
+    if args.second_tracer is not None and (args.task is None or args.task.replace("-", "_") not in
+                                           ("tracer_separation", "tracer_conversion")):
+        raise ValueError("--second-tracer applies to --task tracer_separation or tracer_conversion only")
     if args.dose_factors is not None:
         if args.task is None or args.task.replace("-", "_") != "low_dose":
             raise ValueError("--dose-factors applies to --task low_dose only")
@@ -190,7 +200,7 @@ def _run(args: argparse.Namespace) -> int:
                               tuple(math.radians(a) for a in args.angle_range), radial_range)
     simulation = None
     if task is not None:
-        simulation = pair_config(prompt, window, args.dose_factors)
+        simulation = pair_config(prompt, window, args.dose_factors, task, args.second_tracer)
         pair_projector(simulation, window)
     start = time.perf_counter()
     sinograms = synthesize(model, prompt, window, args.n, args.seed, args.steps, args.batch_size,
@@ -221,10 +231,11 @@ def _write_pairs(args: argparse.Namespace, task: str, sinograms: Any, window: An
     from tqdm.auto import tqdm
 
     from pet_projection.simulation import sample_rng
-    from tasks.synthesis import synthetic_sample, write_pair_dataset
+    from tasks.synthesis import KINETIC_TASKS, kinetic_sample, synthetic_sample, write_pair_dataset
 
-    samples = [synthetic_sample(task, sinogram, window, simulation, sample_rng(args.seed, k), args.osem_iterations,
-                                args.osem_subsets)
+    pair = kinetic_sample if task in KINETIC_TASKS else synthetic_sample
+    samples = [pair(task, sinogram, window, simulation, sample_rng(args.seed, k), args.osem_iterations,
+                    args.osem_subsets)
                for k, sinogram in enumerate(tqdm(sinograms, desc=f"pair {task}", unit="sample",
                                                  disable=args.no_progress))]
     with atomic_directory(args.out) as staging:

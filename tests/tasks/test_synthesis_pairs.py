@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from ldm.folder_datasets import SimulatedTaskDataset
 from ldm.prompts import PROMPT_TASKS, parse_prompt
@@ -22,11 +23,11 @@ from pet_projection.physics import attenuation_factors
 from pet_projection.simulation import TRACERS, SimulatedDataset, sample_rng, system_model
 from pet_projection.simulation.acquisition import projector_from_description
 from pet_projection.simulation.anatomy import ANATOMIES
-from pet_projection.simulation.phantoms import MU_SOFT_TISSUE_PER_MM, REGION_LABELS
+from pet_projection.simulation.phantoms import MU_511KEV_PER_MM, MU_SOFT_TISSUE_PER_MM, REGION_LABELS
 from tasks.cli import synthesize as cli
 from tasks.sources import load_samples
-from tasks.synthesis import (PAIR_TASKS, UNPAIRABLE_TASKS, check_pair_task, pair_config, synthesize,
-                             synthetic_sample)
+from tasks.synthesis import (KINETIC_TASKS, PAIR_TASKS, SCALP_MM, SKULL_MM, check_pair_task, kinetic_sample,
+                             pair_config, pair_projector, synthesize, synthetic_sample, tissue_mu_map)
 from tests.helpers import one_error_line
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -34,6 +35,7 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 FAST = ["--steps", "4", "--osem-iterations", "2", "--osem-subsets", "4", "--device", "cpu", "--threads", "1",
         "--no-progress"]
 BRAIN_WINDOW = SinogramWindow(64, 64, (0.0, math.pi), (-128.0, 128.0))  # the simulator's 64-pixel brain geometry
+CHEST_WINDOW = SinogramWindow(64, 64, (0.0, math.pi), (-250.0, 250.0))  # its chest geometry (7.8 mm bins)
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +123,97 @@ def test_low_dose_and_attenuation_samples_share_one_patient(sinograms):
         np.testing.assert_allclose(low_mean * 4.0, system_model(a, "target").expected(a.target_image), rtol=1e-5)
 
 
+# ------------------------------------------------------------------------------------------------ synthetic patients
+
+def _chest_counts(total: float = 5e5) -> np.ndarray:
+    """Counts of a chest-like image through the simulator's chest projector: a body with two cold lung fields."""
+    config = pair_config(parse_prompt("FDG chest"), CHEST_WINDOW, task="tracer_conversion")
+    projector = pair_projector(config, CHEST_WINDOW)
+    y, x = np.mgrid[-31.5:32.5, -31.5:32.5] * (500.0 / 64)
+    image = ((x / 170) ** 2 + (y / 120) ** 2 <= 1.0).astype(np.float64)
+    for side in (-1, 1):
+        image[((x - side * 75) / 50) ** 2 + (y / 75) ** 2 <= 1.0] = 0.25  # lungs: a quarter of the soft tissue
+    mean = np.asarray(projector(image))
+    return np.random.default_rng(5).poisson(mean * total / mean.sum()).astype(np.float64)
+
+
+def test_tissue_mu_map_puts_the_skull_under_the_scalp_and_finds_cold_lung_fields():
+    y, x = np.mgrid[-31.5:32.5, -31.5:32.5]
+    body = x ** 2 + (y / 1.2) ** 2 <= 24 ** 2
+    mu = tissue_mu_map(body.astype(float), body, "brain", 4.0)
+    skull = mu == MU_511KEV_PER_MM["skull"]
+    depth = ndimage.distance_transform_edt(body)  # pixels to the outside
+    assert skull.any() and np.all(depth[skull] > round(SCALP_MM / 4.0))
+    assert np.all(depth[skull] <= round(SCALP_MM / 4.0) + round(SKULL_MM / 4.0))
+    np.testing.assert_array_equal(mu[body & ~skull], MU_SOFT_TISSUE_PER_MM)
+    np.testing.assert_array_equal(mu[~body], 0.0)
+    np.testing.assert_array_equal(tissue_mu_map(body.astype(float), body, "abdomen", 7.8),
+                                  np.where(body, MU_SOFT_TISSUE_PER_MM, 0.0))
+    chest = body.astype(float)
+    chest[(np.abs(x) - 10) ** 2 + (y / 1.5) ** 2 <= 36] = 0.2
+    lungs = tissue_mu_map(chest, body, "chest", 7.8) == MU_511KEV_PER_MM["lungs"]
+    assert lungs[0, 0] == 0 and lungs[32, 22] and lungs[32, 41] and not lungs[32, 32]
+    assert not (tissue_mu_map(body.astype(float), body, "chest", 7.8) == MU_511KEV_PER_MM["lungs"]).any()
+
+
+def test_delayed_frame_pairs_scale_each_tissue_class_by_its_own_kinetics(sinograms):
+    config = pair_config(parse_prompt("FDG brain"), BRAIN_WINDOW, task="delayed_frame")
+    for k, sinogram in enumerate(sinograms):
+        sample = kinetic_sample("delayed_frame", sinogram, BRAIN_WINDOW, config, sample_rng(0, k), 2, 4)
+        assert {"skull", "grey_matter", "white_matter"} <= set(sample.names)  # the synthetic skull gives the brain
+        assert sample.metadata["total_counts"] == pytest.approx(np.rint(np.maximum(sinogram, 0)).sum())
+        ratios = {}
+        for name, label in sample.names.items():
+            inside = sample.labels == label
+            ratio = sample.target_image[inside] / sample.input_image[inside]
+            np.testing.assert_allclose(ratio, ratio.mean(), rtol=1e-4)  # one kinetic ratio per region
+            ratios[name] = float(ratio.mean())
+        assert max(ratios.values()) > 1.1 * min(ratios.values())  # not one image scaled: regions differ
+        assert sample.target.sum() < sample.input.sum()  # the delayed frame has fewer counts (decay)
+        expected = system_model(sample).expected(sample.input_image)  # a new scan of the synthetic patient
+        assert np.corrcoef(expected.ravel(), sample.input.ravel())[0, 1] > 0.9
+
+
+def test_tracer_separation_pairs_sum_to_their_mixture(sinograms):
+    config = pair_config(parse_prompt("FDG brain"), BRAIN_WINDOW, task="tracer_separation")
+    assert config.second_tracer == "met"
+    sample = kinetic_sample("tracer_separation", sinograms[0], BRAIN_WINDOW, config, sample_rng(0, 0), 2, 4)
+    assert sample.target.shape == (2,) + sample.input.shape and sample.metadata["tracers"] == ["fdg", "met"]
+    np.testing.assert_array_equal(sample.input, sample.target.sum(axis=0))
+    np.testing.assert_allclose(sample.input_image, sample.target_image.sum(axis=0), rtol=1e-5)
+
+
+def test_tracer_conversion_of_a_chest_gets_lungs_and_a_second_tracer(tmp_path):
+    prompt = parse_prompt("MET chest")
+    config = pair_config(prompt, CHEST_WINDOW, task="tracer_conversion")
+    assert (config.tracer, config.second_tracer) == ("met", "fdg")  # the default second tracer differs
+    sample = kinetic_sample("tracer_conversion", _chest_counts(), CHEST_WINDOW, config, sample_rng(0, 1), 4, 8)
+    assert set(sample.names) >= {"soft_tissue", "lungs"} and sample.metadata["tracers"] == ["met", "fdg"]
+    lungs = sample.labels == sample.names["lungs"]
+    assert lungs.sum() * (500.0 / 64) ** 2 > 0.5 * 2 * math.pi * 50 * 75  # most of both lung fields
+    np.testing.assert_allclose(sample.mu_map[lungs], MU_511KEV_PER_MM["lungs"], rtol=1e-6)
+    assert sample.metadata["synthesis"]["mu_map_pixels"]["lungs"] == int(lungs.sum())
+
+
+@pytest.mark.parametrize("task", KINETIC_TASKS)
+def test_kinetic_pairs_read_as_an_allpet_simulate_dataset(task, tmp_path):
+    out = tmp_path / task
+    threads = torch.get_num_threads()
+    try:
+        assert cli.main(["--prompt", "FDG brain", "--n", "2", "--task", task.replace("_", "-"), "--seed", "2",
+                         "--out", str(out), *FAST]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    dataset = SimulatedDataset(out)
+    dataset.verify()
+    assert dataset.task == task and len(dataset) == 2 and dataset.config.anatomy == "brain"
+    samples = load_samples(out, task, progress=False)
+    assert all(sample.metadata["phantom_source"].startswith("allpet synthesize") for sample in samples)
+    assert samples[0].input.sum() > 1e5 and not np.array_equal(samples[0].input, samples[1].input)
+    items = SimulatedTaskDataset(out, labels=("tracer", "region", "task"), window=True)
+    assert int(items[0]["task"]) == PROMPT_TASKS.index(task)
+
+
 # ------------------------------------------------------------------------------------------------ files
 
 def test_the_folder_reads_as_an_allpet_simulate_dataset(low_dose_folder):
@@ -166,22 +259,15 @@ def test_a_non_empty_folder_is_refused_before_any_sampling(low_dose_folder, tmp_
 
 # ------------------------------------------------------------------------------------------------ errors
 
-@pytest.mark.parametrize("task", sorted(UNPAIRABLE_TASKS))
-def test_tasks_physics_cannot_pair_give_one_line_naming_the_supported_ones(task, tmp_path, capsys):
-    out = tmp_path / "out"
-    assert cli.main(["--prompt", "FDG brain", "--n", "2", "--task", task.replace("_", "-"), "--out", str(out),
-                     *FAST]) == 2
-    one_error_line(capsys, task, "low_dose, attenuation_correction")
-    assert not out.exists()
-    assert sorted(PAIR_TASKS + tuple(UNPAIRABLE_TASKS)) == sorted(PROMPT_TASKS[2:])  # every simulator task decided
-
-
 @pytest.mark.parametrize("options, words", [
     (["--task", "denoise"], ("unknown task 'denoise'", "low_dose, attenuation_correction")),
     (["--task", "low_dose", "--prompt", "FDG"], ("names no region",)),
     (["--task", "attenuation_correction", "--dose-factors", "4"], ("--dose-factors applies to --task low_dose",)),
     (["--task", "low_dose", "--dose-factors", "0.5"], ("at least 1",)),
     (["--task", "low_dose", "--angle-range", "0", "90"], ("--radial-range -128 128", "[0, 90) degrees")),
+    (["--task", "delayed_frame", "--second-tracer", "met"], ("--second-tracer applies to",)),
+    (["--task", "tracer_conversion", "--second-tracer", "fdg"], ("a second tracer other than the prompt's 'fdg'",)),
+    (["--task", "tracer_separation", "--second-tracer", "h2o"], ("h2o",)),
 ])
 def test_bad_pair_options_give_one_line(options, words, tmp_path, capsys):
     argv = ["--prompt", "FDG brain", "--n", "2", "--out", str(tmp_path / "out"), *FAST, *options]
@@ -190,7 +276,7 @@ def test_bad_pair_options_give_one_line(options, words, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-def test_check_pair_task_accepts_hyphens():
+def test_check_pair_task_accepts_hyphens_and_every_simulator_task():
     assert check_pair_task("attenuation-correction") == "attenuation_correction"
-    with pytest.raises(ValueError, match="kinetics"):
-        check_pair_task("delayed-frame")
+    assert check_pair_task("delayed-frame") == "delayed_frame"
+    assert sorted(PAIR_TASKS) == sorted(PROMPT_TASKS[2:])  # every task of the simulator and the prompts
