@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping, Optional
 
 from pet_projection.config_dicts import dataclass_from_dict, dataclass_to_dict
-from pet_projection.masks import LAYOUTS
+from .rmas_dataset import DATASET_LAYOUTS
 from pet_projection.validation import check_bool, check_choice, check_finite_real, positive_int
 
 from .model import LDMConfig, SinogramLDM
@@ -224,8 +224,9 @@ class DataConfig:
     cells_per_side, n_active, shape_fraction, epoch_size, layout
         :class:`ldm.RMASDataset` settings (DMM cells, active cells per mask,
         fraction of random-shape masks, samples per epoch (``None``: its
-        default), DMM layout (``None``: enumerated subsets, no repeats; or
-        ``random``, ``clustered``, ``rings`` drawn per sample)).
+        default), DMM layout (``None``: enumerated subsets, no repeats;
+        ``random``, ``clustered``, ``rings`` drawn per sample; ``every``: one
+        of enumerated, clustered and rings per sample)).
     seed : int
         Seed of the phantoms and of the RMAS masks.
     model_input : {"measured", "physics_prior", "unmixing"}
@@ -312,7 +313,7 @@ class DataConfig:
         check_choice("model_input", self.model_input, MODEL_INPUTS)
         check_choice("attention", self.attention, ATTENTION_SOURCES)
         if self.layout is not None:
-            check_choice("layout", self.layout, LAYOUTS)
+            check_choice("layout", self.layout, DATASET_LAYOUTS)
         check_choice("task", self.task, DATA_TASKS)
         if self.source == "folder" and not (isinstance(self.path, str) and self.path):
             raise ValueError("path must name the dataset folder when source is 'folder'")

@@ -23,10 +23,14 @@ from pet_projection.masks import (LAYOUTS, CellGrid, CellSinogramBasis, int_rang
                                   random_polygons, split_by_mask)
 from pet_projection.validation import check_real, positive_int
 
-__all__ = ["RMASDataset"]
+__all__ = ["DATASET_LAYOUTS", "EVERY_LAYOUT", "RMASDataset"]
 
 # 500 base sinograms x 400 = 200,000 distinct samples per epoch (why: docs/results/ldm.md).
 DEFAULT_SAMPLES_PER_BASE = 400
+# layout="every": each sample draws its DMM layout, a third each: the enumerated subsets (None), clustered, rings
+EVERY_LAYOUT = "every"
+_EVERY = (None, "clustered", "rings")
+DATASET_LAYOUTS = LAYOUTS + (EVERY_LAYOUT,)
 _FEISTEL_ROUNDS = 4  # Luby and Rackoff (1988): four Feistel rounds of a pseudo-random function permute pseudo-randomly
 _SAMPLE_KEYS = ("full", "positive", "negative", "mask", "attention", "activity", "base_index", "sample_id")
 
@@ -106,7 +110,7 @@ class RMASDataset(Dataset):
         :meth:`n_distinct_samples` ``)``, at most the latter.
     seed : int
         Non-negative seed of the sample order and the random shapes.
-    layout : {None, "random", "clustered", "rings"}
+    layout : {None, "random", "clustered", "rings", "every"}
         ``None`` (default): cell subsets are enumerated, uniform over all
         subsets, and no (base, subset) pair repeats (see Notes). A DMM layout
         of :meth:`CellGrid.sample_activity` instead draws each sample's cells
@@ -114,7 +118,10 @@ class RMASDataset(Dataset):
         annulus) and the number of active cells uniform in ``n_active``,
         from the sample's own seed ``(seed, epoch, index)``; bases still
         follow the permutation, so each is used equally, but masks can repeat
-        (:meth:`n_distinct_samples` is then an upper bound).
+        (:meth:`n_distinct_samples` is then an upper bound). ``"every"``
+        (:data:`EVERY_LAYOUT`): each sample draws one of the enumerated
+        subset, a clustered and a rings layout with equal odds, from its own
+        seed.
 
     Notes
     -----
@@ -159,8 +166,8 @@ class RMASDataset(Dataset):
         n_cells = self.basis.cells.n_cells
         self.n_active = int_range("n_active", n_active, 1, n_cells)
         self.shape_fraction = check_real("shape_fraction", shape_fraction, 0.0, 1.0)
-        if layout is not None and layout not in LAYOUTS:
-            raise ValueError(f"layout must be None (enumerated subsets) or one of {LAYOUTS}, got {layout!r}")
+        if layout is not None and layout not in DATASET_LAYOUTS:
+            raise ValueError(f"layout must be None (enumerated subsets) or one of {DATASET_LAYOUTS}, got {layout!r}")
         self.layout = layout
         self.seed = positive_int("seed", seed, minimum=0)
         self.epoch = 0
@@ -201,6 +208,7 @@ class RMASDataset(Dataset):
         cells = self.basis.cells
         low, high = self.n_active
         layout = ("enumerated subsets" if self.layout is None
+                  else "enumerated, clustered or rings layout drawn per sample: at most" if self.layout == EVERY_LAYOUT
                   else f"{self.layout} layout drawn per sample: at most")
         return (f"RMASDataset: {len(self.sinograms):,} bases x {cells.cells_per_side}x{cells.cells_per_side} cells "
                 f"with {low}..{high} active ({layout}) {len(self.sinograms):,} x {self.n_distinct_masks():,} = "
@@ -285,8 +293,11 @@ class RMASDataset(Dataset):
         base, activity = (array[0] for array in self._decode(ids))
         sample_id = int(ids[0])
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, index]))
-        if self.layout is not None:
-            activity = self.basis.cells.sample_activity(1, rng, self.layout, self.n_active)[0]
+        layout = self.layout
+        if layout == EVERY_LAYOUT:
+            layout = _EVERY[int(rng.integers(len(_EVERY)))]
+        if layout is not None:
+            activity = self.basis.cells.sample_activity(1, rng, layout, self.n_active)[0]
             sample_id = int(self._rank(activity[None])[0]) * len(self.sinograms) + int(base)
         if rng.random() < self.shape_fraction:
             activity[:] = False

@@ -195,6 +195,30 @@ def test_layout_mode_draws_masks_of_that_layout(bases, projector, layout):
     assert layout in ds.describe() and "at most" in ds.describe()
 
 
+def test_every_layout_mixes_enumerated_clustered_and_ring_masks(bases, projector):
+    from scipy import ndimage
+
+    ds = _dataset(bases[:8], projector, layout="every", n_active=(6, 6), epoch_size=96)
+    side = ds.basis.cells.cells_per_side
+    connected = []
+    for i in range(96):
+        sample = ds[i]
+        activity = sample["activity"].numpy()
+        assert activity.sum() == 6
+        np.testing.assert_array_equal(sample["mask"].numpy() != 0, ds.basis.masks(activity))
+        base, decoded = ds._decode(np.array([int(sample["sample_id"])]))
+        assert int(base[0]) == int(sample["base_index"]) and np.array_equal(decoded[0], activity)
+        connected.append(ndimage.label(activity.reshape(side, -1))[1] == 1)
+    # clustered masks are one 4-connected cluster; six cells of an enumerated subset almost never are, and rings
+    # are scattered round an annulus: a third to two thirds of the masks are connected, not all, not none
+    assert 20 <= sum(connected) <= 70
+    enumerated = _dataset(bases[:8], projector, n_active=(6, 6), epoch_size=96)
+    assert sum(ndimage.label(enumerated[i]["activity"].numpy().reshape(side, -1))[1] == 1 for i in range(96)) < 5
+    again = _dataset(bases[:8], projector, layout="every", n_active=(6, 6), epoch_size=96)
+    assert all(torch.equal(again[i]["mask"], ds[i]["mask"]) for i in (0, 41, 95))
+    assert "enumerated, clustered or rings" in ds.describe()
+
+
 def test_rank_inverts_the_enumeration(bases, projector):
     ds = _dataset(bases[:3], projector, cells_per_side=3, n_active=(2, 5))
     ranks = np.arange(ds.n_distinct_masks())
