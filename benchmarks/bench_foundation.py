@@ -30,7 +30,11 @@ per task and test set; ``--replot`` redraws both from the ``.json``).
 Run: ``python -m benchmarks.bench_foundation`` (defaults: low dose,
 K = 16 and 64; about 30 minutes on a 2-core CPU). ``--model DIR`` fine-tunes
 other pretrained weights (for example a pretraining that left a region family
-out); ``--no-unsupervised`` skips the unsupervised rows.
+out); ``--no-unsupervised`` skips the unsupervised rows. ``--reference N``
+runs, instead, the same architecture from scratch on N examples
+(``--reference-steps`` per stage, default 2,000) beside the UNet on them, and
+pairs it with the fine-tuned models of the K-run reports given by
+``--against`` (same seed, size and ``--n-test``: the same test samples).
 """
 
 from __future__ import annotations
@@ -90,6 +94,31 @@ def run(task: str, examples: Sequence[int], n_test: int, steps: int, scratch_ste
     return out
 
 
+def reference(task: str, n: int, n_test: int, steps: int, size: int, seed: int, progress: bool) -> dict:
+    """The foundation's architecture from scratch on ``n`` examples (``steps`` per stage), beside the UNet on them.
+
+    The same training samples (the first K of them are the K runs') and test
+    sets as :func:`run` with the same ``seed``, ``n_test`` and ``size``, so
+    its records pair with theirs sample by sample.
+    """
+    config = PipelineConfig(task=task, size=size, n_views=size, n_train=n, n_test=n_test, seed=seed,
+                            n_unseen_test=n_test, ldm_preset="foundation", autoencoder_steps=steps,
+                            diffusion_steps=steps)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as work:
+        result = run_task(config, Path(work), progress)
+    classical = result.info["filtered_baseline"]
+    records = (_rows(result, METHOD_LDM, reference_method(n))
+               + _rows(result, METHOD_UNET, f"{METHOD_UNET}, {n} examples") + _rows(result, classical, classical))
+    return {"task": task, "examples": n, "steps": steps, "classical": classical, "test_sets": list(result.test_sets),
+            "records": records, "seconds": time.perf_counter() - started}
+
+
+def reference_method(n: int) -> str:
+    """The name of the from-scratch reference on ``n`` examples in the records."""
+    return f"{METHOD_SCRATCH}, {n} examples"
+
+
 def _summary(records: list, test_set: str, method: str, metric: str):
     return summarise([r[metric] for r in records if r["test_set"] == test_set and r["method"] == method])
 
@@ -120,6 +149,39 @@ def markdown(report: dict) -> str:
                     lines.append(f"| {test_set} | {method} | " + " | ".join(cells) + f" | {gain} |")
             lines += ["", f"Wall time: fine-tuned run (with baselines) {row['seconds'][METHOD_FINETUNED]:.0f} s, "
                       f"scratch run {row['seconds'][METHOD_SCRATCH]:.0f} s.", ""]
+    return "\n".join(lines)
+
+
+def markdown_reference(report: dict, runs: Sequence[dict]) -> str:
+    """Table of a reference report (:func:`reference`) and the paired gains of each K run's fine-tuned model over it.
+
+    ``runs`` are :func:`run` reports (their ``.json``) of the same task, seed and test sets.
+    """
+    ref = report["reference"]
+    name = reference_method(ref["examples"])
+    lines = [f"# Foundation model: the from-scratch reference on {ref['examples']:,} examples ({report['machine']}, "
+             f"{report['date']})", "", f"Command: `{report['command']}`", "",
+             f"{ref['task']}: the foundation's architecture from scratch, {ref['steps']} autoencoder and "
+             f"{ref['steps']} diffusion steps of 8 on {ref['examples']:,} paired examples, the UNet on the same "
+             f"examples; wall time {ref['seconds'] / 60:.1f} min. The last columns pair each K run's fine-tuned model "
+             "with the reference, sample by sample (same test samples).", ""]
+    ks = [(run_report["command"], row) for run_report in runs for task in run_report["tasks"]
+          if task["task"] == ref["task"] for row in task["rows"]]
+    header = " | ".join(f"fine-tuned K = {row['examples']} minus reference (dB, paired)" for _, row in ks)
+    lines += [f"| test set | method | PSNR (dB) | SSIM | lesion contrast recovery | {header} |",
+              "|---|---|---|---|---|" + "---|" * len(ks)]
+    for test_set in ref["test_sets"]:
+        for method in dict.fromkeys(r["method"] for r in ref["records"]):
+            cells = [_summary(ref["records"], test_set, method, m).format(3) for m in METRICS]
+            gains = []
+            for _, row in ks:
+                if method != name:
+                    gains.append("")
+                    continue
+                merged = ref["records"] + [r for r in row["records"] if r["method"] == METHOD_FINETUNED]
+                gains.append(_paired(merged, test_set, METHOD_FINETUNED, name, "psnr").format(2))
+            lines.append(f"| {test_set} | {method} | " + " | ".join(cells + gains) + " |")
+    lines += ["", "K runs: " + "; ".join(f"`{command}`" for command in dict.fromkeys(c for c, _ in ks)), ""]
     return "\n".join(lines)
 
 
@@ -174,18 +236,38 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="pretrained weights: 'foundation' (shipped) or a weights, run or checkpoint folder")
     parser.add_argument("--unsupervised", action=argparse.BooleanOptionalAction, default=True,
                         help="low dose: add the unsupervised rows at the first K")
+    parser.add_argument("--reference", type=int, default=None, metavar="N",
+                        help="instead of the K runs: the architecture from scratch on N examples (and the UNet)")
+    parser.add_argument("--reference-steps", type=int, default=2000, help="--reference: steps of each stage")
+    parser.add_argument("--against", nargs="*", default=(), metavar="JSON",
+                        help="--reference: K-run reports whose fine-tuned models are paired with the reference")
     parser.add_argument("--out", default="benchmarks/results/foundation")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--replot", action="store_true", help="redraw .md and .png from the existing .json, no runs")
     args = parser.parse_args(argv)
     out = Path(args.out)
-    if args.replot:
+    if args.replot and args.reference is None:
         report = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
         out.with_suffix(".md").write_text(markdown(report), encoding="utf-8")
         plot(report, out.with_suffix(".png"))
         return 0
-    report = {"command": "python -m benchmarks.bench_foundation " + " ".join(sys.argv[1:] if argv is None else argv),
-              "machine": f"{platform.machine()}, CPU only", "date": time.strftime("%Y-%m-%d"),
+    command = "python -m benchmarks.bench_foundation " + " ".join(sys.argv[1:] if argv is None else argv)
+    machine = f"{platform.machine()}, CPU only"
+    if args.reference is not None:
+        runs = [json.loads(Path(path).read_text(encoding="utf-8")) for path in args.against]  # read before the run
+        if args.replot:
+            report = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
+        else:
+            (task,) = args.tasks
+            report = {"command": command, "machine": machine, "date": time.strftime("%Y-%m-%d"),
+                      "reference": reference(task, args.reference, args.n_test, args.reference_steps, args.size,
+                                             args.seed, not args.no_progress)}
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.with_suffix(".json").write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")
+        out.with_suffix(".md").write_text(markdown_reference(report, runs), encoding="utf-8")
+        print(markdown_reference(report, runs))
+        return 0
+    report = {"command": command, "machine": machine, "date": time.strftime("%Y-%m-%d"),
               "tasks": [run(task, args.examples, args.n_test, args.steps, args.scratch_steps, args.size, args.seed,
                             not args.no_progress, args.model, args.unsupervised) for task in args.tasks]}
     out.parent.mkdir(parents=True, exist_ok=True)
