@@ -35,6 +35,9 @@ runs, instead, the same architecture from scratch on N examples
 (``--reference-steps`` per stage, default 2,000) beside the UNet on them, and
 pairs it with the fine-tuned models of the K-run reports given by
 ``--against`` (same seed, size and ``--n-test``: the same test samples).
+Without ``--reference``, ``--against`` adds the fine-tuned rows of the
+reports given (for example the shipped model's, beside ``--model DIR``'s) to
+the same K, paired sample by sample.
 """
 
 from __future__ import annotations
@@ -60,8 +63,8 @@ METHOD_FINETUNED = "ALL-PET pretrained + fine-tuned"
 METRICS = ("psnr", "ssim", "contrast_recovery")
 
 
-def _rows(result, method: str, rename: str) -> list[dict]:
-    return [{**record, "method": rename} for record in result.records if record["method"] == method]
+def _rows(records: list, method: str, rename: str) -> list[dict]:
+    return [{**record, "method": rename} for record in records if record["method"] == method]
 
 
 def run(task: str, examples: Sequence[int], n_test: int, steps: int, scratch_steps: int, size: int, seed: int,
@@ -84,10 +87,10 @@ def run(task: str, examples: Sequence[int], n_test: int, steps: int, scratch_ste
                                                   and k == examples[0]),
                               Path(work), progress, samples=(train[:k], test))
             total_s = time.perf_counter() - started
-        records = _rows(result, METHOD_LDM, METHOD_FINETUNED)
+        records = _rows(result.records, METHOD_LDM, METHOD_FINETUNED)
         out["classical"] = result.info["filtered_baseline"]  # post-filtered OSEM, or unmixing for separation
         records += [record for method in (METHOD_SCRATCH, METHOD_UNET, out["classical"], METHOD_UNSUPERVISED)
-                    for record in _rows(result, method, method)]
+                    for record in _rows(result.records, method, method)]
         scratch_s = result.timings_s["LDM from scratch"]
         out["rows"].append({"examples": k, "test_sets": list(result.test_sets), "records": records,
                             "seconds": {METHOD_FINETUNED: total_s - scratch_s, METHOD_SCRATCH: scratch_s}})
@@ -108,8 +111,9 @@ def reference(task: str, n: int, n_test: int, steps: int, size: int, seed: int, 
     with tempfile.TemporaryDirectory() as work:
         result = run_task(config, Path(work), progress)
     classical = result.info["filtered_baseline"]
-    records = (_rows(result, METHOD_LDM, reference_method(n))
-               + _rows(result, METHOD_UNET, f"{METHOD_UNET}, {n} examples") + _rows(result, classical, classical))
+    records = (_rows(result.records, METHOD_LDM, reference_method(n))
+               + _rows(result.records, METHOD_UNET, f"{METHOD_UNET}, {n} examples")
+               + _rows(result.records, classical, classical))
     return {"task": task, "examples": n, "steps": steps, "classical": classical, "test_sets": list(result.test_sets),
             "records": records, "seconds": time.perf_counter() - started}
 
@@ -117,6 +121,20 @@ def reference(task: str, n: int, n_test: int, steps: int, size: int, seed: int, 
 def reference_method(n: int) -> str:
     """The name of the from-scratch reference on ``n`` examples in the records."""
     return f"{METHOD_SCRATCH}, {n} examples"
+
+
+def add_other_models(report: dict, others: Sequence[dict]) -> None:
+    """Add to each row of ``report`` the fine-tuned records of the same task and K in ``others`` (K-run reports of
+    the same seed, size and test sets: other pretrained weights), named by their ``model``, so the paired column
+    compares the two pretrainings sample by sample."""
+    for other in others:
+        name = f"{METHOD_FINETUNED}, weights {other.get('model', 'foundation')}"
+        rows = {(task["task"], row["examples"]): row for task in other["tasks"] for row in task["rows"]}
+        for task in report["tasks"]:
+            for row in task["rows"]:
+                match = rows.get((task["task"], row["examples"]))
+                if match is not None:
+                    row["records"] += _rows(match["records"], METHOD_FINETUNED, name)
 
 
 def _summary(records: list, test_set: str, method: str, metric: str):
@@ -141,8 +159,10 @@ def markdown(report: dict) -> str:
             lines += [f"## {task['task']}, K = {row['examples']} paired examples", "",
                       "| test set | method | PSNR (dB) | SSIM | lesion contrast recovery | "
                       "PSNR gain of fine-tuned (dB, paired) |", "|---|---|---|---|---|---|"]
+            present = [m for m in methods if any(r["method"] == m for r in records)]
+            present += [m for m in dict.fromkeys(r["method"] for r in records) if m not in methods]  # --against
             for test_set in row["test_sets"]:
-                for method in [m for m in methods if any(r["method"] == m for r in records)]:
+                for method in present:
                     cells = [_summary(records, test_set, method, m).format(3) for m in METRICS]
                     gain = ("" if method == METHOD_FINETUNED
                             else _paired(records, test_set, METHOD_FINETUNED, method, "psnr").format(2))
@@ -240,7 +260,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="instead of the K runs: the architecture from scratch on N examples (and the UNet)")
     parser.add_argument("--reference-steps", type=int, default=2000, help="--reference: steps of each stage")
     parser.add_argument("--against", nargs="*", default=(), metavar="JSON",
-                        help="--reference: K-run reports whose fine-tuned models are paired with the reference")
+                        help="K-run reports whose fine-tuned models are paired with this run's (other pretrained "
+                             "weights) or, with --reference, with the reference")
     parser.add_argument("--out", default="benchmarks/results/foundation")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--replot", action="store_true", help="redraw .md and .png from the existing .json, no runs")
@@ -267,9 +288,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         out.with_suffix(".md").write_text(markdown_reference(report, runs), encoding="utf-8")
         print(markdown_reference(report, runs))
         return 0
-    report = {"command": command, "machine": machine, "date": time.strftime("%Y-%m-%d"),
+    others = [json.loads(Path(path).read_text(encoding="utf-8")) for path in args.against]  # read before the runs
+    report = {"command": command, "machine": machine, "date": time.strftime("%Y-%m-%d"), "model": args.model,
               "tasks": [run(task, args.examples, args.n_test, args.steps, args.scratch_steps, args.size, args.seed,
                             not args.no_progress, args.model, args.unsupervised) for task in args.tasks]}
+    add_other_models(report, others)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")
     out.with_suffix(".md").write_text(markdown(report), encoding="utf-8")

@@ -29,3 +29,25 @@ def test_reference_pairs_with_the_fine_tuned_records_of_a_k_run(tmp_path):
     assert "fine-tuned K = 2 minus reference" in table and "`k-run`" in table
     reference_rows = [line for line in table.splitlines() if f"| {name} |" in line]
     assert len(reference_rows) == len(ref["test_sets"]) and all("| 1.00 ± 0.00 |" in line for line in reference_rows)
+
+
+def test_against_adds_the_other_weights_fine_tuned_rows_paired_by_sample():
+    from benchmarks import bench_foundation as bench
+
+    def report(model, shift):
+        records = [{"test_set": "in_distribution", "sample": k, "channel": 0, "method": bench.METHOD_FINETUNED,
+                    "psnr": 20.0 + k + shift, "ssim": 0.5, "contrast_recovery": 0.5} for k in range(4)]
+        return {"command": "c", "machine": "m", "date": "d", "model": model,
+                "tasks": [{"task": "low_dose", "rows": [{"examples": 16, "test_sets": ["in_distribution"],
+                                                         "records": records, "seconds": {bench.METHOD_FINETUNED: 1,
+                                                                                         bench.METHOD_SCRATCH: 1}}]}]}
+
+    mine, shipped = report("runs/brain", 0.0), report("foundation", 0.5)
+    shipped["tasks"][0]["rows"][0]["examples"] = 64  # another K: not paired
+    bench.add_other_models(mine, [shipped])
+    assert len(mine["tasks"][0]["rows"][0]["records"]) == 4
+    shipped["tasks"][0]["rows"][0]["examples"] = 16
+    bench.add_other_models(mine, [shipped])
+    table = bench.markdown(mine)
+    line = next(row for row in table.splitlines() if "weights foundation" in row)
+    assert line.rstrip().endswith("| -0.50 ± 0.00 |")  # this run's fine-tuned minus the shipped weights', per sample
