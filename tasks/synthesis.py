@@ -63,15 +63,16 @@ patient*, an image phantom of the simulator
 (:mod:`pet_projection.simulation.image_phantom`, the path the STIR thorax
 takes), and the simulator scans that patient for the task:
 
-- **mu-map** (:func:`tissue_mu_map`), from the body outline and the activity
-  alone: water in the body; for a brain a skull band
-  (:data:`SCALP_MM` under the outline, :data:`SKULL_MM` thick, cortical bone
-  of the simulator's table), so that the simulator's segmentation finds the
-  intracranial space and splits it into grey matter, white matter and CSF by
-  the activity; for a chest or trunk the lung fields, the interior regions of
-  the smoothed non-corrected image below :data:`LUNG_RATIO` of the body's
-  median activity and at least :data:`MIN_LUNG_MM2` large (lung, 0.0030 /mm);
-  an abdomen is water;
+- **mu-map** (:func:`tissue_mu_map`), from the body outline alone: water
+  in the body; for a brain a skull band (:data:`SCALP_MM` under the
+  outline, :data:`SKULL_MM` thick, cortical bone of the simulator's table),
+  so that the simulator's segmentation finds the intracranial space and
+  splits it into grey matter, white matter and CSF by the activity. Chests,
+  abdomens and trunks are water: lungs cannot be found from emission data
+  alone (in a non-corrected or water-corrected image they are not colder than
+  the mediastinum; a threshold found none of the simulator's own chest
+  lungs), so their synthetic patients have soft tissue and the hot and cold
+  regions the segmentation turns into lesions;
 - **activity**: OSEM of the generated counts with that mu-map's attenuation
   and the flat background, as for the other tasks;
 - **the pair**: :func:`pet_projection.simulation.simulate_sample` of the task
@@ -121,12 +122,12 @@ from pet_projection.simulation.patient import projector_for
 from pet_projection.simulation.phantoms import MU_511KEV_PER_MM, MU_SOFT_TISSUE_PER_MM, REGION_LABELS
 from pet_projection.validation import check_choice, positive_int
 
-__all__ = ["BODY_SMOOTHING_FWHM_BINS", "BODY_THRESHOLD", "KINETIC_TASKS", "LUNG_RATIO", "MANIFEST_FILE",
-           "MIN_LUNG_MM2", "MONTAGE_FILE", "PAIR_ACQUISITION", "PAIR_TASKS", "RECONSTRUCTION_NOTE", "SCALP_MM",
-           "SKULL_MM", "body_outline", "check_pair_prompt", "check_pair_task", "check_synthesis_prompt",
-           "image_grid", "kinetic_sample", "pair_config", "pair_projector", "prompt_labels", "reconstruct",
-           "stir_layout", "stir_mismatch", "synthesis_window", "synthesize", "synthetic_sample", "tissue_mu_map",
-           "training_bin_width_mm", "write_montage", "write_pair_dataset", "write_synthesis"]
+__all__ = ["BODY_SMOOTHING_FWHM_BINS", "BODY_THRESHOLD", "KINETIC_TASKS", "MANIFEST_FILE", "MONTAGE_FILE",
+           "PAIR_ACQUISITION", "PAIR_TASKS", "RECONSTRUCTION_NOTE", "SCALP_MM", "SKULL_MM", "body_outline",
+           "check_pair_prompt", "check_pair_task", "check_synthesis_prompt", "image_grid", "kinetic_sample",
+           "pair_config", "pair_projector", "prompt_labels", "reconstruct", "stir_layout", "stir_mismatch",
+           "synthesis_window", "synthesize", "synthetic_sample", "tissue_mu_map", "training_bin_width_mm",
+           "write_montage", "write_pair_dataset", "write_synthesis"]
 
 MANIFEST_FILE, MONTAGE_FILE = "manifest.json", "montage.png"
 SINOGRAMS_FILE, IMAGES_FILE = "sinograms.npy", "images.npy"
@@ -147,11 +148,9 @@ BODY_THRESHOLD = 0.2
 PAIR_ACQUISITION = AcquisitionSettings(fwhm_mm=0.0, scatter_fraction=0.0, randoms_fraction=0.0,
                                        efficiency_spread=0.0)
 _BODY_LABEL = "soft_tissue"
-# synthetic patients of the kinetic tasks (module notes): an adult scalp is about 5 mm and the skull 5-8 mm thick;
-# FDG lungs take up about a third of the mediastinal soft tissue
+# synthetic brains of the kinetic tasks (module notes): an adult scalp is about 5 mm thick, the skull 6-7 mm on
+# average (Lynnerup, Forensic Sci Int 117:45, 2001)
 SCALP_MM, SKULL_MM = 4.0, 7.0
-LUNG_RATIO = 0.5
-MIN_LUNG_MM2 = 400.0
 
 
 # ------------------------------------------------------------------------------------------------ prompt and window
@@ -515,15 +514,13 @@ def body_outline(image: np.ndarray) -> np.ndarray:
     return components == largest
 
 
-def tissue_mu_map(image: np.ndarray, body: np.ndarray, region: str, pixel_mm: float) -> np.ndarray:
-    """The mu-map (1/mm at 511 keV) of a synthetic patient from its activity alone (module notes).
+def tissue_mu_map(body: np.ndarray, region: str, pixel_mm: float) -> np.ndarray:
+    """The mu-map (1/mm at 511 keV) of a synthetic patient from its body outline (module notes).
 
     Parameters
     ----------
-    image : ndarray ``(ny, nx)``
-        Non-attenuation-corrected activity (any unit).
     body : ndarray of bool ``(ny, nx)``
-        :func:`body_outline` of ``image``.
+        :func:`body_outline` of the non-attenuation-corrected image.
     region : {"brain", "chest", "abdomen", "trunk"}
     pixel_mm : float
         Pixel size in mm.
@@ -531,20 +528,13 @@ def tissue_mu_map(image: np.ndarray, body: np.ndarray, region: str, pixel_mm: fl
     Returns
     -------
     ndarray, float64 ``(ny, nx)``
-        Water in the body; a skull band for a brain; lung fields for a chest or trunk; 0 outside.
+        Water in the body, with a skull band for a brain; 0 outside.
     """
     mu = np.where(body, MU_SOFT_TISSUE_PER_MM, 0.0)
     if region == "brain":
         outer = ndimage.binary_erosion(body, iterations=max(1, round(SCALP_MM / pixel_mm)))
         inner = ndimage.binary_erosion(outer, iterations=max(1, round(SKULL_MM / pixel_mm)))
         mu[outer & ~inner] = MU_511KEV_PER_MM["skull"]
-    elif region in ("chest", "trunk") and body.any():
-        smooth = ndimage.gaussian_filter(np.asarray(image, dtype=np.float64), BODY_SMOOTHING_FWHM_BINS / FWHM_PER_SIGMA)
-        interior = ndimage.binary_erosion(body, iterations=max(1, round(SCALP_MM / pixel_mm)))
-        components, n = ndimage.label(interior & (smooth < LUNG_RATIO * float(np.median(smooth[body]))))
-        sizes = np.bincount(components.ravel(), minlength=n + 1)
-        large = np.flatnonzero(sizes * pixel_mm ** 2 >= MIN_LUNG_MM2)
-        mu[np.isin(components, large[large > 0])] = MU_511KEV_PER_MM["lungs"]
     return mu
 
 
@@ -659,8 +649,8 @@ def kinetic_sample(task: str, sinogram: np.ndarray, window: SinogramWindow, conf
     -------
     TaskSample
         The simulator's sample of the task for the synthetic patient; its
-        metadata add ``synthesis`` (background per ray, body and lung or
-        skull pixels, the mu-map's settings) and ``total_counts`` is the
+        metadata add ``synthesis`` (background per ray, body and skull
+        pixels, the mu-map's settings) and ``total_counts`` is the
         generated sinogram's.
     """
     task = check_pair_task(task)
@@ -671,7 +661,7 @@ def kinetic_sample(task: str, sinogram: np.ndarray, window: SinogramWindow, conf
     counts = np.rint(np.maximum(np.asarray(sinogram, dtype=np.float64), 0.0))
     non_corrected = reconstruct(counts, window, n_iterations, n_subsets)
     body = body_outline(non_corrected)
-    mu_map = tissue_mu_map(non_corrected, body, config.anatomy, grid.voxel_size_mm[-1])
+    mu_map = tissue_mu_map(body, config.anatomy, grid.voxel_size_mm[-1])
     image, level, _ = _fitted_activity(counts, window, projector, mu_map, body, PAIR_ACQUISITION, rng, n_iterations,
                                        n_subsets)
     plane = ImageGrid((1,) + grid.shape, (1.0,) + grid.voxel_size_mm, (0.0,) + grid.origin_mm)
@@ -682,12 +672,11 @@ def kinetic_sample(task: str, sinogram: np.ndarray, window: SinogramWindow, conf
         patient = dataclasses.replace(config, total_counts=float(counts.sum()), activity_image=str(activity_path),
                                       mu_map_image=str(mu_path), mu_map_unit="1/mm")
         sample = simulate_sample(task, patient, rng)
-    tissue = {name: int(np.sum(mu_map == MU_511KEV_PER_MM[name]) if body.any() else 0) for name in ("skull", "lungs")}
     metadata = {**sample.metadata, "phantom_source": "allpet synthesize: the synthetic patient of a generated sinogram",
-                "synthesis": {"background_per_ray": level, "body_pixels": int(body.sum()), "mu_map_pixels": tissue,
+                "synthesis": {"background_per_ray": level, "body_pixels": int(body.sum()),
+                              "skull_pixels": int(np.sum(mu_map == MU_511KEV_PER_MM["skull"])),
                               "body_threshold": BODY_THRESHOLD, "body_smoothing_fwhm_bins": BODY_SMOOTHING_FWHM_BINS,
-                              "scalp_mm": SCALP_MM, "skull_mm": SKULL_MM, "lung_ratio": LUNG_RATIO,
-                              "min_lung_mm2": MIN_LUNG_MM2,
+                              "scalp_mm": SCALP_MM, "skull_mm": SKULL_MM,
                               "osem": {"n_iterations": n_iterations, "n_subsets": min(n_subsets, window.n_views)}}}
     return dataclasses.replace(sample, metadata=metadata)
 

@@ -47,7 +47,7 @@ per sample from ``--dose-factors`` (default 4 10 20 50 100),
 ``attenuation_correction`` targets the noise-free corrected sinogram.
 ``delayed_frame``, ``tracer_separation`` and ``tracer_conversion``: each
 generated sinogram becomes a synthetic patient (its activity image and a
-mu-map with a skull band for a brain, lung fields for a chest or trunk), an
+water mu-map of its body outline, with a skull band for a brain), an
 image phantom the simulator scans for the task with its kinetics, its second
 tracer (``--second-tracer``, default MET, or FDG for a MET prompt) and its
 acquisition physics. The prompt must name the tracer and the region, and the
