@@ -659,11 +659,11 @@ def kinetic_sample(task: str, sinogram: np.ndarray, window: SinogramWindow, conf
     projector = pair_projector(config, window)
     grid = projector_grid(projector)
     counts = np.rint(np.maximum(np.asarray(sinogram, dtype=np.float64), 0.0))
-    non_corrected = reconstruct(counts, window, n_iterations, n_subsets)
-    body = body_outline(non_corrected)
+    body = body_outline(reconstruct(counts, window, n_iterations, n_subsets))
     mu_map = tissue_mu_map(body, config.anatomy, grid.voxel_size_mm[-1])
     image, level, _ = _fitted_activity(counts, window, projector, mu_map, body, PAIR_ACQUISITION, rng, n_iterations,
                                        n_subsets)
+    # the image phantom format is 3D: one slice (its thickness is not used by 2D samples)
     plane = ImageGrid((1,) + grid.shape, (1.0,) + grid.voxel_size_mm, (0.0,) + grid.origin_mm)
     with tempfile.TemporaryDirectory(prefix="allpet-patient-") as folder:
         activity_path, mu_path = Path(folder) / "activity.npz", Path(folder) / "mu_map.npz"
