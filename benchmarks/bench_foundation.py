@@ -275,14 +275,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     command = "python -m benchmarks.bench_foundation " + " ".join(sys.argv[1:] if argv is None else argv)
     machine = f"{platform.machine()}, CPU only"
     if args.reference is not None:
+        if len(args.tasks) != 1:
+            parser.error("--reference runs one task: give exactly one --tasks")
         runs = [json.loads(Path(path).read_text(encoding="utf-8")) for path in args.against]  # read before the run
         if args.replot:
             report = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
         else:
-            (task,) = args.tasks
             report = {"command": command, "machine": machine, "date": time.strftime("%Y-%m-%d"),
-                      "reference": reference(task, args.reference, args.n_test, args.reference_steps, args.size,
-                                             args.seed, not args.no_progress)}
+                      "reference": reference(args.tasks[0], args.reference, args.n_test, args.reference_steps,
+                                             args.size, args.seed, not args.no_progress)}
             out.parent.mkdir(parents=True, exist_ok=True)
             out.with_suffix(".json").write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")
         out.with_suffix(".md").write_text(markdown_reference(report, runs), encoding="utf-8")
