@@ -37,7 +37,10 @@ pairs it with the fine-tuned models of the K-run reports given by
 ``--against`` (same seed, size and ``--n-test``: the same test samples).
 Without ``--reference``, ``--against`` adds the fine-tuned rows of the
 reports given (for example the shipped model's, beside ``--model DIR``'s) to
-the same K, paired sample by sample.
+the same K, paired sample by sample. ``--baselines-from JSON`` takes the
+from-scratch and UNet rows of the same task and K from earlier K-run reports
+(same seed, size and ``--n-test``; checked through the classical baseline's
+scores) and trains only the fine-tuned model: for new pretrained weights.
 """
 
 from __future__ import annotations
@@ -68,33 +71,66 @@ def _rows(records: list, method: str, rename: str) -> list[dict]:
 
 
 def run(task: str, examples: Sequence[int], n_test: int, steps: int, scratch_steps: int, size: int, seed: int,
-        progress: bool, model: str = "foundation", unsupervised: bool = True) -> dict:
+        progress: bool, model: str = "foundation", unsupervised: bool = True,
+        baselines_from: Sequence[dict] = ()) -> dict:
     """Records and summaries of one task for every K (module docstring).
 
     ``model`` is the pretrained weights (``"foundation"``: the shipped model,
     or a weights, run or checkpoint folder); ``unsupervised`` adds the
-    unsupervised low-dose rows at the first K.
+    unsupervised low-dose rows at the first K. ``baselines_from``: K-run
+    reports of the same seed, size and test sets whose from-scratch and UNet
+    records are taken instead of training them again (:func:`borrowed_row`).
     """
     base = PipelineConfig(task=task, size=size, n_views=size, n_train=max(examples), n_test=n_test, seed=seed,
                           n_unseen_test=n_test, diffusion_steps=steps, autoencoder_steps=scratch_steps)
     train, test = make_samples(base, progress=progress)
     out: dict = {"task": task, "rows": []}
     for k in examples:
+        earlier = borrowed_row(baselines_from, task, k)
+        own = dataclasses.replace(base, n_train=k, ldm_init=model, scratch_steps=0 if earlier else scratch_steps,
+                                  unet_steps=0 if earlier else base.unet_steps,
+                                  unsupervised=unsupervised and task == "low_dose" and k == examples[0])
         with tempfile.TemporaryDirectory() as work:
             started = time.perf_counter()
-            result = run_task(dataclasses.replace(base, n_train=k, ldm_init=model, scratch_steps=scratch_steps,
-                                                  unsupervised=unsupervised and task == "low_dose"
-                                                  and k == examples[0]),
-                              Path(work), progress, samples=(train[:k], test))
+            result = run_task(own, Path(work), progress, samples=(train[:k], test))
             total_s = time.perf_counter() - started
         records = _rows(result.records, METHOD_LDM, METHOD_FINETUNED)
         out["classical"] = result.info["filtered_baseline"]  # post-filtered OSEM, or unmixing for separation
         records += [record for method in (METHOD_SCRATCH, METHOD_UNET, out["classical"], METHOD_UNSUPERVISED)
                     for record in _rows(result.records, method, method)]
-        scratch_s = result.timings_s["LDM from scratch"]
-        out["rows"].append({"examples": k, "test_sets": list(result.test_sets), "records": records,
-                            "seconds": {METHOD_FINETUNED: total_s - scratch_s, METHOD_SCRATCH: scratch_s}})
+        row = {"examples": k, "test_sets": list(result.test_sets), "records": records}
+        if earlier:
+            _check_same_samples(records, earlier["records"], out["classical"], task, k)
+            row["records"] += [r for r in earlier["records"] if r["method"] in (METHOD_SCRATCH, METHOD_UNET)]
+            row["seconds"] = {METHOD_FINETUNED: total_s, METHOD_SCRATCH: earlier["seconds"][METHOD_SCRATCH]}
+            row["baselines_from"] = earlier["command"]
+        else:
+            scratch_s = result.timings_s["LDM from scratch"]
+            row["seconds"] = {METHOD_FINETUNED: total_s - scratch_s, METHOD_SCRATCH: scratch_s}
+        out["rows"].append(row)
     return out
+
+
+def borrowed_row(reports: Sequence[dict], task: str, k: int) -> Optional[dict]:
+    """The row of ``task`` and ``k`` in the K-run ``reports`` (the first that has it, with its report's
+    ``command``), or None."""
+    for report in reports:
+        for entry in report["tasks"]:
+            for row in entry["rows"]:
+                if entry["task"] == task and row["examples"] == k:
+                    return {**row, "command": report["command"]}
+    return None
+
+
+def _check_same_samples(records: list, earlier: list, classical: str, task: str, k: int) -> None:
+    """Raise unless the classical baseline scores the same on the same samples in both runs (the same test set)."""
+    def key(rows: list) -> dict:
+        return {(r["test_set"], r["sample"], r["channel"]): r["psnr"] for r in rows if r["method"] == classical}
+
+    mine, theirs = key(records), key(earlier)
+    if mine.keys() != theirs.keys() or any(abs(mine[s] - theirs[s]) > 1e-3 for s in mine):
+        raise ValueError(f"--baselines-from: the report's {task} K = {k} run has other test samples or baselines "
+                         "(give the same --seed, --size and --n-test)")
 
 
 def reference(task: str, n: int, n_test: int, steps: int, size: int, seed: int, progress: bool) -> dict:
@@ -168,7 +204,10 @@ def markdown(report: dict) -> str:
                             else _paired(records, test_set, METHOD_FINETUNED, method, "psnr").format(2))
                     lines.append(f"| {test_set} | {method} | " + " | ".join(cells) + f" | {gain} |")
             lines += ["", f"Wall time: fine-tuned run (with baselines) {row['seconds'][METHOD_FINETUNED]:.0f} s, "
-                      f"scratch run {row['seconds'][METHOD_SCRATCH]:.0f} s.", ""]
+                      f"scratch run {row['seconds'][METHOD_SCRATCH]:.0f} s."]
+            if "baselines_from" in row:
+                lines.append(f"The from-scratch and UNet rows (same samples) are those of `{row['baselines_from']}`.")
+            lines.append("")
     return "\n".join(lines)
 
 
@@ -262,6 +301,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--against", nargs="*", default=(), metavar="JSON",
                         help="K-run reports whose fine-tuned models are paired with this run's (other pretrained "
                              "weights) or, with --reference, with the reference")
+    parser.add_argument("--baselines-from", nargs="*", default=(), metavar="JSON",
+                        help="K-run reports (same seed, size, --n-test) whose from-scratch and UNet rows are taken "
+                             "instead of training them again")
     parser.add_argument("--out", default="benchmarks/results/foundation")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--replot", action="store_true", help="redraw .md and .png from the existing .json, no runs")
@@ -290,9 +332,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(markdown_reference(report, runs))
         return 0
     others = [json.loads(Path(path).read_text(encoding="utf-8")) for path in args.against]  # read before the runs
+    earlier = [json.loads(Path(path).read_text(encoding="utf-8")) for path in args.baselines_from]
+    missing = [f"{task} K = {k}" for task in args.tasks for k in args.examples if earlier
+               and borrowed_row(earlier, task, k) is None]
+    if missing:
+        parser.error(f"--baselines-from: no row for {', '.join(missing)} in {' '.join(args.baselines_from)}")
     report = {"command": command, "machine": machine, "date": time.strftime("%Y-%m-%d"), "model": args.model,
               "tasks": [run(task, args.examples, args.n_test, args.steps, args.scratch_steps, args.size, args.seed,
-                            not args.no_progress, args.model, args.unsupervised) for task in args.tasks]}
+                            not args.no_progress, args.model, args.unsupervised, earlier) for task in args.tasks]}
     add_other_models(report, others)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")

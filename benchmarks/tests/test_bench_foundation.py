@@ -51,3 +51,28 @@ def test_against_adds_the_other_weights_fine_tuned_rows_paired_by_sample():
     table = bench.markdown(mine)
     line = next(row for row in table.splitlines() if "weights foundation" in row)
     assert line.rstrip().endswith("| -0.50 ± 0.00 |")  # this run's fine-tuned minus the shipped weights', per sample
+
+
+def test_baselines_from_takes_scratch_and_unet_rows_and_refuses_other_samples(tmp_path):
+    pytest.importorskip("torch")
+    from benchmarks import bench_foundation as bench
+
+    common = ["--tasks", "low_dose", "--examples", "2", "--n-test", "2", "--size", "32", "--steps", "1",
+              "--scratch-steps", "1", "--no-unsupervised", "--no-progress"]
+    first = tmp_path / "first"
+    assert bench.main(common + ["--out", str(first)]) == 0
+    second = tmp_path / "second"
+    assert bench.main(common + ["--out", str(second), "--baselines-from", str(first.with_suffix(".json"))]) == 0
+    before, after = (json.loads(p.with_suffix(".json").read_text(encoding="utf-8"))["tasks"][0]["rows"][0]
+                     for p in (first, second))
+    for method in (bench.METHOD_SCRATCH, bench.METHOD_UNET):
+        assert [r for r in after["records"] if r["method"] == method] == \
+            [r for r in before["records"] if r["method"] == method] != []
+    assert after["baselines_from"].startswith("python -m benchmarks.bench_foundation")
+    assert "are those of `python -m benchmarks.bench_foundation" in second.with_suffix(".md").read_text("utf-8")
+    with pytest.raises(SystemExit):  # no row for K = 4: refused before any training
+        bench.main(common[:3] + ["4"] + common[4:] + ["--out", str(tmp_path / "x"), "--baselines-from",
+                                                      str(first.with_suffix(".json"))])
+    with pytest.raises(ValueError, match="other test samples"):
+        bench.main(common + ["--seed", "5", "--out", str(tmp_path / "y"), "--baselines-from",
+                             str(first.with_suffix(".json"))])
