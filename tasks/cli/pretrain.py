@@ -24,7 +24,7 @@ import shlex
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from .errors import command
 
@@ -52,6 +52,41 @@ def _log_rows(run: Path, stage: str) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+def _stages(run: Path, config: Any, step: int, totals: dict[str, int]) -> tuple[list[tuple[str, str]], float]:
+    """``("<stage> stage", "N steps x batch = M examples; last logged loss L")`` of each stage run trained (up to
+    global ``step``), and its logged training seconds; adds each stage's examples to ``totals``."""
+    stages, elapsed, before = [], 0.0, 0
+    for stage, stage_config in config.train.stages.items():
+        done = min(stage_config.steps, max(0, step - before))
+        before += stage_config.steps
+        if done == 0:
+            continue
+        logged = [row for row in _log_rows(run, stage) if int(row.get("step", 0)) <= step]  # logged global steps
+        elapsed += sum(float(row.get("elapsed_s", 0.0)) for row in logged)
+        loss = f"{float(logged[-1]['loss']):.4f}" if logged else "not logged"
+        examples = done * config.train.batch_size
+        totals[stage] = totals.get(stage, 0) + examples
+        stages.append((f"{stage} stage", f"{done} steps x {config.train.batch_size} = {examples:,} examples; "
+                                         f"last logged loss {loss}"))
+    return stages, elapsed
+
+
+def _lineage(config: Any) -> list[tuple[Path, Any, int]]:
+    """The runs whose weights a run continues (``train.init_from``, followed back while it names a training run or
+    one of its checkpoints), oldest first: (run folder, its config, the global step continued from)."""
+    from ldm.checkpoints import CHECKPOINT_DIR, CONFIG_FILE, checkpoint_step, find_checkpoint, read_run_config
+
+    chain: list[tuple[Path, Any, int]] = []
+    while config.train.init_from is not None and len(chain) < 32:
+        checkpoint = find_checkpoint(config.train.init_from)
+        if checkpoint is None or checkpoint.parent.name != CHECKPOINT_DIR:
+            break  # a weights folder: its own card tells its history
+        ancestor = checkpoint.parent.parent
+        config = read_run_config(checkpoint / CONFIG_FILE)
+        chain.insert(0, (ancestor, config, checkpoint_step(checkpoint)))
+    return chain
+
+
 def model_card(run: Path, checkpoint: Path, command_line: str, n_parameters: int) -> str:
     """The model card (Markdown) of run folder ``run`` exported from ``checkpoint``."""
     import numpy as np
@@ -72,17 +107,24 @@ def model_card(run: Path, checkpoint: Path, command_line: str, n_parameters: int
              f"| exported | {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} from `{checkpoint.name}` |",
              f"| parameters | {n_parameters:,} |",
              f"| seed | {config.train.seed} |",
+             f"| DMM layout | {config.data.layout or 'enumerated'} (`data.layout`) |",
              f"| global step | {step} of {config.train.total_steps} |"]
-    elapsed, before = 0.0, 0
-    for stage, stage_config in config.train.stages.items():
-        rows = _log_rows(run, stage)
-        done = min(stage_config.steps, max(0, step - before))
-        before += stage_config.steps
-        elapsed += sum(float(row.get("elapsed_s", 0.0)) for row in rows)
-        loss = float(rows[-1]["loss"]) if rows else float("nan")
-        lines.append(f"| {stage} stage | {done} steps x {config.train.batch_size} = {done * config.train.batch_size:,} "
-                     f"examples; last logged loss {loss:.4f} |")
-    lines.append(f"| training time | {elapsed / 60:.1f} min |")
+    earlier, rows = _lineage(config), []
+    totals: dict[str, int] = {}
+    elapsed = 0.0
+    for ancestor_run, ancestor_config, ancestor_step in [*earlier, (run, config, step)]:
+        stages, seconds = _stages(ancestor_run, ancestor_config, ancestor_step, totals)
+        elapsed += seconds
+        if ancestor_run != run:
+            done = "; ".join(f"{name}: {text}" for name, text in stages)
+            rows.append(f"| continues | `{ancestor_run}` (seed {ancestor_config.train.seed}, DMM layout "
+                        f"{ancestor_config.data.layout or 'enumerated'}): {done}; {seconds / 60:.1f} min |")
+        else:
+            rows += [f"| {name} | {text} |" for name, text in stages]
+    lines += rows
+    if earlier:
+        lines.append("| in all | " + "; ".join(f"{stage} {n:,} examples" for stage, n in totals.items()) + " |")
+    lines.append(f"| training time | {elapsed / 60:.1f} min{' in all' if earlier else ''} |")
     device = f"CUDA {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "no GPU"
     lines.append(f"| machine | {platform.machine()}, {os.cpu_count()} CPU cores, {device}, torch {torch.__version__}, "
                  f"torch threads: {config.train.cpu_threads or 'default'} |")

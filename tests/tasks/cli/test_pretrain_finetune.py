@@ -39,6 +39,19 @@ def test_pretrain_exports_a_weights_folder_with_its_model_card(pretrained):
         torch.testing.assert_close(value, other, rtol=0, atol=0, msg=name)
 
 
+def test_the_model_card_of_a_continued_pretraining_counts_every_run_of_its_lineage(pretrained):
+    more = pretrained / "more"
+    assert allpet(["pretrain", "--out", str(more / "run"), "--export", str(more / "weights"), "--no-progress", *TINY,
+                   f"train.init_from={pretrained / 'run'}", "train.stages.autoencoder.steps=0",
+                   "train.stages.diffusion.steps=3", "data.layout=every"]) == 0
+    card = (more / "weights" / "MODEL_CARD.md").read_text()
+    first = f"| continues | `{pretrained / 'run'}` (seed 0, DMM layout enumerated): autoencoder stage: 2 steps x 4"
+    assert first + " = 8 examples" in card
+    assert "| diffusion stage | 3 steps x 4 = 12 examples;" in card and "autoencoder stage |" not in card
+    assert "| in all | autoencoder 8 examples; diffusion 20 examples |" in card  # 2 x 4 before, 3 x 4 now
+    assert "| DMM layout | every (`data.layout`) |" in card and "min in all |" in card
+
+
 def test_init_weights_refuses_another_architecture(pretrained):
     from ldm.model import LDMConfig, SinogramLDM
 
