@@ -41,6 +41,8 @@ the same K, paired sample by sample. ``--baselines-from JSON`` takes the
 from-scratch and UNet rows of the same task and K from earlier K-run reports
 (same seed, size and ``--n-test``; checked through the classical baseline's
 scores) and trains only the fine-tuned model: for new pretrained weights.
+``--summary JSON...`` runs nothing: it tabulates K-run reports over tasks
+(:func:`markdown_summary`).
 """
 
 from __future__ import annotations
@@ -244,6 +246,48 @@ def markdown_reference(report: dict, runs: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
+def _bold_if_apart(summary) -> str:
+    """``summary`` to two decimals, bold when its 95% CI excludes 0."""
+    text = f"{summary.mean:+.2f} ± {(summary.high - summary.low) / 2:.2f}" if summary.n else "n/a"
+    return f"**{text}**" if summary.n > 1 and (summary.low > 0 or summary.high < 0) else text
+
+
+def markdown_summary(reports: Sequence[dict]) -> str:
+    """One table per K over the tasks of the K-run ``reports``: the fine-tuned model's paired PSNR differences
+    (dB, 95% CI; bold where the CI excludes 0) from scratch, the UNet and any other weights' fine-tune
+    (``--against`` rows), per test set, and the in-distribution PSNRs."""
+    by_k: dict[int, list] = {}
+    for report in reports:
+        for task in report["tasks"]:
+            for row in task["rows"]:
+                by_k.setdefault(row["examples"], []).append((task, row))
+    lines = ["# Foundation model: few-shot adaptation, every task", "",
+             "Pretrained + fine-tuned minus each other method, image PSNR (dB), paired by test slice and output "
+             "channel, mean ± 95% CI half-width; bold where the CI excludes 0. Reports: "
+             + "; ".join(f"`{report['command']}`" for report in reports), ""]
+    for k, entries in sorted(by_k.items()):
+        sets = list(dict.fromkeys(test_set for _, row in entries for test_set in row["test_sets"]))
+        others = [METHOD_SCRATCH, METHOD_UNET]
+        others += [m for m in dict.fromkeys(r["method"] for _, row in entries for r in row["records"])
+                   if m.startswith(f"{METHOD_FINETUNED}, weights ")]
+        names = {METHOD_SCRATCH: "scratch", METHOD_UNET: "UNet"}
+        header = [f"minus {names.get(m, m[len(METHOD_FINETUNED) + 2:])}: {test_set}"
+                  for m in others for test_set in sets]
+        lines += [f"## K = {k} paired examples", "",
+                  "| task | " + " | ".join(header) + " | in-distribution PSNR: fine-tuned / scratch / UNet / "
+                  "post-filtered classical |", "|---|" + "---|" * (len(header) + 1)]
+        for task, row in entries:
+            records = row["records"]
+            cells = [_bold_if_apart(_paired(records, test_set, METHOD_FINETUNED, other, "psnr"))
+                     for other in others for test_set in sets]
+            classical = task.get("classical", METHOD_INPUT_FILTERED)
+            absolute = " / ".join(f"{_summary(records, sets[0], m, 'psnr').mean:.2f}"
+                                  for m in (METHOD_FINETUNED, METHOD_SCRATCH, METHOD_UNET, classical))
+            lines.append(f"| {task['task']} | " + " | ".join(cells) + f" | {absolute} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def plot(report: dict, path: Path) -> None:
     """Paired PSNR gain over the post-filtered classical baseline (mean, 95% CI) against K: panels per task and set."""
     import matplotlib
@@ -304,11 +348,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--baselines-from", nargs="*", default=(), metavar="JSON",
                         help="K-run reports (same seed, size, --n-test) whose from-scratch and UNet rows are taken "
                              "instead of training them again")
+    parser.add_argument("--summary", nargs="*", default=None, metavar="JSON",
+                        help="no runs: write --out's .md, one table per K over the tasks of these K-run reports")
     parser.add_argument("--out", default="benchmarks/results/foundation")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--replot", action="store_true", help="redraw .md and .png from the existing .json, no runs")
     args = parser.parse_args(argv)
     out = Path(args.out)
+    if args.summary is not None:
+        reports = [json.loads(Path(path).read_text(encoding="utf-8")) for path in args.summary]
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix(".md").write_text(markdown_summary(reports), encoding="utf-8")
+        print(markdown_summary(reports))
+        return 0
     if args.replot and args.reference is None:
         report = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
         out.with_suffix(".md").write_text(markdown(report), encoding="utf-8")

@@ -76,3 +76,29 @@ def test_baselines_from_takes_scratch_and_unet_rows_and_refuses_other_samples(tm
     with pytest.raises(ValueError, match="other test samples"):
         bench.main(common + ["--seed", "5", "--out", str(tmp_path / "y"), "--baselines-from",
                              str(first.with_suffix(".json"))])
+
+
+def test_summary_tabulates_paired_differences_per_k_over_tasks(tmp_path):
+    from benchmarks import bench_foundation as bench
+
+    def records(method, shift, noise):
+        return [{"test_set": "in_distribution", "sample": k, "channel": 0, "method": method,
+                 "psnr": 20.0 + k + shift + noise * (-1) ** k, "ssim": 0.5, "contrast_recovery": 0.5}
+                for k in range(4)]
+
+    def row(k, scratch_shift):
+        return {"examples": k, "test_sets": ["in_distribution"], "seconds": {},
+                "records": records(bench.METHOD_FINETUNED, 0.0, 0.0) + records(bench.METHOD_SCRATCH, scratch_shift, 0)
+                + records(bench.METHOD_UNET, 0.0, 1.0) + records(bench.METHOD_INPUT_FILTERED, -2.0, 0.0)}
+
+    reports = [{"command": "a", "tasks": [{"task": "low_dose", "rows": [row(16, -0.5), row(64, 0.25)]}]},
+               {"command": "b", "tasks": [{"task": "delayed_frame", "rows": [row(16, 0.0)]}]}]
+    path = tmp_path / "summary.json"
+    path.write_text(json.dumps(reports[0]), encoding="utf-8")
+    (tmp_path / "b.json").write_text(json.dumps(reports[1]), encoding="utf-8")
+    assert bench.main(["--summary", str(path), str(tmp_path / "b.json"), "--out", str(tmp_path / "table")]) == 0
+    table = (tmp_path / "table.md").read_text(encoding="utf-8")
+    k16 = table[table.index("## K = 16"):table.index("## K = 64")]
+    assert "| low_dose | **+0.50 ± 0.00** | +0.00 ± 1.84 | 21.50 / 21.00 / 21.50 / 19.50 |" in k16
+    assert "| delayed_frame | +0.00 ± 0.00 |" in k16  # no difference: not bold
+    assert "| low_dose | **-0.25 ± 0.00** |" in table[table.index("## K = 64"):] and "`a`; `b`" in table
