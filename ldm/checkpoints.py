@@ -32,8 +32,8 @@ from pet_projection.io.files import atomic_write, remove_tree, replace_directory
 
 __all__ = ["CHECKPOINT_DIR", "CONFIG_FILE", "EMA_FILE", "MODEL_FILE", "STATE_FILE", "LoadedCheckpoint",
            "checkpoint_step", "find_checkpoint", "list_checkpoints", "load_state", "load_weights", "print_skipped",
-           "read_checkpoint", "read_newest_checkpoint", "read_run_config", "read_weights", "save_checkpoint",
-           "write_config"]
+           "read_checkpoint", "read_newest_checkpoint", "read_run_config", "read_weights", "run_lineage",
+           "save_checkpoint", "write_config"]
 
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_PREFIX = "step_"
@@ -75,6 +75,24 @@ def find_checkpoint(path: Any) -> Optional[Path]:
     """
     found = list_checkpoints(path)
     return found[0] if found else None
+
+
+def run_lineage(config: Any) -> list[tuple[Path, Any, int]]:
+    """The training runs whose weights a run of ``config`` continues, oldest first.
+
+    ``config.train.init_from`` is followed back while it names a training
+    run or one of its checkpoints (a weights folder ends the chain: its own
+    model card tells its history). Returns ``(run folder, its config, the
+    global step continued from)`` per run.
+    """
+    chain: list[tuple[Path, Any, int]] = []
+    while config.train.init_from is not None and len(chain) < 64:
+        checkpoint = find_checkpoint(config.train.init_from)
+        if checkpoint is None or checkpoint.parent.name != CHECKPOINT_DIR:
+            break
+        config = read_run_config(checkpoint / CONFIG_FILE)
+        chain.insert(0, (checkpoint.parent.parent, config, checkpoint_step(checkpoint)))
+    return chain
 
 
 def read_weights(folder: Path, *, ema: bool, device: str = "cpu") -> dict[str, torch.Tensor]:

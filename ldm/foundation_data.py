@@ -191,6 +191,16 @@ class FoundationCollate:
         ids = [int(item["sample_id"]) + 1 for item in items] + [int(item["base_index"]) for item in items]
         return np.random.default_rng(np.random.SeedSequence([self.seed, *ids]))
 
+    def _roles(self, rng: np.random.Generator, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        synthesis = rng.random(batch_size) < self.synthesis_fraction
+        complement = rng.random(batch_size) < self.complement_fraction
+        return synthesis, complement
+
+    def roles(self, items: Sequence[Mapping[str, torch.Tensor]]) -> tuple[np.ndarray, np.ndarray]:
+        """Which items of a batch become synthesis examples (nothing known) and which know the complement of their
+        mask: bool ``(len(items),)`` each, as :meth:`__call__` draws them."""
+        return self._roles(self._rng(items), len(items))
+
     def _window(self, rng: np.random.Generator) -> tuple[int, int, int, int]:
         """``(first view, n views, first bin, n bins)`` of the batch's window."""
         n_views, n_bins = self.bases.sinograms.shape[1:]
@@ -203,9 +213,7 @@ class FoundationCollate:
     def __call__(self, items: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         collated = default_collate(list(items))
         rng = self._rng(items)
-        batch_size = len(items)
-        synthesis = rng.random(batch_size) < self.synthesis_fraction
-        complement = rng.random(batch_size) < self.complement_fraction
+        synthesis, complement = self._roles(rng, len(items))
         mask = collated["mask"].numpy().astype(np.float32)
         mask = np.where(complement[:, None, None], 1.0 - mask, mask)
         mask = np.where(synthesis[:, None, None], 0.0, mask).astype(np.float32)
@@ -224,7 +232,7 @@ class FoundationCollate:
         widths = self.bases.bin_width_mm[base]
         centre_first = (first_bin - 0.5 * (full.shape[-1] - 1)) * widths
         step = np.pi / views_total
-        rows = np.stack([np.full(batch_size, first_view * step), np.full(batch_size, step), centre_first, widths],
+        rows = np.stack([np.full(len(items), first_view * step), np.full(len(items), step), centre_first, widths],
                         axis=1)
         task = np.where(synthesis, PROMPT_TASKS.index("synthesis"), PROMPT_TASKS.index("inpainting"))
         return {"target": target, "input": known, "known": known, "mask": mask_w,

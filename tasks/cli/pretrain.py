@@ -71,28 +71,12 @@ def _stages(run: Path, config: Any, step: int, totals: dict[str, int]) -> tuple[
     return stages, elapsed
 
 
-def _lineage(config: Any) -> list[tuple[Path, Any, int]]:
-    """The runs whose weights a run continues (``train.init_from``, followed back while it names a training run or
-    one of its checkpoints), oldest first: (run folder, its config, the global step continued from)."""
-    from ldm.checkpoints import CHECKPOINT_DIR, CONFIG_FILE, checkpoint_step, find_checkpoint, read_run_config
-
-    chain: list[tuple[Path, Any, int]] = []
-    while config.train.init_from is not None and len(chain) < 32:
-        checkpoint = find_checkpoint(config.train.init_from)
-        if checkpoint is None or checkpoint.parent.name != CHECKPOINT_DIR:
-            break  # a weights folder: its own card tells its history
-        ancestor = checkpoint.parent.parent
-        config = read_run_config(checkpoint / CONFIG_FILE)
-        chain.insert(0, (ancestor, config, checkpoint_step(checkpoint)))
-    return chain
-
-
 def model_card(run: Path, checkpoint: Path, command_line: str, n_parameters: int) -> str:
     """The model card (Markdown) of run folder ``run`` exported from ``checkpoint``."""
     import numpy as np
     import torch
 
-    from ldm.checkpoints import CONFIG_FILE, checkpoint_step, read_run_config
+    from ldm.checkpoints import CONFIG_FILE, checkpoint_step, read_run_config, run_lineage
     from ldm.foundation_data import BaseSlices, describe_bases
     from ldm.training_data import BASE_SLICES_FILE
 
@@ -109,7 +93,7 @@ def model_card(run: Path, checkpoint: Path, command_line: str, n_parameters: int
              f"| seed | {config.train.seed} |",
              f"| DMM layout | {config.data.layout or 'enumerated'} (`data.layout`) |",
              f"| global step | {step} of {config.train.total_steps} |"]
-    earlier, rows = _lineage(config), []
+    earlier, rows = run_lineage(config), []
     totals: dict[str, int] = {}
     elapsed = 0.0
     for ancestor_run, ancestor_config, ancestor_step in [*earlier, (run, config, step)]:
