@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import platform
 import sys
 import tempfile
@@ -36,6 +35,7 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
+from benchmarks.reports import write_results
 from tasks.ldm_runs import autoencoder_steps, example_items, ldm_experiment, train_ldm
 from tasks.metrics import summarise
 from tasks.pipeline import model_examples
@@ -139,11 +139,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                                                                       else argv),
               "tasks": [run(t, args.examples, args.n_test, args.finetune_steps, args.scratch_steps, args.seed,
                             not args.no_progress) for t in args.tasks]}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(report, indent=1), encoding="utf-8")
-    out.with_suffix(".md").write_text(markdown(report), encoding="utf-8")
-    print(markdown(report))
+    write_results(Path(args.out), report, markdown(report))
     return 0
 
 

@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.bench_physics_prior import RESULTS, write_results
+from benchmarks.bench_physics_prior import RESULTS
+from benchmarks.reports import write_results
 
 LAST_STEPS = 50  # steps averaged for the final training loss (module docstring)
 

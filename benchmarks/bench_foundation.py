@@ -57,6 +57,7 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
+from benchmarks.reports import write_results
 from tasks.metrics import summarise
 from tasks.pipeline import run_task
 from tasks.pipeline_config import PipelineConfig
@@ -357,13 +358,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     out = Path(args.out)
     if args.summary is not None:
         reports = [json.loads(Path(path).read_text(encoding="utf-8")) for path in args.summary]
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.with_suffix(".md").write_text(markdown_summary(reports), encoding="utf-8")
-        print(markdown_summary(reports))
+        write_results(out, None, markdown_summary(reports))
         return 0
     if args.replot and args.reference is None:
         report = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
-        out.with_suffix(".md").write_text(markdown(report), encoding="utf-8")
+        write_results(out, None, markdown(report))
         plot(report, out.with_suffix(".png"))
         return 0
     command = "python -m benchmarks.bench_foundation " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -378,10 +377,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             report = {"command": command, "machine": machine, "date": time.strftime("%Y-%m-%d"),
                       "reference": reference(args.tasks[0], args.reference, args.n_test, args.reference_steps,
                                              args.size, args.seed, not args.no_progress)}
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.with_suffix(".json").write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")
-        out.with_suffix(".md").write_text(markdown_reference(report, runs), encoding="utf-8")
-        print(markdown_reference(report, runs))
+        write_results(out, None if args.replot else report, markdown_reference(report, runs))
         return 0
     others = [json.loads(Path(path).read_text(encoding="utf-8")) for path in args.against]  # read before the runs
     earlier = [json.loads(Path(path).read_text(encoding="utf-8")) for path in args.baselines_from]
@@ -393,11 +389,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               "tasks": [run(task, args.examples, args.n_test, args.steps, args.scratch_steps, args.size, args.seed,
                             not args.no_progress, args.model, args.unsupervised, earlier) for task in args.tasks]}
     add_other_models(report, others)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")
-    out.with_suffix(".md").write_text(markdown(report), encoding="utf-8")
+    write_results(out, report, markdown(report))
     plot(report, out.with_suffix(".png"))
-    print(markdown(report))
     return 0
 
 

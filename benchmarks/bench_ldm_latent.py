@@ -43,7 +43,8 @@ from typing import Optional
 
 import numpy as np
 
-from benchmarks.bench_physics_prior import RESULTS, write_results
+from benchmarks.bench_physics_prior import RESULTS
+from benchmarks.reports import write_results
 
 TARGET_GAIN_DB = 3.0
 

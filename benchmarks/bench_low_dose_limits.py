@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.bench_physics_prior import RESULTS, write_results
+from benchmarks.bench_physics_prior import RESULTS
+from benchmarks.reports import write_results
 from pet_projection import map_tv
 from tasks.baselines import osem_image, post_filter, tune_post_filter
 from tasks.metrics import psnr

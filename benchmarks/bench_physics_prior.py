@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks.reports import write_results
 from tasks.baselines import SinogramUNet, osem_image, post_filter, tune_post_filter
 from tasks.examples import build_examples
 from tasks.metrics import image_metrics, psnr
@@ -118,13 +118,6 @@ def markdown(report: dict) -> str:
               f"{r['lesion_abs_bias']:.3f} |"
               for name, r in report["rows"].items()]
     return "\n".join(lines) + "\n"
-
-
-def write_results(out: Path, report: dict, text: str) -> None:
-    """``report`` as ``out.json`` and its Markdown ``text`` as ``out.md``; prints the text."""
-    out.with_suffix(".json").write_text(json.dumps(report, indent=1), encoding="utf-8")
-    out.with_suffix(".md").write_text(text, encoding="utf-8")
-    print(text)
 
 
 def main(argv=None) -> int:

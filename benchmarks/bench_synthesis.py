@@ -61,6 +61,7 @@ import numpy as np
 import torch
 
 from benchmarks.bench_windows import residual
+from benchmarks.reports import write_results
 from ldm.foundation_data import BaseSlices, load_base_slices
 from ldm.prompts import Prompt, parse_prompt
 from ldm.weights import load_model
@@ -494,10 +495,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               "all_prompts": {"physics": pooled_physics, "distribution": all_prompts}, "unseen": unseen,
               "usefulness": useful}
     report["targets"] = targets(report)
-    out.with_suffix(".json").write_text(json.dumps(report, indent=1), encoding="utf-8")
-    lines = _markdown(report, args)
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print("\n".join(lines))
+    write_results(out, report, "\n".join(_markdown(report, args)) + "\n")
     return 0
 
 

@@ -28,7 +28,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from benchmarks.bench_physics_prior import RESULTS, write_results
+from benchmarks.bench_physics_prior import RESULTS
+from benchmarks.reports import write_results
 from pet_projection.simulation import TASKS
 
 METRICS = ("psnr", "ssim", "nrmse", "lesion_abs_bias", "sino_psnr")

@@ -32,7 +32,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from benchmarks.bench_physics_prior import RESULTS, write_results
+from benchmarks.bench_physics_prior import RESULTS
+from benchmarks.reports import write_results
 from pet_projection.simulation import TaskSample
 from tasks.baselines import osem_image, post_filter, tune_post_filter
 from tasks.examples import with_resampled_inputs, with_warped_anatomies

@@ -28,7 +28,6 @@ Writes ``--out`` ``.json`` and ``.md``. Run: ``python -m benchmarks.bench_window
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import platform
 import sys
@@ -38,6 +37,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from benchmarks.reports import write_results
 from ldm.foundation_data import _window_rows, simulate_base_slices
 from ldm.prompts import PROMPT_TASKS, parse_prompt
 from ldm.weights import load_model
@@ -178,11 +178,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         cells = [f"{row[c]:.3f}" if isinstance(row[c], float)
                  else f"{row[c]['mean']:.3f} [{row[c]['low']:.3f}, {row[c]['high']:.3f}]" for c in columns]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(report, indent=1), encoding="utf-8")
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print("\n".join(lines))
+    write_results(Path(args.out), report, "\n".join(lines) + "\n")
     return 0
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from benchmarks.reports import write_results
 from ldm.batch_order import EpochBatchSampler
 from ldm.checkpoints import CONFIG_FILE, checkpoint_step, find_checkpoint, read_run_config, run_lineage
 from ldm.training_data import build_training_data
@@ -109,11 +109,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     total["distinct"] = len(keys)
     command = "python -m benchmarks.pretraining_samples " + " ".join(sys.argv[1:] if argv is None else argv)
     report = {"command": command, "date": time.strftime("%Y-%m-%d"), "runs": runs, "total": total}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(report, indent=1), encoding="utf-8")
-    out.with_suffix(".md").write_text(markdown(report), encoding="utf-8")
-    print(markdown(report))
+    write_results(Path(args.out), report, markdown(report))
     return 0
 
 
