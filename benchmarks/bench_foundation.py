@@ -42,7 +42,8 @@ from-scratch and UNet rows of the same task and K from earlier K-run reports
 (same seed, size and ``--n-test``; checked through the classical baseline's
 scores) and trains only the fine-tuned model: for new pretrained weights.
 ``--summary JSON...`` runs nothing: it tabulates K-run reports over tasks
-(:func:`markdown_summary`).
+(:func:`markdown_summary`) and draws every task's curves against K from all
+of them (:func:`merge_reports`, :func:`plot`).
 """
 
 from __future__ import annotations
@@ -289,6 +290,20 @@ def markdown_summary(reports: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
+def merge_reports(reports: Sequence[dict]) -> dict:
+    """One report whose tasks hold the rows of every K-run report given (for example a task's K = 16, 64 run and
+    its K = 256 run), rows sorted by K, tasks in order of first appearance."""
+    tasks: dict[str, dict] = {}
+    for report in reports:
+        for task in report["tasks"]:
+            entry = tasks.setdefault(task["task"], {"task": task["task"], "rows": []})
+            entry["classical"] = task.get("classical", entry.get("classical", METHOD_INPUT_FILTERED))
+            entry["rows"] += task["rows"]
+    for entry in tasks.values():
+        entry["rows"].sort(key=lambda row: row["examples"])
+    return {"tasks": list(tasks.values())}
+
+
 def plot(report: dict, path: Path) -> None:
     """Paired PSNR gain over the post-filtered classical baseline (mean, 95% CI) against K: panels per task and set."""
     import matplotlib
@@ -350,7 +365,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="K-run reports (same seed, size, --n-test) whose from-scratch and UNet rows are taken "
                              "instead of training them again")
     parser.add_argument("--summary", nargs="*", default=None, metavar="JSON",
-                        help="no runs: write --out's .md, one table per K over the tasks of these K-run reports")
+                        help="no runs: write --out's .md, one table per K over the tasks of these K-run reports, "
+                             "and .png, the curves against K of every task")
     parser.add_argument("--out", default="benchmarks/results/foundation")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--replot", action="store_true", help="redraw .md and .png from the existing .json, no runs")
@@ -359,6 +375,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.summary is not None:
         reports = [json.loads(Path(path).read_text(encoding="utf-8")) for path in args.summary]
         write_results(out, None, markdown_summary(reports))
+        plot(merge_reports(reports), out.with_suffix(".png"))
         return 0
     if args.replot and args.reference is None:
         report = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))

@@ -102,3 +102,8 @@ def test_summary_tabulates_paired_differences_per_k_over_tasks(tmp_path):
     assert "| low_dose | **+0.50 ± 0.00** | +0.00 ± 1.84 | 21.50 / 21.00 / 21.50 / 19.50 |" in k16
     assert "| delayed_frame | +0.00 ± 0.00 |" in k16  # no difference: not bold
     assert "| low_dose | **-0.25 ± 0.00** |" in table[table.index("## K = 64"):] and "`a`; `b`" in table
+    assert (tmp_path / "table.png").stat().st_size > 0
+    merged = bench.merge_reports([reports[1], reports[0], {"command": "c", "tasks": [
+        {"task": "delayed_frame", "rows": [row(4, 0.0)]}]}])
+    assert [t["task"] for t in merged["tasks"]] == ["delayed_frame", "low_dose"]
+    assert [r["examples"] for r in merged["tasks"][0]["rows"]] == [4, 16]
