@@ -10,8 +10,9 @@ nothing known), the inpainting examples and among those the distinct
 ``(base slice, known rays)`` pairs (the known rays are the DMM or random-shape
 mask or its complement), per DMM layout.
 
-Run: ``python -m benchmarks.pretraining_samples runs/foundation_every``
-(about 4 minutes for 256,000 items on one core); ``--out`` gets ``.json`` and ``.md``.
+Run: ``python -m benchmarks.pretraining_samples runs/foundation_every`` (17
+minutes for 256,000 items on a 2-core CPU shared with other jobs); ``--out``
+gets ``.json`` and ``.md``.
 """
 
 from __future__ import annotations
