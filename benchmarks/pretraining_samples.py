@@ -101,7 +101,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--out", default="benchmarks/results/pretraining_samples")
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args(argv)
-    runs = lineage_counts(Path(args.run), args.progress)
+    try:
+        runs = lineage_counts(Path(args.run), args.progress)
+    except ValueError as error:  # not a run folder, or a config or cache that does not read
+        parser.error(str(error))
     keys: set = set()
     for row in runs:
         keys |= row["keys"]

@@ -44,3 +44,12 @@ def test_replay_counts_the_diffusion_items_of_every_run_of_the_lineage(tmp_path)
     items = [data.dataset[int(i)] for i in order[4:16]]
     synthesis = sum(int(data.collate_fn.roles(items[k:k + 4])[0].sum()) for k in (0, 4, 8))
     assert runs[0]["synthesis"] == synthesis
+
+
+def test_a_folder_without_checkpoints_is_refused_in_one_line(tmp_path, capsys):
+    from benchmarks import pretraining_samples
+
+    with pytest.raises(SystemExit):
+        pretraining_samples.main([str(tmp_path), "--out", str(tmp_path / "counts")])
+    assert f"{tmp_path} has no checkpoint: not a training run" in capsys.readouterr().err
+    assert not (tmp_path / "counts.json").exists()
