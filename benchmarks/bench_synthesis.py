@@ -61,7 +61,7 @@ import numpy as np
 import torch
 
 from benchmarks.bench_windows import residual
-from benchmarks.reports import write_results
+from benchmarks.reports import shown_path, write_results
 from ldm.foundation_data import BaseSlices, load_base_slices
 from ldm.prompts import Prompt, parse_prompt
 from ldm.weights import load_model
@@ -370,7 +370,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     # ---- the generators
     timings: dict[str, dict] = {"ALL-PET": {"parameters": sum(p.numel() for p in model.parameters()),
-                                            "model": str(folder)}}
+                                            "model": shown_path(folder)}}
     generators: dict[str, Any] = {}
     for name, steps in zip(("VAE", "GAN", "SGM"), args.train_steps[:3]):
         generators[name], timings[name] = train_baseline(name, training.sinograms, training.tracer, training.region,

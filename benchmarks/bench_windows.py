@@ -37,7 +37,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from benchmarks.reports import write_results
+from benchmarks.reports import shown_path, write_results
 from ldm.foundation_data import _window_rows, simulate_base_slices
 from ldm.prompts import PROMPT_TASKS, parse_prompt
 from ldm.weights import load_model
@@ -158,15 +158,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "completion, MLEM of known views": _cell(physics_completion_errors(window, real, known,
                                                                                args.iterations))})
     arguments = sys.argv[1:] if argv is None else argv
-    report = {"command": "python -m benchmarks.bench_windows " + " ".join(arguments), "model": str(folder),
+    report = {"command": "python -m benchmarks.bench_windows " + " ".join(arguments), "model": shown_path(folder),
               "prompt": args.prompt, "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, CPU",
               "rows": rows}
     columns = ("residual generated", "residual held-out", "profile distance, requested range",
                "profile distance, wrong range", "completion, true window", "completion, wrong window",
                "completion, MLEM of known views")
     lines = [f"# Sinogram windows of the foundation model ({report['date']}, {report['machine']})", "",
-             f"Command: `{report['command']}`; model `{folder}`; prompt \"{args.prompt}\"; {args.n} sinograms per "
-             f"window, {args.steps} DDIM steps; MLEM {args.iterations} iterations; mean [95% CI]. Residual: relative "
+             f"Command: `{report['command']}`; model `{report['model']}`; prompt \"{args.prompt}\"; "
+             f"{args.n} sinograms per window, {args.steps} DDIM steps; MLEM {args.iterations} iterations; mean "
+             "[95% CI]. Residual: relative "
              "residual of the MLEM fit with the window's projector. Profile distance: total variation between mean "
              "radial profiles of generated and held-out windows (0: equal, 1: disjoint). Completion: relative L2 "
              "error on the unknown views (every other block of 8 views known).", "",

@@ -8,7 +8,17 @@ from typing import Optional
 
 from pet_projection.io.files import atomic_write
 
-__all__ = ["write_results"]
+__all__ = ["shown_path", "write_results"]
+
+
+def shown_path(path: Path) -> str:
+    """``path`` as a report shows it: relative to the current folder when inside it (a repository checkout), else
+    absolute, so reports name no machine's folders."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def write_results(out: Path, report: Optional[dict], text: str) -> None:
